@@ -1,0 +1,3 @@
+module github.com/kubepim/kubepim
+
+go 1.26
