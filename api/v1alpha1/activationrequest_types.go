@@ -1,0 +1,173 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ActivationRequest states.
+const (
+	ActivationStatePending         = "Pending"
+	ActivationStatePendingApproval = "PendingApproval"
+	ActivationStateScheduled       = "Scheduled"
+	ActivationStateActive          = "Active"
+	ActivationStateExpired         = "Expired"
+	ActivationStateDenied          = "Denied"
+	ActivationStateCancelled       = "Cancelled"
+	ActivationStateDeactivated     = "Deactivated"
+	ActivationStateFailed          = "Failed"
+)
+
+// Annotations people put on an ActivationRequest.
+const (
+	// AnnotationCancel withdraws a request that is not active yet.
+	AnnotationCancel = "kubepim.io/cancel"
+	// AnnotationDeactivate ends an active request now; its value is the reason.
+	AnnotationDeactivate = "kubepim.io/deactivate"
+	// AnnotationTOTP carries a one-time code on create; the webhook verifies
+	// and removes it before the request is stored.
+	AnnotationTOTP = "kubepim.io/totp"
+)
+
+// Ticket is a change or incident ticket backing an activation.
+type Ticket struct {
+	// System is the ticketing system, for example "jira" or "servicenow".
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	System string `json:"system"`
+
+	// Number of the ticket in that system.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Number string `json:"number"`
+}
+
+// ActivationRequestSpec is a request to activate an eligible role. It is
+// immutable once created.
+// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="an ActivationRequest's spec is immutable; use the kubepim.io/cancel or kubepim.io/deactivate annotation, or create a new request"
+// +kubebuilder:validation:XValidation:rule="self.roleRef.kind == 'ClusterRole' || (has(self.__namespace__) && self.__namespace__ != ”)",message="a Role can only be activated in a namespace: set spec.namespace"
+type ActivationRequestSpec struct {
+	// RoleRef is the role to activate.
+	RoleRef RoleRef `json:"roleRef"`
+
+	// Namespace to activate the role in; empty means cluster-wide.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace,omitempty"`
+
+	// Duration of the activation, for example "1h"; at most the role's
+	// activation.maxDuration.
+	Duration metav1.Duration `json:"duration"`
+
+	// StartTime is when the activation should start; absent means now.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+
+	// Justification for the activation.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Justification string `json:"justification,omitempty"`
+
+	// Ticket backing the activation.
+	// +optional
+	Ticket *Ticket `json:"ticket,omitempty"`
+
+	// Extends names an Active request of the same requester, role and
+	// namespace that this one takes over from without a gap.
+	// +optional
+	Extends string `json:"extends,omitempty"`
+
+	// Requester is who asked, stamped by kubepim's admission webhook from
+	// the authenticated request; whatever a client sends here is replaced.
+	// +optional
+	Requester *UserInfo `json:"requester,omitempty"`
+}
+
+// ApprovalRecord is one approver's decision.
+type ApprovalRecord struct {
+	// Approver who decided, as authenticated.
+	Approver UserInfo `json:"approver"`
+	// Decision is Approve or Deny.
+	Decision string `json:"decision"`
+	// Reason the approver gave.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// Time of the decision.
+	Time metav1.Time `json:"time"`
+}
+
+// ActivationRequestStatus is what kubepim observed of an ActivationRequest.
+type ActivationRequestStatus struct {
+	// ObservedGeneration is the generation last reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// State is Pending, PendingApproval, Scheduled, Active, Expired, Denied,
+	// Cancelled, Deactivated or Failed.
+	// +optional
+	State string `json:"state,omitempty"`
+
+	// Approvals recorded so far.
+	// +optional
+	// +listType=atomic
+	Approvals []ApprovalRecord `json:"approvals,omitempty"`
+
+	// ActivatedAt is when the role was (or will be) granted.
+	// +optional
+	ActivatedAt *metav1.Time `json:"activatedAt,omitempty"`
+
+	// ExpiresAt is when the grant ends: activatedAt + duration.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// EndedAt is when the request reached a final state.
+	// +optional
+	EndedAt *metav1.Time `json:"endedAt,omitempty"`
+
+	// Binding kubepim keeps while the request is Active.
+	// +optional
+	Binding *BindingReference `json:"binding,omitempty"`
+
+	// Message says in words why the request is in its state.
+	// +optional
+	Message string `json:"message,omitempty"`
+
+	// Conditions: Ready, Granted, Approved.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// ActivationRequest asks to activate an eligible role now or at a chosen
+// time, for a duration, with justification, ticket and MFA.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=pimar;pimact,categories=pim
+// +kubebuilder:printcolumn:name="Role",type=string,JSONPath=`.spec.roleRef.name`
+// +kubebuilder:printcolumn:name="Namespace",type=string,JSONPath=`.spec.namespace`
+// +kubebuilder:printcolumn:name="Requester",type=string,JSONPath=`.spec.requester.username`
+// +kubebuilder:printcolumn:name="Duration",type=string,JSONPath=`.spec.duration`,priority=1
+// +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.state`
+// +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type ActivationRequest struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   ActivationRequestSpec   `json:"spec"`
+	Status ActivationRequestStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// ActivationRequestList is a list of ActivationRequests.
+type ActivationRequestList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ActivationRequest `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ActivationRequest{}, &ActivationRequestList{})
+}

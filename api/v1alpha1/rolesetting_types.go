@@ -1,0 +1,231 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// RoleSettingRoleRef names the role a RoleSetting governs.
+// +structType=atomic
+// +kubebuilder:validation:XValidation:rule="self.kind == 'Role' ? has(self.__namespace__) && self.__namespace__ != ” : !has(self.__namespace__) || self.__namespace__ == ”",message="roleRef.namespace is required for a Role and must be empty for a ClusterRole"
+type RoleSettingRoleRef struct {
+	// Kind is ClusterRole or Role.
+	// +kubebuilder:validation:Enum=ClusterRole;Role
+	Kind string `json:"kind"`
+
+	// Name of the role.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Namespace of a Role.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// ApprovalPolicy says whether activating a role needs someone's consent.
+// +kubebuilder:validation:XValidation:rule="!self.required || (has(self.approvers) && size(self.approvers) > 0)",message="approval.approvers must name at least one User or Group when approval is required"
+// +kubebuilder:validation:XValidation:rule="!self.required || !has(self.approvers) || self.requiredApprovals <= size(self.approvers) || self.approvers.exists(a, a.kind == 'Group')",message="approval.requiredApprovals cannot exceed the number of named approvers"
+type ApprovalPolicy struct {
+	// Required makes every activation wait for approval.
+	// +kubebuilder:default=false
+	// +optional
+	Required bool `json:"required"`
+
+	// Approvers who may approve or deny. A requester never approves their
+	// own request, even when named here.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	Approvers []Principal `json:"approvers,omitempty"`
+
+	// RequiredApprovals is how many distinct approvers must approve.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10
+	// +optional
+	RequiredApprovals int32 `json:"requiredApprovals"`
+
+	// Timeout after which an unanswered request is denied.
+	// +kubebuilder:default="24h"
+	// +optional
+	Timeout metav1.Duration `json:"timeout"`
+}
+
+// ActivationPolicy is what activating the role requires.
+// +kubebuilder:validation:XValidation:rule="duration(self.maxDuration) > duration('0s') && duration(self.maxDuration) <= duration('24h')",message="activation.maxDuration must be more than 0s and at most 24h"
+type ActivationPolicy struct {
+	// MaxDuration is the longest an activation may last.
+	// +kubebuilder:default="8h"
+	// +optional
+	MaxDuration metav1.Duration `json:"maxDuration"`
+
+	// RequireJustification refuses activations without a justification.
+	// +kubebuilder:default=true
+	// +optional
+	RequireJustification bool `json:"requireJustification"`
+
+	// RequireTicket refuses activations without a ticket system and number.
+	// +kubebuilder:default=false
+	// +optional
+	RequireTicket bool `json:"requireTicket"`
+
+	// RequireMFA refuses activations whose requester has not proven a
+	// second factor (an MFA claim from the identity provider, or a TOTP
+	// code).
+	// +kubebuilder:default=false
+	// +optional
+	RequireMFA bool `json:"requireMFA"`
+
+	// Approval of activations.
+	// +kubebuilder:default={}
+	// +optional
+	Approval ApprovalPolicy `json:"approval"`
+}
+
+// EligibleAssignmentPolicy bounds eligible assignments.
+type EligibleAssignmentPolicy struct {
+	// AllowPermanent allows eligible assignments with no endTime.
+	// +kubebuilder:default=true
+	// +optional
+	AllowPermanent bool `json:"allowPermanent"`
+
+	// MaxDuration is the longest an eligible assignment may last.
+	// +optional
+	MaxDuration *metav1.Duration `json:"maxDuration,omitempty"`
+}
+
+// ActiveAssignmentPolicy bounds active (standing) assignments.
+type ActiveAssignmentPolicy struct {
+	// AllowPermanent allows active assignments with no endTime.
+	// +kubebuilder:default=true
+	// +optional
+	AllowPermanent bool `json:"allowPermanent"`
+
+	// MaxDuration is the longest an active assignment may last.
+	// +optional
+	MaxDuration *metav1.Duration `json:"maxDuration,omitempty"`
+
+	// RequireJustification refuses active assignments without one.
+	// +kubebuilder:default=false
+	// +optional
+	RequireJustification bool `json:"requireJustification"`
+
+	// RequireMFA refuses active assignments made without MFA.
+	// +kubebuilder:default=false
+	// +optional
+	RequireMFA bool `json:"requireMFA"`
+}
+
+// AssignmentPolicy bounds assignments of the role.
+type AssignmentPolicy struct {
+	// Eligible assignments.
+	// +kubebuilder:default={}
+	// +optional
+	Eligible EligibleAssignmentPolicy `json:"eligible"`
+
+	// Active assignments.
+	// +kubebuilder:default={}
+	// +optional
+	Active ActiveAssignmentPolicy `json:"active"`
+}
+
+// NotificationTarget is where notifications go.
+type NotificationTarget struct {
+	// Name of the target, for logs and events.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+
+	// Events to send; empty means all.
+	// +optional
+	// +listType=set
+	Events []string `json:"events,omitempty"`
+
+	// Email recipients.
+	// +optional
+	// +listType=set
+	Email []string `json:"email,omitempty"`
+
+	// WebhookSecretRef names a Secret (in the manager's namespace) whose
+	// "url" key is a chat or HTTP webhook.
+	// +optional
+	WebhookSecretRef string `json:"webhookSecretRef,omitempty"`
+}
+
+// NotificationPolicy says who hears about what happens to the role.
+type NotificationPolicy struct {
+	// Targets of notifications.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Targets []NotificationTarget `json:"targets,omitempty"`
+}
+
+// RoleSettingSpec is the policy of one role.
+type RoleSettingSpec struct {
+	// RoleRef is the role this policy governs.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="roleRef is immutable; create a new RoleSetting instead"
+	RoleRef RoleSettingRoleRef `json:"roleRef"`
+
+	// Activation is what activating the role requires.
+	// +kubebuilder:default={}
+	// +optional
+	Activation ActivationPolicy `json:"activation"`
+
+	// Assignment bounds eligible and active assignments of the role.
+	// +kubebuilder:default={}
+	// +optional
+	Assignment AssignmentPolicy `json:"assignment"`
+
+	// Notifications about the role.
+	// +optional
+	Notifications NotificationPolicy `json:"notifications,omitempty"`
+}
+
+// RoleSettingStatus is what kubepim observed of a RoleSetting.
+type RoleSettingStatus struct {
+	// ObservedGeneration is the generation last reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready, Conflict.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// RoleSetting is the policy of one Role or ClusterRole: how long an
+// activation may last, what it requires, who approves, how long assignments
+// may last and who is notified. A role with no RoleSetting gets the defaults.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=pimrs,categories=pim
+// +kubebuilder:printcolumn:name="Role-Kind",type=string,JSONPath=`.spec.roleRef.kind`
+// +kubebuilder:printcolumn:name="Role",type=string,JSONPath=`.spec.roleRef.name`
+// +kubebuilder:printcolumn:name="Namespace",type=string,JSONPath=`.spec.roleRef.namespace`
+// +kubebuilder:printcolumn:name="Max",type=string,JSONPath=`.spec.activation.maxDuration`
+// +kubebuilder:printcolumn:name="Approval",type=boolean,JSONPath=`.spec.activation.approval.required`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type RoleSetting struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   RoleSettingSpec   `json:"spec"`
+	Status RoleSettingStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// RoleSettingList is a list of RoleSettings.
+type RoleSettingList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []RoleSetting `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&RoleSetting{}, &RoleSettingList{})
+}

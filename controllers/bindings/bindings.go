@@ -1,0 +1,353 @@
+// Package bindings keeps the RoleBindings and ClusterRoleBindings that kubepim
+// grants with: exactly the one an owner (a RoleAssignment or an
+// ActivationRequest) should have, or none. Every binding it makes carries the
+// managed-by label and its owner's kind, name and UID, so that drift can be
+// repaired and orphans removed, and every revocation re-reads the binding from
+// the API server and deletes it with a UID precondition.
+package bindings
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"slices"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+)
+
+// OwnerIndex is the cache field index of managed bindings by owner,
+// "<kind>/<name>".
+const OwnerIndex = "kubepim.io/owner"
+
+// Owner is the kubepim object a binding belongs to.
+type Owner struct {
+	Kind string
+	Name string
+	UID  types.UID
+}
+
+func (o Owner) indexKey() string { return o.Kind + "/" + o.Name }
+
+// OwnerKey returns the owner index value of a managed binding, or "" when
+// the object is not a kubepim-managed binding.
+func OwnerKey(obj client.Object) string {
+	if obj.GetLabels()[pimv1.LabelManagedBy] != pimv1.ManagedByValue {
+		return ""
+	}
+	kind, name := obj.GetLabels()[pimv1.LabelOwnerKind], obj.GetAnnotations()[pimv1.AnnotationOwnerName]
+	if kind == "" || name == "" {
+		return ""
+	}
+	return kind + "/" + name
+}
+
+// OwnerName returns the owner name recorded on a managed binding of the given
+// owner kind, or "".
+func OwnerName(obj client.Object, kind string) string {
+	if obj.GetLabels()[pimv1.LabelManagedBy] != pimv1.ManagedByValue || obj.GetLabels()[pimv1.LabelOwnerKind] != kind {
+		return ""
+	}
+	return obj.GetAnnotations()[pimv1.AnnotationOwnerName]
+}
+
+// Grant is the binding an owner should have.
+type Grant struct {
+	Subject   rbacv1.Subject
+	RoleRef   pimv1.RoleRef
+	Namespace string // empty: a ClusterRoleBinding
+}
+
+// SubjectFor converts a kubepim subject to an RBAC subject.
+func SubjectFor(s pimv1.Subject) rbacv1.Subject {
+	switch s.Kind {
+	case pimv1.SubjectKindServiceAccount:
+		return rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: s.Name, Namespace: s.Namespace}
+	case pimv1.SubjectKindGroup:
+		return rbacv1.Subject{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: s.Name}
+	default:
+		return rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: s.Name}
+	}
+}
+
+// Name is the deterministic binding name for an owner: "kubepim-<prefix>-<name>",
+// shortened with a hash when it would be too long for an object name.
+func Name(prefix, ownerName string) string {
+	name := "kubepim-" + prefix + "-" + ownerName
+	if len(name) <= 253 {
+		return name
+	}
+	sum := sha256.Sum256([]byte(ownerName))
+	return name[:253-17] + "-" + hex.EncodeToString(sum[:])[:16]
+}
+
+// Desired builds the binding for a grant.
+func Desired(owner Owner, name string, g Grant) client.Object {
+	meta := metav1.ObjectMeta{
+		Name:      name,
+		Namespace: g.Namespace,
+		Labels: map[string]string{
+			pimv1.LabelManagedBy: pimv1.ManagedByValue,
+			pimv1.LabelOwnerKind: owner.Kind,
+			pimv1.LabelOwnerUID:  string(owner.UID),
+		},
+		Annotations: map[string]string{pimv1.AnnotationOwnerName: owner.Name},
+		// A second line of defence: in a cluster running garbage collection,
+		// deleting the owner deletes the binding even if kubepim is down.
+		OwnerReferences: []metav1.OwnerReference{{
+			APIVersion: pimv1.GroupVersion.String(),
+			Kind:       owner.Kind,
+			Name:       owner.Name,
+			UID:        owner.UID,
+		}},
+	}
+	roleRef := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: g.RoleRef.Kind, Name: g.RoleRef.Name}
+	subjects := []rbacv1.Subject{g.Subject}
+	if g.Namespace == "" {
+		return &rbacv1.ClusterRoleBinding{ObjectMeta: meta, RoleRef: roleRef, Subjects: subjects}
+	}
+	return &rbacv1.RoleBinding{ObjectMeta: meta, RoleRef: roleRef, Subjects: subjects}
+}
+
+// Reference describes a binding for an owner's status.
+func Reference(obj client.Object) *pimv1.BindingReference {
+	kind := "RoleBinding"
+	if _, ok := obj.(*rbacv1.ClusterRoleBinding); ok {
+		kind = "ClusterRoleBinding"
+	}
+	return &pimv1.BindingReference{Kind: kind, Name: obj.GetName(), Namespace: obj.GetNamespace(), UID: string(obj.GetUID())}
+}
+
+// Outcome says what Sync changed.
+type Outcome struct {
+	// Created is true when the wanted binding did not exist and was made.
+	Created bool
+	// Repaired is true when the wanted binding existed but had drifted.
+	Repaired bool
+	// Removed counts bindings of the owner that were deleted.
+	Removed int
+	// Binding is the wanted binding as it now stands, if any.
+	Binding *pimv1.BindingReference
+}
+
+// ErrNameTaken is returned when the deterministic binding name belongs to a
+// binding kubepim does not manage; kubepim never takes over such a binding.
+type ErrNameTaken struct{ Kind, Namespace, Name string }
+
+func (e *ErrNameTaken) Error() string {
+	return fmt.Sprintf("%s %q already exists and is not managed by kubepim; rename or delete it", e.Kind, types.NamespacedName{Namespace: e.Namespace, Name: e.Name}.String())
+}
+
+// Syncer makes the bindings of an owner exactly what is wanted.
+type Syncer struct {
+	// Client reads from the manager's cache (which holds managed bindings
+	// only) and writes to the API server.
+	Client client.Client
+	// APIReader reads from the API server directly, for revocations and for
+	// names the cache cannot see.
+	APIReader client.Reader
+}
+
+// Sync makes want (nil for none) the only binding of owner: it creates or
+// repairs want and revokes every other binding the owner has.
+func (s *Syncer) Sync(ctx context.Context, owner Owner, want client.Object) (Outcome, error) {
+	var out Outcome
+	owned, err := s.owned(ctx, owner)
+	if err != nil {
+		return out, err
+	}
+	for _, obj := range owned {
+		if want != nil && sameObject(obj, want) && obj.GetLabels()[pimv1.LabelOwnerUID] == string(owner.UID) {
+			continue
+		}
+		removed, err := s.Revoke(ctx, obj)
+		if err != nil {
+			return out, err
+		}
+		if removed {
+			out.Removed++
+		}
+	}
+	if want == nil {
+		return out, nil
+	}
+	out.Created, out.Repaired, err = s.ensure(ctx, owner, want)
+	if err != nil {
+		return out, err
+	}
+	out.Binding = Reference(want)
+	return out, nil
+}
+
+// owned lists the managed bindings recorded for owner (by kind and name; an
+// earlier owner of the same name shows up here too and is revoked).
+func (s *Syncer) owned(ctx context.Context, owner Owner) ([]client.Object, error) {
+	var crbs rbacv1.ClusterRoleBindingList
+	if err := s.Client.List(ctx, &crbs, client.MatchingFields{OwnerIndex: owner.indexKey()}); err != nil {
+		return nil, err
+	}
+	var rbs rbacv1.RoleBindingList
+	if err := s.Client.List(ctx, &rbs, client.MatchingFields{OwnerIndex: owner.indexKey()}); err != nil {
+		return nil, err
+	}
+	out := make([]client.Object, 0, len(crbs.Items)+len(rbs.Items))
+	for i := range crbs.Items {
+		out = append(out, &crbs.Items[i])
+	}
+	for i := range rbs.Items {
+		out = append(out, &rbs.Items[i])
+	}
+	return out, nil
+}
+
+// ensure creates want or repairs the existing binding of that name.
+func (s *Syncer) ensure(ctx context.Context, owner Owner, want client.Object) (created, repaired bool, err error) {
+	current := want.DeepCopyObject().(client.Object)
+	err = s.Client.Get(ctx, client.ObjectKeyFromObject(want), current)
+	if apierrors.IsNotFound(err) {
+		// The cache only holds managed bindings: an unmanaged binding of the
+		// same name, or one whose label was removed, is invisible to it.
+		err = s.APIReader.Get(ctx, client.ObjectKeyFromObject(want), current)
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+		if err := s.Client.Create(ctx, want); err != nil {
+			if apierrors.IsAlreadyExists(err) {
+				return false, false, fmt.Errorf("binding appeared while creating it, will retry: %w", err)
+			}
+			return false, false, err
+		}
+		return true, false, nil
+	case err != nil:
+		return false, false, err
+	}
+	if !ownedBy(current, owner) {
+		return false, false, &ErrNameTaken{Kind: Reference(want).Kind, Namespace: want.GetNamespace(), Name: want.GetName()}
+	}
+	want.SetUID(current.GetUID())
+	if matches(current, want) {
+		return false, false, nil
+	}
+	if !equality.Semantic.DeepEqual(roleRefOf(current), roleRefOf(want)) {
+		// roleRef of a binding is immutable: replace the binding.
+		if _, err := s.Revoke(ctx, current); err != nil {
+			return false, false, err
+		}
+		if err := s.Client.Create(ctx, want); err != nil {
+			return false, false, err
+		}
+		return false, true, nil
+	}
+	repairedObj := current.DeepCopyObject().(client.Object)
+	labels := maps.Clone(current.GetLabels())
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	maps.Copy(labels, want.GetLabels())
+	repairedObj.SetLabels(labels)
+	annotations := maps.Clone(current.GetAnnotations())
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	maps.Copy(annotations, want.GetAnnotations())
+	repairedObj.SetAnnotations(annotations)
+	repairedObj.SetOwnerReferences(want.GetOwnerReferences())
+	setSubjects(repairedObj, subjectsOf(want))
+	if err := s.Client.Update(ctx, repairedObj); err != nil {
+		return false, false, err
+	}
+	want.SetUID(repairedObj.GetUID())
+	return false, true, nil
+}
+
+// Revoke deletes a managed binding. It re-reads the binding from the API
+// server (the cache may lag) and deletes it with a UID precondition, so that
+// only the very binding that was read is deleted. It reports whether a
+// binding was deleted.
+func (s *Syncer) Revoke(ctx context.Context, obj client.Object) (bool, error) {
+	fresh := obj.DeepCopyObject().(client.Object)
+	if err := s.APIReader.Get(ctx, client.ObjectKeyFromObject(obj), fresh); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	if fresh.GetLabels()[pimv1.LabelManagedBy] != pimv1.ManagedByValue && !hasKubepimOwnerRef(fresh) {
+		// Not ours (any more): never delete what kubepim does not manage.
+		return false, nil
+	}
+	uid := fresh.GetUID()
+	err := s.Client.Delete(ctx, fresh, client.Preconditions{UID: &uid})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func ownedBy(obj client.Object, owner Owner) bool {
+	if obj.GetLabels()[pimv1.LabelOwnerUID] == string(owner.UID) {
+		return true
+	}
+	// The labels may have been edited away; an owner reference still proves it.
+	return slices.ContainsFunc(obj.GetOwnerReferences(), func(r metav1.OwnerReference) bool { return r.UID == owner.UID })
+}
+
+func hasKubepimOwnerRef(obj client.Object) bool {
+	return slices.ContainsFunc(obj.GetOwnerReferences(), func(r metav1.OwnerReference) bool {
+		return r.APIVersion == pimv1.GroupVersion.String()
+	})
+}
+
+func sameObject(a, b client.Object) bool {
+	return Reference(a).Kind == Reference(b).Kind && a.GetNamespace() == b.GetNamespace() && a.GetName() == b.GetName()
+}
+
+func matches(current, want client.Object) bool {
+	for k, v := range want.GetLabels() {
+		if current.GetLabels()[k] != v {
+			return false
+		}
+	}
+	for k, v := range want.GetAnnotations() {
+		if current.GetAnnotations()[k] != v {
+			return false
+		}
+	}
+	return equality.Semantic.DeepEqual(current.GetOwnerReferences(), want.GetOwnerReferences()) &&
+		equality.Semantic.DeepEqual(roleRefOf(current), roleRefOf(want)) &&
+		equality.Semantic.DeepEqual(subjectsOf(current), subjectsOf(want))
+}
+
+func roleRefOf(obj client.Object) rbacv1.RoleRef {
+	switch b := obj.(type) {
+	case *rbacv1.ClusterRoleBinding:
+		return b.RoleRef
+	case *rbacv1.RoleBinding:
+		return b.RoleRef
+	}
+	return rbacv1.RoleRef{}
+}
+
+func subjectsOf(obj client.Object) []rbacv1.Subject {
+	switch b := obj.(type) {
+	case *rbacv1.ClusterRoleBinding:
+		return b.Subjects
+	case *rbacv1.RoleBinding:
+		return b.Subjects
+	}
+	return nil
+}
+
+func setSubjects(obj client.Object, subjects []rbacv1.Subject) {
+	switch b := obj.(type) {
+	case *rbacv1.ClusterRoleBinding:
+		b.Subjects = subjects
+	case *rbacv1.RoleBinding:
+		b.Subjects = subjects
+	}
+}

@@ -1,0 +1,186 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers/bindings"
+	"github.com/kubepim/kubepim/controllers/policy"
+)
+
+// nameTakenRetry is how often an assignment whose binding name is taken by
+// an unmanaged binding looks again (kubepim does not watch unmanaged bindings).
+const nameTakenRetry = 30 * time.Second
+
+// RoleAssignmentReconciler keeps, for each Active RoleAssignment, exactly one
+// binding of its subject to its role from startTime to endTime, and none
+// outside that window. Eligible assignments bind nothing; they are what
+// ActivationRequests are checked against.
+type RoleAssignmentReconciler struct {
+	client.Client
+	Bindings *bindings.Syncer
+	Recorder events.EventRecorder
+	Options
+}
+
+// +kubebuilder:rbac:groups=kubepim.io,resources=roleassignments,verbs=get;list;watch
+// +kubebuilder:rbac:groups=kubepim.io,resources=roleassignments/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterrolebindings;rolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles;roles,verbs=bind,resourceNames=*
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings one RoleAssignment's binding in line with its window at
+// this instant, and asks to be called again at the next deadline.
+func (r *RoleAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	now := r.Clock.Now()
+	ra := &pimv1.RoleAssignment{}
+	if err := r.Get(ctx, req.NamespacedName, ra); err != nil {
+		if apierrors.IsNotFound(err) {
+			// Gone: whatever it granted goes too.
+			_, err := r.Bindings.Sync(ctx, bindings.Owner{Kind: "RoleAssignment", Name: req.Name}, nil)
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{}, err
+	}
+	owner := bindings.Owner{Kind: "RoleAssignment", Name: ra.Name, UID: ra.UID}
+	if !ra.DeletionTimestamp.IsZero() {
+		_, err := r.Bindings.Sync(ctx, owner, nil)
+		return ctrl.Result{}, err
+	}
+
+	before := ra.DeepCopy()
+	state, bound, next := policy.AssignmentState(ra, now)
+	var want client.Object
+	if bound {
+		want = bindings.Desired(owner, bindings.Name("ra", ra.Name), bindings.Grant{
+			Subject:   bindings.SubjectFor(ra.Spec.Subject),
+			RoleRef:   ra.Spec.RoleRef,
+			Namespace: ra.Spec.Namespace,
+		})
+	}
+	outcome, syncErr := r.Bindings.Sync(ctx, owner, want)
+
+	r.summarize(ra, now, state, outcome, syncErr)
+	r.announce(before, ra, outcome)
+	if err := r.patchStatus(ctx, before, ra); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	var taken *bindings.ErrNameTaken
+	switch {
+	case errors.As(syncErr, &taken):
+		return ctrl.Result{RequeueAfter: nameTakenRetry}, nil
+	case syncErr != nil:
+		return ctrl.Result{}, syncErr
+	}
+	return ctrl.Result{RequeueAfter: policy.RequeueAfter(now, next, r.maxRequeue())}, nil
+}
+
+// summarize writes the state, binding and conditions into status.
+func (r *RoleAssignmentReconciler) summarize(ra *pimv1.RoleAssignment, now time.Time, state string, outcome bindings.Outcome, syncErr error) {
+	ra.Status.ObservedGeneration = ra.Generation
+	ra.Status.State = state
+	start := metav1.NewTime(policy.AssignmentWindow(ra).Start)
+	ra.Status.StartTime = &start
+	ra.Status.Binding = outcome.Binding
+
+	// Conditions carry the injected clock's time: SetStatusCondition would
+	// otherwise read the wall clock.
+	ready := metav1.Condition{Type: pimv1.ConditionReady, Status: metav1.ConditionTrue, Reason: state, Message: stateMessage(ra, state), ObservedGeneration: ra.Generation, LastTransitionTime: metav1.NewTime(now)}
+	var taken *bindings.ErrNameTaken
+	switch {
+	case errors.As(syncErr, &taken):
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, pimv1.ReasonBindingConflict, syncErr.Error()
+	case syncErr != nil:
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, pimv1.ReasonReconcileError, syncErr.Error()
+	}
+	meta.SetStatusCondition(&ra.Status.Conditions, ready)
+
+	granted := metav1.Condition{Type: pimv1.ConditionGranted, Status: metav1.ConditionFalse, Reason: state, ObservedGeneration: ra.Generation, LastTransitionTime: metav1.NewTime(now)}
+	if outcome.Binding != nil {
+		granted.Status, granted.Reason = metav1.ConditionTrue, pimv1.ReasonActivated
+		granted.Message = "bound by " + outcome.Binding.Kind + " " + outcome.Binding.Name
+	}
+	meta.SetStatusCondition(&ra.Status.Conditions, granted)
+}
+
+func stateMessage(ra *pimv1.RoleAssignment, state string) string {
+	switch state {
+	case pimv1.AssignmentStateScheduled:
+		return "takes effect at " + ra.Status.StartTime.UTC().Format(time.RFC3339)
+	case pimv1.AssignmentStateExpired:
+		return "ended at " + ra.Spec.EndTime.UTC().Format(time.RFC3339)
+	case pimv1.AssignmentStateEligible:
+		return "the subject may activate the role"
+	}
+	if ra.Spec.EndTime == nil {
+		return "the subject holds the role permanently"
+	}
+	return "the subject holds the role until " + ra.Spec.EndTime.UTC().Format(time.RFC3339)
+}
+
+// announce emits an Event for each transition, never for a pass that changed
+// nothing.
+func (r *RoleAssignmentReconciler) announce(before, after *pimv1.RoleAssignment, outcome bindings.Outcome) {
+	from, to := before.Status.State, after.Status.State
+	switch {
+	case from != to && to == pimv1.AssignmentStateActive:
+		r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, pimv1.ReasonActivated, "Grant", "%s %s holds %s %s", after.Spec.Subject.Kind, after.Spec.Subject.Name, after.Spec.RoleRef.Kind, after.Spec.RoleRef.Name)
+	case from != to && to == pimv1.AssignmentStateExpired:
+		r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, pimv1.ReasonExpired, "Revoke", "assignment ended; %d binding(s) removed", outcome.Removed)
+	case from != to:
+		r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, to, "Reconcile", "%s", stateMessage(after, to))
+	case to == pimv1.AssignmentStateActive && (outcome.Created || outcome.Repaired):
+		r.Recorder.Eventf(after, nil, corev1.EventTypeWarning, pimv1.ReasonRepaired, "Repair", "binding %s had been changed or removed and was put back", outcome.Binding.Name)
+	case to != pimv1.AssignmentStateActive && outcome.Removed > 0:
+		r.Recorder.Eventf(after, nil, corev1.EventTypeWarning, pimv1.ReasonRepaired, "Repair", "removed %d binding(s) that should not exist", outcome.Removed)
+	}
+}
+
+func (r *RoleAssignmentReconciler) patchStatus(ctx context.Context, before, after *pimv1.RoleAssignment) error {
+	if equalStatus(before.Status, after.Status) {
+		return nil
+	}
+	err := r.Status().Patch(ctx, after, client.MergeFrom(before))
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		logf.FromContext(ctx).Error(err, "patching status")
+	}
+	return err
+}
+
+// SetupWithManager watches RoleAssignments and the bindings they own.
+func (r *RoleAssignmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	ownerRequests := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
+		if name := bindings.OwnerName(obj, "RoleAssignment"); name != "" {
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
+		}
+		return nil
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&pimv1.RoleAssignment{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&rbacv1.ClusterRoleBinding{}, ownerRequests).
+		Watches(&rbacv1.RoleBinding{}, ownerRequests).
+		WithOptions(r.Controller).
+		Named("roleassignment").
+		Complete(r)
+}

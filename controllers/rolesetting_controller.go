@@ -1,0 +1,120 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+)
+
+// roleSettingRoleIndex indexes RoleSettings by the role they govern.
+const roleSettingRoleIndex = "kubepim.io/role"
+
+func roleSettingKey(ref pimv1.RoleSettingRoleRef) string {
+	return ref.Kind + "/" + ref.Namespace + "/" + ref.Name
+}
+
+// RoleSettingReconciler reports, on each RoleSetting, whether it is the one
+// policy of its role. Two RoleSettings for one role both get Conflict=True
+// (and activations of that role are refused until one is removed): guessing
+// which of two policies a platform team meant is not safe.
+type RoleSettingReconciler struct {
+	client.Client
+	Options
+}
+
+// +kubebuilder:rbac:groups=kubepim.io,resources=rolesettings,verbs=get;list;watch
+// +kubebuilder:rbac:groups=kubepim.io,resources=rolesettings/status,verbs=get;update;patch
+
+// Reconcile sets the Ready and Conflict conditions of one RoleSetting.
+func (r *RoleSettingReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	now := metav1.NewTime(r.Clock.Now())
+	rs := &pimv1.RoleSetting{}
+	if err := r.Get(ctx, req.NamespacedName, rs); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	others, err := r.sameRole(ctx, rs)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	before := rs.DeepCopy()
+	rs.Status.ObservedGeneration = rs.Generation
+	conflict := metav1.Condition{Type: pimv1.ConditionConflict, Status: metav1.ConditionFalse, Reason: pimv1.ReasonNoConflict,
+		Message: "this is the only RoleSetting of " + describeRole(rs.Spec.RoleRef), ObservedGeneration: rs.Generation, LastTransitionTime: now}
+	ready := metav1.Condition{Type: pimv1.ConditionReady, Status: metav1.ConditionTrue, Reason: pimv1.ReasonValid,
+		Message: "policy in force", ObservedGeneration: rs.Generation, LastTransitionTime: now}
+	if len(others) > 0 {
+		conflict.Status, conflict.Reason = metav1.ConditionTrue, pimv1.ReasonMultipleSettings
+		conflict.Message = fmt.Sprintf("%s is also governed by RoleSetting(s) %s; activations of this role are refused until only one remains",
+			describeRole(rs.Spec.RoleRef), strings.Join(others, ", "))
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, pimv1.ReasonMultipleSettings, conflict.Message
+	}
+	meta.SetStatusCondition(&rs.Status.Conditions, ready)
+	meta.SetStatusCondition(&rs.Status.Conditions, conflict)
+	if equalStatus(before.Status, rs.Status) {
+		return reconcile.Result{}, nil
+	}
+	err = r.Status().Patch(ctx, rs, client.MergeFrom(before))
+	if apierrors.IsNotFound(err) {
+		return reconcile.Result{}, nil
+	}
+	return reconcile.Result{}, err
+}
+
+// sameRole lists the names of other RoleSettings governing the same role.
+func (r *RoleSettingReconciler) sameRole(ctx context.Context, rs *pimv1.RoleSetting) ([]string, error) {
+	var list pimv1.RoleSettingList
+	if err := r.List(ctx, &list, client.MatchingFields{roleSettingRoleIndex: roleSettingKey(rs.Spec.RoleRef)}); err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, other := range list.Items {
+		if other.Name != rs.Name && other.DeletionTimestamp.IsZero() {
+			names = append(names, other.Name)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+func describeRole(ref pimv1.RoleSettingRoleRef) string {
+	if ref.Kind == pimv1.RoleKindRole {
+		return fmt.Sprintf("Role %s/%s", ref.Namespace, ref.Name)
+	}
+	return "ClusterRole " + ref.Name
+}
+
+// SetupWithManager watches RoleSettings; any change to one re-evaluates every
+// RoleSetting of the same role, so a conflict clears on both sides.
+func (r *RoleSettingReconciler) SetupWithManager(mgr manager.Manager) error {
+	return ctrl.ControllerManagedBy(mgr).
+		Named("rolesetting").
+		Watches(&pimv1.RoleSetting{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+			rs := obj.(*pimv1.RoleSetting)
+			var list pimv1.RoleSettingList
+			reqs := []reconcile.Request{{NamespacedName: types.NamespacedName{Name: rs.Name}}}
+			if err := r.List(ctx, &list, client.MatchingFields{roleSettingRoleIndex: roleSettingKey(rs.Spec.RoleRef)}); err == nil {
+				for _, other := range list.Items {
+					if other.Name != rs.Name {
+						reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: other.Name}})
+					}
+				}
+			}
+			return reqs
+		}), ctrl.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WithOptions(r.Controller).
+		Complete(r)
+}

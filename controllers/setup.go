@@ -1,0 +1,94 @@
+// Package controllers holds kubepim's reconcilers, one per kind.
+package controllers
+
+import (
+	"context"
+	"time"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers/bindings"
+)
+
+// DefaultMaxRequeue caps how long a reconciler waits before looking at an
+// object again when nothing is due sooner: a missed watch event heals within
+// this time. Deadlines closer than this are hit exactly.
+const DefaultMaxRequeue = 5 * time.Minute
+
+// CacheOptions restricts the manager's cache of RoleBindings and
+// ClusterRoleBindings to the ones kubepim manages: a large cluster has many
+// bindings kubepim never needs to hold in memory.
+func CacheOptions() cache.Options {
+	managed := labels.SelectorFromSet(labels.Set{pimv1.LabelManagedBy: pimv1.ManagedByValue})
+	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&rbacv1.ClusterRoleBinding{}: {Label: managed},
+		&rbacv1.RoleBinding{}:        {Label: managed},
+	}}
+}
+
+// Options are what every reconciler shares.
+type Options struct {
+	// Clock is the source of "now" for every decision; tests pass a fake.
+	Clock clock.PassiveClock
+	// MaxRequeue caps requeue delays (DefaultMaxRequeue when zero).
+	MaxRequeue time.Duration
+	// Controller options for every controller (tests install a queue whose
+	// delays follow the fake clock).
+	Controller controller.Options
+}
+
+func (o Options) maxRequeue() time.Duration {
+	if o.MaxRequeue <= 0 {
+		return DefaultMaxRequeue
+	}
+	return o.MaxRequeue
+}
+
+// SetupWithManager registers indexes and every kubepim reconciler.
+func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) error {
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if err := setupIndexes(ctx, mgr); err != nil {
+		return err
+	}
+	syncer := &bindings.Syncer{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}
+	if err := (&RoleAssignmentReconciler{
+		Client:   mgr.GetClient(),
+		Bindings: syncer,
+		Recorder: mgr.GetEventRecorder("kubepim-roleassignment"),
+		Options:  opts,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&RoleSettingReconciler{
+		Client:  mgr.GetClient(),
+		Options: opts,
+	}).SetupWithManager(mgr)
+}
+
+func setupIndexes(ctx context.Context, mgr manager.Manager) error {
+	indexer := mgr.GetFieldIndexer()
+	byOwner := func(obj client.Object) []string {
+		if key := bindings.OwnerKey(obj); key != "" {
+			return []string{key}
+		}
+		return nil
+	}
+	if err := indexer.IndexField(ctx, &rbacv1.ClusterRoleBinding{}, bindings.OwnerIndex, byOwner); err != nil {
+		return err
+	}
+	if err := indexer.IndexField(ctx, &rbacv1.RoleBinding{}, bindings.OwnerIndex, byOwner); err != nil {
+		return err
+	}
+	return indexer.IndexField(ctx, &pimv1.RoleSetting{}, roleSettingRoleIndex, func(obj client.Object) []string {
+		return []string{roleSettingKey(obj.(*pimv1.RoleSetting).Spec.RoleRef)}
+	})
+}

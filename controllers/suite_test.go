@@ -1,0 +1,139 @@
+package controllers_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers"
+	"github.com/kubepim/kubepim/controllers/clockqueue"
+)
+
+// The suite runs kubepim's manager against a real kube-apiserver and etcd.
+// Most specs drive it with a fake clock (fakeClock); a few swap in the real
+// clock to measure revocation lag.
+var (
+	testEnv   *envtest.Environment
+	cfg       *rest.Config
+	scheme    = runtime.NewScheme()
+	k8s       client.Client // the cluster admin, uncached
+	fakeClock *clocktesting.FakeClock
+	stopMgr   func()
+)
+
+func TestControllers(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Controllers Suite")
+}
+
+var _ = BeforeSuite(func() {
+	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(pimv1.AddToScheme(scheme))
+
+	testEnv = &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	var err error
+	cfg, err = testEnv.Start()
+	Expect(err).NotTo(HaveOccurred())
+	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+
+	// The fake clock starts a minute ahead of the API server's clock, so
+	// that objects the server stamps with creationTimestamp "now" have
+	// started by fake time. Whole seconds: metav1.Time keeps no more.
+	fakeClock = clocktesting.NewFakeClock(time.Now().Add(time.Minute).Truncate(time.Second))
+	stopMgr = startManager(fakeClock)
+})
+
+var _ = AfterSuite(func() {
+	if stopMgr != nil {
+		stopMgr()
+	}
+	if testEnv != nil {
+		Expect(testEnv.Stop()).To(Succeed())
+	}
+})
+
+// startManager runs kubepim's manager on clk and returns a function that
+// stops it and waits until it has stopped.
+func startManager(clk clock.WithTicker) func() {
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:  scheme,
+		Cache:   controllers.CacheOptions(),
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		// Specs restart the manager; controller names repeat in one process.
+		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	Expect(err).NotTo(HaveOccurred())
+	ctx, cancel := context.WithCancel(context.Background())
+	opts := controllers.Options{Clock: clk}
+	if fc, ok := clk.(*clocktesting.FakeClock); ok {
+		opts.Controller = controller.Options{NewQueue: clockqueue.New(fc)}
+	}
+	Expect(controllers.SetupWithManager(ctx, mgr, opts)).To(Succeed())
+	done := make(chan struct{})
+	go func() {
+		defer GinkgoRecover()
+		defer close(done)
+		Expect(mgr.Start(ctx)).To(Succeed())
+	}()
+	Eventually(func() bool { return mgr.GetCache().WaitForCacheSync(ctx) }).Should(BeTrue())
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// canI asks the API server, with a SubjectAccessReview, whether user (in
+// groups) may verb resource in namespace ("" for cluster-wide).
+func canI(user string, groups []string, verb, resource, namespace string) bool {
+	GinkgoHelper()
+	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User:   user,
+		Groups: groups,
+		ResourceAttributes: &authorizationv1.ResourceAttributes{
+			Verb: verb, Resource: resource, Namespace: namespace,
+		},
+	}}
+	Expect(k8s.Create(context.Background(), sar)).To(Succeed())
+	return sar.Status.Allowed
+}
+
+// clusterRoleFor makes a concrete ClusterRole (envtest runs no controller
+// that fills aggregated roles) that grants verbs on one resource.
+func clusterRoleFor(name, resource string, verbs ...string) *rbacv1.ClusterRole {
+	GinkgoHelper()
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{resource}, Verbs: verbs}},
+	}
+	Expect(k8s.Create(context.Background(), role)).To(Succeed())
+	DeferCleanup(func() { _ = k8s.Delete(context.Background(), role) })
+	return role
+}
