@@ -11,6 +11,7 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -51,6 +52,10 @@ func TestControllers(t *testing.T) {
 
 var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	// Eventually waits on real state changes made by the manager; a loaded
+	// 2-core CI machine can take a few seconds for the first of them.
+	SetDefaultEventuallyTimeout(15 * time.Second)
+	SetDefaultEventuallyPollingInterval(20 * time.Millisecond)
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(pimv1.AddToScheme(scheme))
 
@@ -136,4 +141,8 @@ func clusterRoleFor(name, resource string, verbs ...string) *rbacv1.ClusterRole 
 	Expect(k8s.Create(context.Background(), role)).To(Succeed())
 	DeferCleanup(func() { _ = k8s.Delete(context.Background(), role) })
 	return role
+}
+
+func unstructuredFrom(obj map[string]any) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: obj}
 }

@@ -44,7 +44,7 @@ type Ticket struct {
 // ActivationRequestSpec is a request to activate an eligible role. It is
 // immutable once created.
 // +kubebuilder:validation:XValidation:rule="self == oldSelf",message="an ActivationRequest's spec is immutable; use the kubepim.io/cancel or kubepim.io/deactivate annotation, or create a new request"
-// +kubebuilder:validation:XValidation:rule="self.roleRef.kind == 'ClusterRole' || (has(self.__namespace__) && self.__namespace__ != ”)",message="a Role can only be activated in a namespace: set spec.namespace"
+// +kubebuilder:validation:XValidation:rule="self.roleRef.kind == 'ClusterRole' || (has(self.__namespace__) && size(self.__namespace__) > 0)",message="a Role can only be activated in a namespace: set spec.namespace"
 type ActivationRequestSpec struct {
 	// RoleRef is the role to activate.
 	RoleRef RoleRef `json:"roleRef"`

@@ -43,7 +43,7 @@ type RoleRef struct {
 
 // Subject is who an assignment is for.
 // +structType=atomic
-// +kubebuilder:validation:XValidation:rule="self.kind == 'ServiceAccount' ? has(self.__namespace__) && self.__namespace__ != ” : !has(self.__namespace__) || self.__namespace__ == ”",message="subject.namespace is required for a ServiceAccount and must be empty for a User or Group"
+// +kubebuilder:validation:XValidation:rule="self.kind == 'ServiceAccount' ? has(self.__namespace__) && size(self.__namespace__) > 0 : !has(self.__namespace__) || size(self.__namespace__) == 0",message="subject.namespace is required for a ServiceAccount and must be empty for a User or Group"
 type Subject struct {
 	// Kind is User, Group or ServiceAccount.
 	// +kubebuilder:validation:Enum=User;Group;ServiceAccount

@@ -21,7 +21,7 @@ const (
 )
 
 // RoleAssignmentSpec says who may hold which role, where, and when.
-// +kubebuilder:validation:XValidation:rule="self.roleRef.kind == 'ClusterRole' || (has(self.__namespace__) && self.__namespace__ != ”)",message="a Role can only be assigned in a namespace: set spec.namespace"
+// +kubebuilder:validation:XValidation:rule="self.roleRef.kind == 'ClusterRole' || (has(self.__namespace__) && size(self.__namespace__) > 0)",message="a Role can only be assigned in a namespace: set spec.namespace"
 // +kubebuilder:validation:XValidation:rule="!has(self.startTime) || !has(self.endTime) || timestamp(self.endTime) > timestamp(self.startTime)",message="spec.endTime must be after spec.startTime"
 type RoleAssignmentSpec struct {
 	// Subject is the User, Group or ServiceAccount the assignment is for.

@@ -6,7 +6,7 @@ import (
 
 // RoleSettingRoleRef names the role a RoleSetting governs.
 // +structType=atomic
-// +kubebuilder:validation:XValidation:rule="self.kind == 'Role' ? has(self.__namespace__) && self.__namespace__ != ” : !has(self.__namespace__) || self.__namespace__ == ”",message="roleRef.namespace is required for a Role and must be empty for a ClusterRole"
+// +kubebuilder:validation:XValidation:rule="self.kind == 'Role' ? has(self.__namespace__) && size(self.__namespace__) > 0 : !has(self.__namespace__) || size(self.__namespace__) == 0",message="roleRef.namespace is required for a Role and must be empty for a ClusterRole"
 type RoleSettingRoleRef struct {
 	// Kind is ClusterRole or Role.
 	// +kubebuilder:validation:Enum=ClusterRole;Role
@@ -24,8 +24,8 @@ type RoleSettingRoleRef struct {
 }
 
 // ApprovalPolicy says whether activating a role needs someone's consent.
-// +kubebuilder:validation:XValidation:rule="!self.required || (has(self.approvers) && size(self.approvers) > 0)",message="approval.approvers must name at least one User or Group when approval is required"
-// +kubebuilder:validation:XValidation:rule="!self.required || !has(self.approvers) || self.requiredApprovals <= size(self.approvers) || self.approvers.exists(a, a.kind == 'Group')",message="approval.requiredApprovals cannot exceed the number of named approvers"
+// +kubebuilder:validation:XValidation:rule="!has(self.required) || !self.required || (has(self.approvers) && size(self.approvers) > 0)",message="approval.approvers must name at least one User or Group when approval is required"
+// +kubebuilder:validation:XValidation:rule="!has(self.required) || !self.required || !has(self.approvers) || !has(self.requiredApprovals) || self.requiredApprovals <= size(self.approvers) || self.approvers.exists(a, a.kind == 'Group')",message="approval.requiredApprovals cannot exceed the number of named approvers"
 type ApprovalPolicy struct {
 	// Required makes every activation wait for approval.
 	// +kubebuilder:default=false
@@ -53,7 +53,7 @@ type ApprovalPolicy struct {
 }
 
 // ActivationPolicy is what activating the role requires.
-// +kubebuilder:validation:XValidation:rule="duration(self.maxDuration) > duration('0s') && duration(self.maxDuration) <= duration('24h')",message="activation.maxDuration must be more than 0s and at most 24h"
+// +kubebuilder:validation:XValidation:rule="!has(self.maxDuration) || (duration(self.maxDuration) > duration('0s') && duration(self.maxDuration) <= duration('24h'))",message="activation.maxDuration must be more than 0s and at most 24h"
 type ActivationPolicy struct {
 	// MaxDuration is the longest an activation may last.
 	// +kubebuilder:default="8h"
