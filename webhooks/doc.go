@@ -1,0 +1,9 @@
+// Package webhooks holds kubepim's admission webhooks. They run inside the
+// manager and take every identity (requester, approver, assigner) from the
+// API server's authenticated userInfo, never from what a client typed.
+//
+// +kubebuilder:webhook:path=/mutate-kubepim-io-v1alpha1-activationrequest,mutating=true,failurePolicy=fail,sideEffects=NoneOnDryRun,groups=kubepim.io,resources=activationrequests,verbs=create;update,versions=v1alpha1,name=mactivationrequest.kubepim.io,admissionReviewVersions=v1
+// +kubebuilder:webhook:path=/validate-kubepim-io-v1alpha1-activationrequest,mutating=false,failurePolicy=fail,sideEffects=None,groups=kubepim.io,resources=activationrequests,verbs=create;update,versions=v1alpha1,name=vactivationrequest.kubepim.io,admissionReviewVersions=v1
+// +kubebuilder:webhook:path=/mutate-kubepim-io-v1alpha1-roleassignment,mutating=true,failurePolicy=fail,sideEffects=None,groups=kubepim.io,resources=roleassignments,verbs=create;update,versions=v1alpha1,name=mroleassignment.kubepim.io,admissionReviewVersions=v1
+// +kubebuilder:webhook:path=/validate-kubepim-io-v1alpha1-roleassignment,mutating=false,failurePolicy=fail,sideEffects=None,groups=kubepim.io,resources=roleassignments,verbs=create;update,versions=v1alpha1,name=vroleassignment.kubepim.io,admissionReviewVersions=v1
+package webhooks
