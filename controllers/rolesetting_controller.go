@@ -18,14 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers/index"
 )
-
-// roleSettingRoleIndex indexes RoleSettings by the role they govern.
-const roleSettingRoleIndex = "kubepim.io/role"
-
-func roleSettingKey(ref pimv1.RoleSettingRoleRef) string {
-	return ref.Kind + "/" + ref.Namespace + "/" + ref.Name
-}
 
 // RoleSettingReconciler reports, on each RoleSetting, whether it is the one
 // policy of its role. Two RoleSettings for one role both get Conflict=True
@@ -77,7 +71,7 @@ func (r *RoleSettingReconciler) Reconcile(ctx context.Context, req reconcile.Req
 // sameRole lists the names of other RoleSettings governing the same role.
 func (r *RoleSettingReconciler) sameRole(ctx context.Context, rs *pimv1.RoleSetting) ([]string, error) {
 	var list pimv1.RoleSettingList
-	if err := r.List(ctx, &list, client.MatchingFields{roleSettingRoleIndex: roleSettingKey(rs.Spec.RoleRef)}); err != nil {
+	if err := r.List(ctx, &list, client.MatchingFields{index.RoleSettingByRole: index.SettingKey(rs.Spec.RoleRef)}); err != nil {
 		return nil, err
 	}
 	var names []string
@@ -106,7 +100,7 @@ func (r *RoleSettingReconciler) SetupWithManager(mgr manager.Manager) error {
 			rs := obj.(*pimv1.RoleSetting)
 			var list pimv1.RoleSettingList
 			reqs := []reconcile.Request{{NamespacedName: types.NamespacedName{Name: rs.Name}}}
-			if err := r.List(ctx, &list, client.MatchingFields{roleSettingRoleIndex: roleSettingKey(rs.Spec.RoleRef)}); err == nil {
+			if err := r.List(ctx, &list, client.MatchingFields{index.RoleSettingByRole: index.SettingKey(rs.Spec.RoleRef)}); err == nil {
 				for _, other := range list.Items {
 					if other.Name != rs.Name {
 						reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: other.Name}})

@@ -15,6 +15,7 @@ import (
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/controllers/bindings"
+	"github.com/kubepim/kubepim/controllers/index"
 )
 
 // DefaultMaxRequeue caps how long a reconciler waits before looking at an
@@ -37,6 +38,9 @@ func CacheOptions() cache.Options {
 type Options struct {
 	// Clock is the source of "now" for every decision; tests pass a fake.
 	Clock clock.PassiveClock
+	// ActivationRetention is how long ended ActivationRequests are kept
+	// (DefaultActivationRetention when zero).
+	ActivationRetention time.Duration
 	// MaxRequeue caps requeue delays (DefaultMaxRequeue when zero).
 	MaxRequeue time.Duration
 	// Controller options for every controller (tests install a queue whose
@@ -56,7 +60,7 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
-	if err := setupIndexes(ctx, mgr); err != nil {
+	if err := index.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	syncer := &bindings.Syncer{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}
@@ -68,27 +72,17 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if err := (&ActivationRequestReconciler{
+		Client:    mgr.GetClient(),
+		Bindings:  syncer,
+		Recorder:  mgr.GetEventRecorder("kubepim-activationrequest"),
+		Retention: opts.ActivationRetention,
+		Options:   opts,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	return (&RoleSettingReconciler{
 		Client:  mgr.GetClient(),
 		Options: opts,
 	}).SetupWithManager(mgr)
-}
-
-func setupIndexes(ctx context.Context, mgr manager.Manager) error {
-	indexer := mgr.GetFieldIndexer()
-	byOwner := func(obj client.Object) []string {
-		if key := bindings.OwnerKey(obj); key != "" {
-			return []string{key}
-		}
-		return nil
-	}
-	if err := indexer.IndexField(ctx, &rbacv1.ClusterRoleBinding{}, bindings.OwnerIndex, byOwner); err != nil {
-		return err
-	}
-	if err := indexer.IndexField(ctx, &rbacv1.RoleBinding{}, bindings.OwnerIndex, byOwner); err != nil {
-		return err
-	}
-	return indexer.IndexField(ctx, &pimv1.RoleSetting{}, roleSettingRoleIndex, func(obj client.Object) []string {
-		return []string{roleSettingKey(obj.(*pimv1.RoleSetting).Spec.RoleRef)}
-	})
 }

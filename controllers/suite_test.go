@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -27,10 +28,12 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/controllers"
 	"github.com/kubepim/kubepim/controllers/clockqueue"
+	"github.com/kubepim/kubepim/webhooks"
 )
 
 // The suite runs kubepim's manager against a real kube-apiserver and etcd.
@@ -62,6 +65,11 @@ var _ = BeforeSuite(func() {
 	testEnv = &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
+		// The webhooks are served by the manager and called by the API
+		// server for real.
+		WebhookInstallOptions: envtest.WebhookInstallOptions{
+			Paths: []string{filepath.Join("..", "config", "webhook", "manifests.yaml")},
+		},
 	}
 	var err error
 	cfg, err = testEnv.Start()
@@ -74,6 +82,7 @@ var _ = BeforeSuite(func() {
 	// started by fake time. Whole seconds: metav1.Time keeps no more.
 	fakeClock = clocktesting.NewFakeClock(time.Now().Add(time.Minute).Truncate(time.Second))
 	stopMgr = startManager(fakeClock)
+	grantRequesterRole()
 })
 
 var _ = AfterSuite(func() {
@@ -88,10 +97,14 @@ var _ = AfterSuite(func() {
 // startManager runs kubepim's manager on clk and returns a function that
 // stops it and waits until it has stopped.
 func startManager(clk clock.WithTicker) func() {
+	wh := testEnv.WebhookInstallOptions
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  scheme,
 		Cache:   controllers.CacheOptions(),
 		Metrics: metricsserver.Options{BindAddress: "0"},
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Host: wh.LocalServingHost, Port: wh.LocalServingPort, CertDir: wh.LocalServingCertDir,
+		}),
 		// Specs restart the manager; controller names repeat in one process.
 		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
 	})
@@ -102,6 +115,7 @@ func startManager(clk clock.WithTicker) func() {
 		opts.Controller = controller.Options{NewQueue: clockqueue.New(fc)}
 	}
 	Expect(controllers.SetupWithManager(ctx, mgr, opts)).To(Succeed())
+	webhooks.Setup(mgr, webhooks.Config{Clock: clk, Namespace: kubepimNamespace})
 	done := make(chan struct{})
 	go func() {
 		defer GinkgoRecover()
@@ -109,6 +123,7 @@ func startManager(clk clock.WithTicker) func() {
 		Expect(mgr.Start(ctx)).To(Succeed())
 	}()
 	Eventually(func() bool { return mgr.GetCache().WaitForCacheSync(ctx) }).Should(BeTrue())
+	Eventually(func() error { return mgr.GetWebhookServer().StartedChecker()(nil) }).Should(Succeed())
 	return func() {
 		cancel()
 		<-done
@@ -145,4 +160,40 @@ func clusterRoleFor(name, resource string, verbs ...string) *rbacv1.ClusterRole 
 
 func unstructuredFrom(obj map[string]any) *unstructured.Unstructured {
 	return &unstructured.Unstructured{Object: obj}
+}
+
+// kubepimNamespace is where the manager keeps its Secrets in the tests.
+const kubepimNamespace = "kubepim-system"
+
+// grantRequesterRole lets every authenticated user work with
+// ActivationRequests, as config/rbac's kubepim-requester role does.
+func grantRequesterRole() {
+	ctx := context.Background()
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "test-kubepim-requester"},
+		Rules: []rbacv1.PolicyRule{{
+			APIGroups: []string{"kubepim.io"},
+			Resources: []string{"activationrequests"},
+			Verbs:     []string{"get", "list", "watch", "create", "update", "patch"},
+		}},
+	}
+	Expect(k8s.Create(ctx, role)).To(Succeed())
+	Expect(k8s.Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "test-kubepim-requester"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "system:authenticated"}},
+	})).To(Succeed())
+	Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: kubepimNamespace}})).To(Succeed())
+}
+
+// as returns a client that acts as user, with groups and extra claims, by
+// impersonation: the API server authenticates the admin and then treats
+// every request as that user's, webhooks and authorization included.
+func as(user string, groups []string, extra map[string][]string) client.Client {
+	GinkgoHelper()
+	c := rest.CopyConfig(cfg)
+	c.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: groups, Extra: extra}
+	cl, err := client.New(c, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+	return cl
 }

@@ -7,3 +7,8 @@
 // +kubebuilder:webhook:path=/mutate-kubepim-io-v1alpha1-roleassignment,mutating=true,failurePolicy=fail,sideEffects=None,groups=kubepim.io,resources=roleassignments,verbs=create;update,versions=v1alpha1,name=mroleassignment.kubepim.io,admissionReviewVersions=v1
 // +kubebuilder:webhook:path=/validate-kubepim-io-v1alpha1-roleassignment,mutating=false,failurePolicy=fail,sideEffects=None,groups=kubepim.io,resources=roleassignments,verbs=create;update,versions=v1alpha1,name=vroleassignment.kubepim.io,admissionReviewVersions=v1
 package webhooks
+
+// The manager reads TOTP enrollments and asks the API server who may
+// deactivate requests.
+// +kubebuilder:rbac:groups=core,namespace=kubepim-system,resources=secrets,verbs=get;update
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create

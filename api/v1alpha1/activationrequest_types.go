@@ -26,6 +26,10 @@ const (
 	// AnnotationTOTP carries a one-time code on create; the webhook verifies
 	// and removes it before the request is stored.
 	AnnotationTOTP = "kubepim.io/totp"
+	// AnnotationCancelledBy and AnnotationDeactivatedBy record who cancelled
+	// or deactivated; the webhook stamps them from the authenticated user.
+	AnnotationCancelledBy   = "kubepim.io/cancelled-by"
+	AnnotationDeactivatedBy = "kubepim.io/deactivated-by"
 )
 
 // Ticket is a change or incident ticket backing an activation.
@@ -80,6 +84,28 @@ type ActivationRequestSpec struct {
 	// the authenticated request; whatever a client sends here is replaced.
 	// +optional
 	Requester *UserInfo `json:"requester,omitempty"`
+
+	// MFA records how the requester proved a second factor, stamped by
+	// kubepim's admission webhook; whatever a client sends here is replaced.
+	// +optional
+	MFA *MFAProof `json:"mfa,omitempty"`
+}
+
+// MFA methods.
+const (
+	// MFAMethodClaim: the identity provider's claim (for example amr=mfa)
+	// reached the API server as user extra.
+	MFAMethodClaim = "Claim"
+	// MFAMethodTOTP: the requester gave a valid one-time code.
+	MFAMethodTOTP = "TOTP"
+)
+
+// MFAProof is how a second factor was proven.
+type MFAProof struct {
+	// Method is Claim or TOTP.
+	Method string `json:"method"`
+	// VerifiedAt is when kubepim checked it.
+	VerifiedAt metav1.Time `json:"verifiedAt"`
 }
 
 // ApprovalRecord is one approver's decision.

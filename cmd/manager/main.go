@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"flag"
 	"os"
+	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -18,6 +20,7 @@ import (
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/controllers"
+	"github.com/kubepim/kubepim/webhooks"
 )
 
 var scheme = runtime.NewScheme()
@@ -32,7 +35,9 @@ func main() {
 		metricsAddr, probeAddr, webhookHost, certDir string
 		webhookPort                                  int
 		leaderElect, enableWebhooks                  bool
-		leaderElectionNamespace                      string
+		leaderElectionNamespace, namespace           string
+		mfaClaim, mfaClaimValues                     string
+		activationRetention                          time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
@@ -42,6 +47,10 @@ func main() {
 	flag.StringVar(&webhookHost, "webhook-host", "", "Address the webhook server binds to (default: all).")
 	flag.IntVar(&webhookPort, "webhook-port", 9443, "Port of the webhook server.")
 	flag.StringVar(&certDir, "webhook-cert-dir", "", "Directory holding tls.crt and tls.key for the webhook server.")
+	flag.StringVar(&namespace, "namespace", envOr("POD_NAMESPACE", "kubepim-system"), "Namespace kubepim keeps its Secrets (TOTP enrollments) in.")
+	flag.StringVar(&mfaClaim, "mfa-claim", "amr", "User-extra key that carries the identity provider's authentication methods (map the OIDC amr claim to it).")
+	flag.StringVar(&mfaClaimValues, "mfa-claim-values", strings.Join(webhooks.DefaultMFAClaimValues, ","), "Comma-separated values of --mfa-claim that prove a second factor.")
+	flag.DurationVar(&activationRetention, "activation-retention", controllers.DefaultActivationRetention, "How long ended ActivationRequests are kept as history before they are deleted.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -71,11 +80,18 @@ func main() {
 		os.Exit(1)
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{Clock: clock.RealClock{}}); err != nil {
+	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{Clock: clock.RealClock{}, ActivationRetention: activationRetention}); err != nil {
 		log.Error(err, "unable to set up the controllers")
 		os.Exit(1)
 	}
-	_ = enableWebhooks
+	if enableWebhooks {
+		webhooks.Setup(mgr, webhooks.Config{
+			Clock:          clock.RealClock{},
+			MFAClaim:       mfaClaim,
+			MFAClaimValues: strings.Split(mfaClaimValues, ","),
+			Namespace:      namespace,
+		})
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		log.Error(err, "unable to set up the health check")
 		os.Exit(1)
@@ -89,4 +105,11 @@ func main() {
 		log.Error(err, "the manager stopped with an error")
 		os.Exit(1)
 	}
+}
+
+func envOr(key, fallback string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return fallback
 }

@@ -1,0 +1,365 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers/bindings"
+	"github.com/kubepim/kubepim/controllers/index"
+	"github.com/kubepim/kubepim/controllers/policy"
+)
+
+// DefaultActivationRetention is how long ended ActivationRequests are kept.
+const DefaultActivationRetention = 90 * 24 * time.Hour
+
+// ActivationRequestReconciler carries an ActivationRequest through its
+// lifecycle: Pending, Scheduled, Active, then Expired (or Cancelled,
+// Deactivated, Failed). While Active it keeps one binding of the requester,
+// as a User, to the role; it removes it at expiresAt exactly.
+type ActivationRequestReconciler struct {
+	client.Client
+	Bindings *bindings.Syncer
+	Recorder events.EventRecorder
+	// Retention is how long ended requests are kept as history.
+	Retention time.Duration
+	Options
+}
+
+// +kubebuilder:rbac:groups=kubepim.io,resources=activationrequests,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups=kubepim.io,resources=activationrequests/status,verbs=get;update;patch
+
+// Reconcile advances one ActivationRequest at this instant and asks to be
+// called again at its next deadline.
+func (r *ActivationRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	now := r.Clock.Now()
+	ar := &pimv1.ActivationRequest{}
+	if err := r.Get(ctx, req.NamespacedName, ar); err != nil {
+		if apierrors.IsNotFound(err) {
+			_, err := r.Bindings.Sync(ctx, bindings.Owner{Kind: "ActivationRequest", Name: req.Name}, nil)
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{}, err
+	}
+	if !ar.DeletionTimestamp.IsZero() {
+		_, err := r.Bindings.Sync(ctx, r.owner(ar), nil)
+		return ctrl.Result{}, err
+	}
+
+	before := ar.DeepCopy()
+	next, err := r.advance(ctx, ar, now)
+	if err != nil {
+		meta.SetStatusCondition(&ar.Status.Conditions, metav1.Condition{Type: pimv1.ConditionReady, Status: metav1.ConditionFalse,
+			Reason: pimv1.ReasonReconcileError, Message: err.Error(), ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
+	}
+	r.announce(before, ar, now)
+	if perr := r.patchStatus(ctx, before, ar); perr != nil {
+		return ctrl.Result{}, perr
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if next.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{RequeueAfter: policy.RequeueAfter(now, next, r.maxRequeue())}, nil
+}
+
+// advance runs the lifecycle, in order: history of ended requests, the
+// requester's own ending, the end of what it extended, the policy still
+// holding, the timing, and finally the grant itself. It returns the next
+// deadline.
+func (r *ActivationRequestReconciler) advance(ctx context.Context, ar *pimv1.ActivationRequest, now time.Time) (time.Time, error) {
+	if policy.IsFinal(ar.Status.State) {
+		return r.keepHistory(ctx, ar, now)
+	}
+	if ar.Status.State == "" {
+		r.setState(ar, now, pimv1.ActivationStatePending, "Requested", "waiting to be activated")
+	}
+
+	if reason, ok := ar.Annotations[pimv1.AnnotationDeactivate]; ok && ar.Status.State == pimv1.ActivationStateActive {
+		return r.end(ctx, ar, now, pimv1.ActivationStateDeactivated, "Deactivated", fmt.Sprintf("deactivated by %s: %s", ar.Annotations[pimv1.AnnotationDeactivatedBy], reason))
+	}
+	_, cancel := ar.Annotations[pimv1.AnnotationCancel]
+	_, deactivate := ar.Annotations[pimv1.AnnotationDeactivate]
+	if cancel || deactivate {
+		by := ar.Annotations[pimv1.AnnotationCancelledBy]
+		if by == "" {
+			by = ar.Annotations[pimv1.AnnotationDeactivatedBy]
+		}
+		if ar.Status.State == pimv1.ActivationStateActive {
+			return r.end(ctx, ar, now, pimv1.ActivationStateDeactivated, "Deactivated", "cancelled by "+by+" while active")
+		}
+		return r.end(ctx, ar, now, pimv1.ActivationStateCancelled, "Cancelled", "cancelled by "+by+" before it was active")
+	}
+
+	if ar.Status.State == pimv1.ActivationStateActive {
+		if successor, err := r.activeSuccessor(ctx, ar); err != nil {
+			return time.Time{}, err
+		} else if successor != "" {
+			return r.end(ctx, ar, now, pimv1.ActivationStateExpired, "Extended", "extended by ActivationRequest "+successor)
+		}
+	}
+
+	eligible, err := r.eligibility(ctx, ar, now)
+	if err != nil {
+		var policyErr *policyError
+		if errors.As(err, &policyErr) {
+			return r.end(ctx, ar, now, pimv1.ActivationStateFailed, "EligibilityEnded", policyErr.Error())
+		}
+		return time.Time{}, err
+	}
+
+	if ar.Status.ActivatedAt == nil {
+		if err := r.fixTiming(ctx, ar, now); err != nil {
+			return time.Time{}, err
+		}
+	}
+	window := policy.Window{Start: ar.Status.ActivatedAt.Time, End: &ar.Status.ExpiresAt.Time}
+	phase, _ := window.PhaseAt(now)
+	switch phase {
+	case policy.BeforeStart:
+		r.setState(ar, now, pimv1.ActivationStateScheduled, pimv1.ReasonScheduled, "activates at "+ar.Status.ActivatedAt.UTC().Format(time.RFC3339))
+		_, err := r.Bindings.Sync(ctx, r.owner(ar), nil)
+		return ar.Status.ActivatedAt.Time, err
+	case policy.Ended:
+		return r.end(ctx, ar, now, pimv1.ActivationStateExpired, pimv1.ReasonExpired, "expired at "+ar.Status.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return r.grant(ctx, ar, now, eligible)
+}
+
+// grant keeps the binding while the request is in force.
+func (r *ActivationRequestReconciler) grant(ctx context.Context, ar *pimv1.ActivationRequest, now time.Time, eligible *pimv1.RoleAssignment) (time.Time, error) {
+	want := bindings.Desired(r.owner(ar), bindings.Name("ar", ar.Name), bindings.Grant{
+		// The requester alone, as a User, even when eligible through a group.
+		Subject:   rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: ar.Spec.Requester.Username},
+		RoleRef:   ar.Spec.RoleRef,
+		Namespace: ar.Spec.Namespace,
+	})
+	outcome, err := r.Bindings.Sync(ctx, r.owner(ar), want)
+	if err != nil {
+		return time.Time{}, err
+	}
+	ar.Status.Binding = outcome.Binding
+	if ar.Status.State != pimv1.ActivationStateActive {
+		activationGrantSeconds.Observe(now.Sub(latest(ar.CreationTimestamp.Time, ar.Status.ActivatedAt.Time)).Seconds())
+		activationsTotal.WithLabelValues(ar.Spec.RoleRef.Name, "Activated").Inc()
+	}
+	r.setState(ar, now, pimv1.ActivationStateActive, pimv1.ReasonActivated, "active until "+ar.Status.ExpiresAt.UTC().Format(time.RFC3339))
+	meta.SetStatusCondition(&ar.Status.Conditions, metav1.Condition{Type: pimv1.ConditionGranted, Status: metav1.ConditionTrue, Reason: pimv1.ReasonActivated,
+		Message: "bound by " + outcome.Binding.Kind + " " + outcome.Binding.Name, ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
+	var eligibleEnd time.Time
+	if eligible != nil && eligible.Spec.EndTime != nil {
+		eligibleEnd = eligible.Spec.EndTime.Time
+	}
+	return policy.Earliest(ar.Status.ExpiresAt.Time, eligibleEnd), nil
+}
+
+// fixTiming writes activatedAt and expiresAt, in whole seconds, and stores
+// them before any binding exists: the deadline is on record first, so a
+// manager that dies right after granting still revokes on time.
+func (r *ActivationRequestReconciler) fixTiming(ctx context.Context, ar *pimv1.ActivationRequest, now time.Time) error {
+	w := policy.RequestedWindow(ar, now)
+	before := ar.DeepCopy()
+	ar.Status.ActivatedAt = &metav1.Time{Time: w.Start}
+	ar.Status.ExpiresAt = &metav1.Time{Time: *w.End}
+	return r.Status().Patch(ctx, ar, client.MergeFrom(before))
+}
+
+// end moves the request to a final state and removes its binding.
+func (r *ActivationRequestReconciler) end(ctx context.Context, ar *pimv1.ActivationRequest, now time.Time, state, reason, message string) (time.Time, error) {
+	outcome, err := r.Bindings.Sync(ctx, r.owner(ar), nil)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if outcome.Removed > 0 && state == pimv1.ActivationStateExpired && ar.Status.ExpiresAt != nil {
+		revocationLagSeconds.Observe(now.Sub(ar.Status.ExpiresAt.Time).Seconds())
+	}
+	ar.Status.Binding = nil
+	ar.Status.EndedAt = &metav1.Time{Time: now.Truncate(time.Second)}
+	activationsTotal.WithLabelValues(ar.Spec.RoleRef.Name, state).Inc()
+	r.setState(ar, now, state, reason, message)
+	meta.SetStatusCondition(&ar.Status.Conditions, metav1.Condition{Type: pimv1.ConditionGranted, Status: metav1.ConditionFalse, Reason: reason,
+		Message: message, ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
+	return ar.Status.EndedAt.Add(r.retention()), nil
+}
+
+// keepHistory makes sure an ended request grants nothing, and deletes it
+// once its retention has passed.
+func (r *ActivationRequestReconciler) keepHistory(ctx context.Context, ar *pimv1.ActivationRequest, now time.Time) (time.Time, error) {
+	if _, err := r.Bindings.Sync(ctx, r.owner(ar), nil); err != nil {
+		return time.Time{}, err
+	}
+	if ar.Status.EndedAt == nil {
+		return time.Time{}, nil
+	}
+	pruneAt := ar.Status.EndedAt.Add(r.retention())
+	if now.Before(pruneAt) {
+		return pruneAt, nil
+	}
+	uid := ar.UID
+	return time.Time{}, client.IgnoreNotFound(r.Delete(ctx, ar, client.Preconditions{UID: &uid}))
+}
+
+// policyError is a reason the policy no longer holds: the request fails.
+type policyError struct{ error }
+
+// eligibility finds the eligible assignment that still lets the requester
+// hold the role now.
+func (r *ActivationRequestReconciler) eligibility(ctx context.Context, ar *pimv1.ActivationRequest, now time.Time) (*pimv1.RoleAssignment, error) {
+	if ar.Spec.Requester == nil || ar.Spec.Requester.Username == "" {
+		return nil, &policyError{errors.New("the request has no requester: it was not admitted by kubepim's webhook")}
+	}
+	assignments, err := index.AssignmentsOf(ctx, r.Client, ar.Spec.RoleRef)
+	if err != nil {
+		return nil, err
+	}
+	instant := policy.Window{Start: now, End: &now}
+	eligible, err := policy.EligibilityFor(*ar.Spec.Requester, ar.Spec.RoleRef, ar.Spec.Namespace, instant, now, assignments)
+	if err != nil {
+		return nil, &policyError{fmt.Errorf("the eligibility this request relied on has ended or was removed: %w", err)}
+	}
+	return eligible, nil
+}
+
+// activeSuccessor names an Active request that extends ar, if any.
+func (r *ActivationRequestReconciler) activeSuccessor(ctx context.Context, ar *pimv1.ActivationRequest) (string, error) {
+	var list pimv1.ActivationRequestList
+	if err := r.List(ctx, &list, client.MatchingFields{index.ActivationByExtends: ar.Name}); err != nil {
+		return "", err
+	}
+	for _, s := range list.Items {
+		if s.Status.State == pimv1.ActivationStateActive && s.Spec.Requester != nil && ar.Spec.Requester != nil &&
+			s.Spec.Requester.Username == ar.Spec.Requester.Username {
+			return s.Name, nil
+		}
+	}
+	return "", nil
+}
+
+func (r *ActivationRequestReconciler) setState(ar *pimv1.ActivationRequest, now time.Time, state, reason, message string) {
+	ar.Status.State = state
+	ar.Status.Message = message
+	ar.Status.ObservedGeneration = ar.Generation
+	ready := metav1.ConditionTrue
+	if state == pimv1.ActivationStateFailed {
+		ready = metav1.ConditionFalse
+	}
+	meta.SetStatusCondition(&ar.Status.Conditions, metav1.Condition{Type: pimv1.ConditionReady, Status: ready, Reason: reason,
+		Message: message, ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
+}
+
+// announce emits one Event per state change.
+func (r *ActivationRequestReconciler) announce(before, after *pimv1.ActivationRequest, _ time.Time) {
+	if before.Status.State == after.Status.State {
+		return
+	}
+	kind := corev1.EventTypeNormal
+	if after.Status.State == pimv1.ActivationStateFailed {
+		kind = corev1.EventTypeWarning
+	}
+	reason := after.Status.State
+	switch after.Status.State {
+	case pimv1.ActivationStatePending:
+		reason = "Requested"
+	case pimv1.ActivationStateActive:
+		reason = pimv1.ReasonActivated
+	}
+	r.Recorder.Eventf(after, nil, kind, reason, "Activation", "%s for %s: %s", requesterName(after),
+		policy.RoleDescription(after.Spec.RoleRef, after.Spec.Namespace), after.Status.Message)
+}
+
+func requesterName(ar *pimv1.ActivationRequest) string {
+	if ar.Spec.Requester == nil {
+		return "unknown requester"
+	}
+	return ar.Spec.Requester.Username
+}
+
+func (r *ActivationRequestReconciler) patchStatus(ctx context.Context, before, after *pimv1.ActivationRequest) error {
+	if equalStatus(before.Status, after.Status) {
+		return nil
+	}
+	err := r.Status().Patch(ctx, after, client.MergeFrom(before))
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+func (r *ActivationRequestReconciler) owner(ar *pimv1.ActivationRequest) bindings.Owner {
+	return bindings.Owner{Kind: "ActivationRequest", Name: ar.Name, UID: ar.UID}
+}
+
+func (r *ActivationRequestReconciler) retention() time.Duration {
+	if r.Retention <= 0 {
+		return DefaultActivationRetention
+	}
+	return r.Retention
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// SetupWithManager watches ActivationRequests, the assignments they rely on,
+// the requests they extend and the bindings they own.
+func (r *ActivationRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	activeCollector.reader = mgr.GetClient()
+	ownedBindings := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
+		if name := bindings.OwnerName(obj, "ActivationRequest"); name != "" {
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
+		}
+		return nil
+	})
+	// An eligible assignment that changes or goes may end activations at once.
+	byAssignment := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+		ra := obj.(*pimv1.RoleAssignment)
+		var list pimv1.ActivationRequestList
+		if err := r.List(ctx, &list, client.MatchingFields{index.ActivationByRole: index.RoleKey(ra.Spec.RoleRef)}); err != nil {
+			return nil
+		}
+		var reqs []reconcile.Request
+		for _, ar := range list.Items {
+			if !policy.IsFinal(ar.Status.State) {
+				reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: ar.Name}})
+			}
+		}
+		return reqs
+	})
+	// A request that becomes Active ends the one it extends.
+	extended := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
+		if ext := obj.(*pimv1.ActivationRequest).Spec.Extends; ext != "" {
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: ext}}}
+		}
+		return nil
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&pimv1.ActivationRequest{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Watches(&pimv1.ActivationRequest{}, extended).
+		Watches(&pimv1.RoleAssignment{}, byAssignment).
+		Watches(&rbacv1.ClusterRoleBinding{}, ownedBindings).
+		Watches(&rbacv1.RoleBinding{}, ownedBindings).
+		WithOptions(r.Controller).
+		Named("activationrequest").
+		Complete(r)
+}

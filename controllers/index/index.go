@@ -1,0 +1,88 @@
+// Package index defines the cache indexes kubepim's controllers and
+// webhooks look objects up by, so that no reconcile or admission lists
+// everything.
+package index
+
+import (
+	"context"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers/bindings"
+)
+
+// Index names.
+const (
+	// RoleSettingByRole: RoleSettings by the role they govern (SettingKey).
+	RoleSettingByRole = "kubepim.io/setting-role"
+	// AssignmentByRole: RoleAssignments by role (RoleKey).
+	AssignmentByRole = "kubepim.io/assignment-role"
+	// ActivationByRole: ActivationRequests by role (RoleKey).
+	ActivationByRole = "kubepim.io/activation-role"
+	// ActivationByRequesterGrant: ActivationRequests by requester, role and
+	// namespace (RequesterGrantKey).
+	ActivationByRequesterGrant = "kubepim.io/activation-requester-grant"
+	// ActivationByExtends: ActivationRequests by the request they extend.
+	ActivationByExtends = "kubepim.io/activation-extends"
+)
+
+// SettingKey is the RoleSettingByRole value of a role.
+func SettingKey(ref pimv1.RoleSettingRoleRef) string {
+	return ref.Kind + "/" + ref.Namespace + "/" + ref.Name
+}
+
+// RoleKey is the AssignmentByRole and ActivationByRole value of a role.
+func RoleKey(ref pimv1.RoleRef) string { return ref.Kind + "/" + ref.Name }
+
+// RequesterGrantKey is the ActivationByRequesterGrant value.
+func RequesterGrantKey(username string, ref pimv1.RoleRef, namespace string) string {
+	return username + "\x00" + RoleKey(ref) + "\x00" + namespace
+}
+
+// Setup registers every index with the manager's cache.
+func Setup(ctx context.Context, indexer client.FieldIndexer) error {
+	byOwner := func(obj client.Object) []string {
+		if key := bindings.OwnerKey(obj); key != "" {
+			return []string{key}
+		}
+		return nil
+	}
+	indexes := []struct {
+		obj     client.Object
+		field   string
+		extract client.IndexerFunc
+	}{
+		{&rbacv1.ClusterRoleBinding{}, bindings.OwnerIndex, byOwner},
+		{&rbacv1.RoleBinding{}, bindings.OwnerIndex, byOwner},
+		{&pimv1.RoleSetting{}, RoleSettingByRole, func(obj client.Object) []string {
+			return []string{SettingKey(obj.(*pimv1.RoleSetting).Spec.RoleRef)}
+		}},
+		{&pimv1.RoleAssignment{}, AssignmentByRole, func(obj client.Object) []string {
+			return []string{RoleKey(obj.(*pimv1.RoleAssignment).Spec.RoleRef)}
+		}},
+		{&pimv1.ActivationRequest{}, ActivationByRole, func(obj client.Object) []string {
+			return []string{RoleKey(obj.(*pimv1.ActivationRequest).Spec.RoleRef)}
+		}},
+		{&pimv1.ActivationRequest{}, ActivationByRequesterGrant, func(obj client.Object) []string {
+			ar := obj.(*pimv1.ActivationRequest)
+			if ar.Spec.Requester == nil {
+				return nil
+			}
+			return []string{RequesterGrantKey(ar.Spec.Requester.Username, ar.Spec.RoleRef, ar.Spec.Namespace)}
+		}},
+		{&pimv1.ActivationRequest{}, ActivationByExtends, func(obj client.Object) []string {
+			if ext := obj.(*pimv1.ActivationRequest).Spec.Extends; ext != "" {
+				return []string{ext}
+			}
+			return nil
+		}},
+	}
+	for _, ix := range indexes {
+		if err := indexer.IndexField(ctx, ix.obj, ix.field, ix.extract); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,46 @@
+package index
+
+import (
+	"context"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers/policy"
+)
+
+// EffectiveSetting returns the policy that governs roleRef in namespace and
+// the name of the RoleSetting it comes from ("" for the defaults).
+func EffectiveSetting(ctx context.Context, c client.Reader, roleRef pimv1.RoleRef, namespace string) (pimv1.RoleSettingSpec, string, error) {
+	ref := policy.SettingRoleRef(roleRef, namespace)
+	var list pimv1.RoleSettingList
+	if err := c.List(ctx, &list, client.MatchingFields{RoleSettingByRole: SettingKey(ref)}); err != nil {
+		return pimv1.RoleSettingSpec{}, "", err
+	}
+	return policy.EffectiveSetting(policy.RoleDescription(roleRef, namespace), list.Items)
+}
+
+// AssignmentsOf lists the RoleAssignments of a role, for any subject.
+func AssignmentsOf(ctx context.Context, c client.Reader, roleRef pimv1.RoleRef) ([]pimv1.RoleAssignment, error) {
+	var list pimv1.RoleAssignmentList
+	if err := c.List(ctx, &list, client.MatchingFields{AssignmentByRole: RoleKey(roleRef)}); err != nil {
+		return nil, err
+	}
+	return list.Items, nil
+}
+
+// OpenRequestsOf lists a requester's requests for a role and namespace that
+// are not final.
+func OpenRequestsOf(ctx context.Context, c client.Reader, username string, roleRef pimv1.RoleRef, namespace string) ([]pimv1.ActivationRequest, error) {
+	var list pimv1.ActivationRequestList
+	if err := c.List(ctx, &list, client.MatchingFields{ActivationByRequesterGrant: RequesterGrantKey(username, roleRef, namespace)}); err != nil {
+		return nil, err
+	}
+	open := list.Items[:0]
+	for _, ar := range list.Items {
+		if !policy.IsFinal(ar.Status.State) && ar.DeletionTimestamp.IsZero() {
+			open = append(open, ar)
+		}
+	}
+	return open, nil
+}

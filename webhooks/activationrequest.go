@@ -1,0 +1,252 @@
+package webhooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers/index"
+	"github.com/kubepim/kubepim/controllers/policy"
+)
+
+// stampedAnnotations are set by kubepim's webhook alone.
+var stampedAnnotations = []string{pimv1.AnnotationCancelledBy, pimv1.AnnotationDeactivatedBy}
+
+// VerbDeactivate is the RBAC verb on activationrequests that lets someone
+// other than the requester deactivate an active request.
+const VerbDeactivate = "deactivate"
+
+// activationMutator stamps the requester and the MFA proof on create, and
+// who cancelled or deactivated on update.
+type activationMutator struct {
+	handlerBase
+	totp *TOTPVerifier
+}
+
+func (m *activationMutator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	ar := &pimv1.ActivationRequest{}
+	if err := m.decoder.Decode(req, ar); err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	user := userInfo(req.UserInfo)
+	switch req.Operation {
+	case admissionv1.Create:
+		ar.Spec.Requester = user
+		ar.Spec.MFA = nil
+		for _, k := range stampedAnnotations {
+			delete(ar.Annotations, k)
+		}
+		if code, ok := ar.Annotations[pimv1.AnnotationTOTP]; ok {
+			// The code never reaches storage.
+			delete(ar.Annotations, pimv1.AnnotationTOTP)
+			if err := m.totp.Verify(ctx, user.Username, strings.TrimSpace(code), ptr.Deref(req.DryRun, false)); err != nil {
+				return admission.Denied(err.Error())
+			}
+			ar.Spec.MFA = &pimv1.MFAProof{Method: pimv1.MFAMethodTOTP, VerifiedAt: metav1.NewTime(m.cfg.Clock.Now().Truncate(1e9))}
+		} else if hasMFAClaim(user, m.cfg) {
+			ar.Spec.MFA = &pimv1.MFAProof{Method: pimv1.MFAMethodClaim, VerifiedAt: metav1.NewTime(m.cfg.Clock.Now().Truncate(1e9))}
+		}
+	case admissionv1.Update:
+		old := &pimv1.ActivationRequest{}
+		if err := m.decoder.DecodeRaw(req.OldObject, old); err != nil {
+			return admission.Errored(http.StatusBadRequest, err)
+		}
+		delete(ar.Annotations, pimv1.AnnotationTOTP)
+		for _, k := range stampedAnnotations {
+			restore(ar, old, k)
+		}
+		if added(old, ar, pimv1.AnnotationCancel) {
+			setAnnotation(ar, pimv1.AnnotationCancelledBy, user.Username)
+		}
+		if added(old, ar, pimv1.AnnotationDeactivate) {
+			setAnnotation(ar, pimv1.AnnotationDeactivatedBy, user.Username)
+		}
+	default:
+		return admission.Allowed("")
+	}
+	return patched(req, ar)
+}
+
+// activationValidator refuses requests the role's policy does not allow,
+// and cancellations or deactivations by people who may not make them.
+type activationValidator struct{ handlerBase }
+
+func (v *activationValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	ar := &pimv1.ActivationRequest{}
+	if err := v.decoder.Decode(req, ar); err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	user := userInfo(req.UserInfo)
+	switch req.Operation {
+	case admissionv1.Create:
+		return v.validateCreate(ctx, ar, user)
+	case admissionv1.Update:
+		old := &pimv1.ActivationRequest{}
+		if err := v.decoder.DecodeRaw(req.OldObject, old); err != nil {
+			return admission.Errored(http.StatusBadRequest, err)
+		}
+		return v.validateUpdate(ctx, old, ar, user)
+	}
+	return admission.Allowed("")
+}
+
+func (v *activationValidator) validateCreate(ctx context.Context, ar *pimv1.ActivationRequest, user *pimv1.UserInfo) admission.Response {
+	// The mutating webhook stamped the requester; a mismatch means it did
+	// not run, and nothing typed by a client is trusted.
+	if ar.Spec.Requester == nil || !equality.Semantic.DeepEqual(*ar.Spec.Requester, *user) {
+		return admission.Denied("spec.requester must be the authenticated user; it is set by kubepim's mutating webhook, which did not run")
+	}
+	if ar.Spec.MFA != nil && ar.Spec.MFA.Method == pimv1.MFAMethodClaim && !hasMFAClaim(user, v.cfg) {
+		return admission.Denied("spec.mfa is set by kubepim's mutating webhook alone")
+	}
+	setting, _, err := index.EffectiveSetting(ctx, v.cache, ar.Spec.RoleRef, ar.Spec.Namespace)
+	if err != nil {
+		return denyOrError(err)
+	}
+	assignments, err := index.AssignmentsOf(ctx, v.cache, ar.Spec.RoleRef)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	open, err := index.OpenRequestsOf(ctx, v.cache, user.Username, ar.Spec.RoleRef, ar.Spec.Namespace)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	var extended *pimv1.ActivationRequest
+	if ar.Spec.Extends != "" {
+		extended = &pimv1.ActivationRequest{}
+		if err := v.cache.Get(ctx, client.ObjectKey{Name: ar.Spec.Extends}, extended); err != nil {
+			if client.IgnoreNotFound(err) != nil {
+				return admission.Errored(http.StatusInternalServerError, err)
+			}
+			extended = nil
+		}
+	}
+	_, err = policy.CheckActivation(policy.ActivationCheck{
+		Request:      ar,
+		Requester:    *user,
+		Now:          v.cfg.Clock.Now(),
+		Setting:      setting,
+		MFASatisfied: ar.Spec.MFA != nil,
+		Assignments:  assignments,
+		OpenRequests: open,
+		Extended:     extended,
+	})
+	if err != nil {
+		return admission.Denied(joinLines(err))
+	}
+	return admission.Allowed("")
+}
+
+func (v *activationValidator) validateUpdate(ctx context.Context, old, ar *pimv1.ActivationRequest, user *pimv1.UserInfo) admission.Response {
+	isRequester := old.Spec.Requester != nil && old.Spec.Requester.Username == user.Username
+	for _, k := range stampedAnnotations {
+		if old.Annotations[k] != ar.Annotations[k] && ar.Annotations[k] != user.Username {
+			return admission.Denied(fmt.Sprintf("annotation %s is set by kubepim's webhook alone", k))
+		}
+	}
+	if added(old, ar, pimv1.AnnotationCancel) && !isRequester {
+		return admission.Denied(fmt.Sprintf("only the requester (%s) can cancel this request", requesterOf(old)))
+	}
+	if added(old, ar, pimv1.AnnotationDeactivate) && !isRequester {
+		allowed, err := v.may(ctx, user, VerbDeactivate, ar.Name)
+		if err != nil {
+			return admission.Errored(http.StatusInternalServerError, err)
+		}
+		if !allowed {
+			return admission.Denied(fmt.Sprintf("only the requester (%s) or someone allowed to %q activationrequests.kubepim.io can deactivate this request", requesterOf(old), VerbDeactivate))
+		}
+	}
+	for _, k := range []string{pimv1.AnnotationCancel, pimv1.AnnotationDeactivate} {
+		if _, had := old.Annotations[k]; had {
+			if _, has := ar.Annotations[k]; !has {
+				return admission.Denied(fmt.Sprintf("annotation %s cannot be removed once set", k))
+			}
+		}
+	}
+	return admission.Allowed("")
+}
+
+// may asks the API server whether user may verb the named request.
+func (v *activationValidator) may(ctx context.Context, user *pimv1.UserInfo, verb, name string) (bool, error) {
+	extra := map[string]authorizationv1.ExtraValue{}
+	for k, vals := range user.Extra {
+		extra[k] = vals
+	}
+	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User: user.Username, UID: user.UID, Groups: user.Groups, Extra: extra,
+		ResourceAttributes: &authorizationv1.ResourceAttributes{
+			Group: pimv1.GroupVersion.Group, Resource: "activationrequests", Verb: verb, Name: name,
+		},
+	}}
+	if err := v.direct.Create(ctx, sar); err != nil {
+		return false, err
+	}
+	return sar.Status.Allowed, nil
+}
+
+func hasMFAClaim(user *pimv1.UserInfo, cfg Config) bool {
+	for _, v := range user.Extra[cfg.MFAClaim] {
+		if slices.Contains(cfg.MFAClaimValues, v) {
+			return true
+		}
+	}
+	return false
+}
+
+func denyOrError(err error) admission.Response {
+	var conflict *policy.ErrConflictingSettings
+	if errors.As(err, &conflict) {
+		return admission.Denied(err.Error())
+	}
+	return admission.Errored(http.StatusInternalServerError, err)
+}
+
+func requesterOf(ar *pimv1.ActivationRequest) string {
+	if ar.Spec.Requester == nil {
+		return "unknown"
+	}
+	return ar.Spec.Requester.Username
+}
+
+func added(old, cur client.Object, key string) bool {
+	_, had := old.GetAnnotations()[key]
+	_, has := cur.GetAnnotations()[key]
+	return has && !had
+}
+
+func restore(cur, old client.Object, key string) {
+	if v, ok := old.GetAnnotations()[key]; ok {
+		setAnnotation(cur, key, v)
+		return
+	}
+	a := cur.GetAnnotations()
+	delete(a, key)
+	cur.SetAnnotations(a)
+}
+
+func setAnnotation(obj client.Object, key, value string) {
+	a := obj.GetAnnotations()
+	if a == nil {
+		a = map[string]string{}
+	}
+	a[key] = value
+	obj.SetAnnotations(a)
+}
+
+// joinLines turns errors.Join's newline-separated list into one line a
+// kubectl user reads at once.
+func joinLines(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
+}
