@@ -14,6 +14,7 @@
 //	ca.crt, ca.key                  the dev CA (signs everything below)
 //	apiserver.crt, apiserver.key    kube-apiserver's serving certificate
 //	admin.crt, admin.key            client certificate of user kubepim-dev-admin in group system:masters
+//	front-proxy-client.crt, .key    the API server's client certificate towards aggregated APIs
 //	sa.key, sa.pub                  service-account token signing key pair
 //
 // under -webhook-dir: tls.crt, tls.key (serving certificate of the manager's
@@ -84,6 +85,10 @@ func run(dir, webhookDir, kubeconfig, server, serviceIP string) error {
 		}},
 		{name: "admin", crt: filepath.Join(dir, "admin.crt"), key: filepath.Join(dir, "admin.key"), tmpl: x509.Certificate{
 			Subject:     pkix.Name{CommonName: "kubepim-dev-admin", Organization: []string{"system:masters"}},
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		}},
+		{name: "front-proxy client", crt: filepath.Join(dir, "front-proxy-client.crt"), key: filepath.Join(dir, "front-proxy-client.key"), tmpl: x509.Certificate{
+			Subject:     pkix.Name{CommonName: "front-proxy-client"},
 			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		}},
 		{name: "webhook server", crt: filepath.Join(webhookDir, "tls.crt"), key: filepath.Join(webhookDir, "tls.key"), tmpl: x509.Certificate{

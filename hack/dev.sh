@@ -1,0 +1,414 @@
+#!/usr/bin/env bash
+# A local control plane with kubepim: etcd, kube-apiserver,
+# kube-controller-manager (when it can be built) and bin/manager, all on
+# 127.0.0.1, no containers, no kubelet. See docs/development.md.
+#
+# Usage: hack/dev.sh run|up|down|status|restart-manager
+#   run              start everything, follow the manager's log; Ctrl-C stops all
+#   up               start everything in the background; return when ready
+#   down             stop everything (manager, controller-manager, apiserver, etcd)
+#   status           say what runs
+#   restart-manager  restart bin/manager only (after `make build`)
+#
+# State lives under bin/dev/ (DEV_DIR): etcd's data (kept across restarts),
+# certificates, kubeconfig, logs and pid files. `hack/dev.sh down && rm -rf
+# bin/dev` starts from scratch. Ports can be moved with the DEV_*_PORT
+# variables below.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${ROOT}"
+export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
+
+DEV_DIR="${DEV_DIR:-${ROOT}/bin/dev}"
+ETCD_PORT="${DEV_ETCD_PORT:-23790}"
+ETCD_PEER_PORT="${DEV_ETCD_PEER_PORT:-23800}"
+APISERVER_PORT="${DEV_APISERVER_PORT:-16443}"
+KCM_PORT="${DEV_KCM_PORT:-10357}"
+WEBHOOK_PORT="${DEV_WEBHOOK_PORT:-19443}"
+METRICS_PORT="${DEV_METRICS_PORT:-18080}"
+PROBE_PORT="${DEV_PROBE_PORT:-18081}"
+NAMESPACE="${DEV_NAMESPACE:-kubepim-system}"
+MANAGER_BIN="${MANAGER_BIN:-${ROOT}/bin/manager}"
+TIMEOUT="${DEV_TIMEOUT:-120}"           # seconds to wait for each component
+WITH_KCM="${DEV_CONTROLLER_MANAGER:-true}"
+SERVICE_CIDR="10.0.0.0/24"
+
+PKI="${DEV_DIR}/pki"
+WEBHOOK_CERTS="${DEV_DIR}/webhook-certs"
+KUBECONFIG_FILE="${DEV_DIR}/kubeconfig"
+TOOLS="${DEV_DIR}/tools"
+# Components in start order; `down` stops them in reverse.
+COMPONENTS=(etcd kube-apiserver kube-controller-manager manager)
+
+log() { echo "dev: $*" >&2; }
+warn() { echo "dev: WARNING: $*" >&2; }
+die() { echo "dev: ERROR: $*" >&2; exit 1; }
+kc() { kubectl --kubeconfig "${KUBECONFIG_FILE}" "$@"; }
+
+pidfile() { echo "${DEV_DIR}/$1.pid"; }
+logfile() { echo "${DEV_DIR}/$1.log"; }
+
+# pid_of NAME prints the pid of a running component, or fails. The command
+# line must still name the component, so a recycled pid does not count.
+pid_of() {
+  local f pid
+  f="$(pidfile "$1")"
+  [[ -f "${f}" ]] || return 1
+  pid="$(<"${f}")"
+  [[ "${pid}" =~ ^[0-9]+$ ]] && kill -0 "${pid}" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null | grep -q -- "$1" || return 1
+  echo "${pid}"
+}
+running() { pid_of "$1" >/dev/null; }
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# http_ok URL [curl options]: true if URL answers 2xx. Plain http works
+# without curl too.
+http_ok() {
+  local url="$1"; shift
+  if command -v curl >/dev/null; then
+    curl -fsS -o /dev/null --max-time 3 "$@" "${url}" 2>/dev/null
+    return
+  fi
+  [[ "${url}" =~ ^http://([^:/]+):([0-9]+)(/.*)?$ ]] || return 0 # https without curl: trust the process check
+  local host="${BASH_REMATCH[1]}" port="${BASH_REMATCH[2]}" path="${BASH_REMATCH[3]:-/}" status
+  status="$(exec 3<>"/dev/tcp/${host}/${port}" && printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "${path}" "${host}" >&3 && timeout 3 head -n1 <&3)" 2>/dev/null || return 1
+  [[ "${status}" =~ ^HTTP/[0-9.]+\ 2 ]]
+}
+
+show_log_tail() {
+  local f; f="$(logfile "$1")"
+  [[ -f "${f}" ]] || return 0
+  echo "---- last lines of ${f} ----" >&2
+  tail -n 25 "${f}" >&2
+  echo "----" >&2
+}
+
+# start NAME COMMAND...: run COMMAND in its own session (so that Ctrl-C in a
+# terminal reaches only this script, which stops everything in order), with
+# its output appended to bin/dev/NAME.log and its pid in bin/dev/NAME.pid.
+start() {
+  local name="$1"; shift
+  local f; f="$(logfile "${name}")"
+  echo "==== $(date -u +%FT%TZ) starting: $*" >>"${f}"
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$(pidfile "${name}")" "$@" >>"${f}" 2>&1 </dev/null &
+  local i
+  for i in $(seq 50); do [[ -s "$(pidfile "${name}")" ]] && break; sleep 0.1; done
+}
+
+# wait_for NAME WHAT CHECK...: wait until CHECK passes while NAME runs.
+wait_for() {
+  local name="$1" what="$2"; shift 2
+  local deadline=$((SECONDS + TIMEOUT))
+  until "$@"; do
+    if ! running "${name}"; then
+      show_log_tail "${name}"
+      die "${name} exited while starting; its log is $(logfile "${name}")"
+    fi
+    if ((SECONDS >= deadline)); then
+      show_log_tail "${name}"
+      die "${what} not ready after ${TIMEOUT}s (DEV_TIMEOUT); see $(logfile "${name}")"
+    fi
+    sleep 0.5
+  done
+}
+
+need_port() {
+  local name="$1" port="$2" var="$3"
+  if port_in_use "${port}"; then
+    die "port ${port} (for ${name}) is taken by another process; stop it or set ${var}"
+  fi
+}
+
+stop() {
+  local name="$1" pid i
+  if ! pid="$(pid_of "${name}")"; then
+    rm -f "$(pidfile "${name}")"
+    return 0
+  fi
+  log "stopping ${name} (pid ${pid})"
+  kill -TERM "${pid}" 2>/dev/null || true
+  for i in $(seq 300); do
+    kill -0 "${pid}" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "${pid}" 2>/dev/null; then
+    warn "${name} did not stop within 30s; killing it"
+    kill -KILL "${pid}" 2>/dev/null || true
+    sleep 0.5
+  fi
+  rm -f "$(pidfile "${name}")"
+}
+
+# ---------------------------------------------------------------------------
+
+preflight() {
+  command -v kubectl >/dev/null || die "kubectl is not on PATH"
+  command -v setsid >/dev/null || die "setsid (util-linux) is not on PATH"
+  command -v go >/dev/null || die "go is not on PATH"
+  [[ -x "${MANAGER_BIN}" ]] || die "${MANAGER_BIN} does not exist: run 'make build' (or use 'make dev-up', which does)"
+  mkdir -p "${DEV_DIR}" "${TOOLS}"
+}
+
+find_assets() {
+  if [[ "${WITH_KCM}" == true ]]; then
+    if ASSETS="$(hack/install-control-plane.sh --with-controller-manager)"; then
+      return
+    fi
+    warn "could not build kube-controller-manager (see above): running without it, so no garbage collection, ClusterRole aggregation or service-account tokens"
+  fi
+  ASSETS="$(hack/install-control-plane.sh)" || die "could not build kube-apiserver and etcd (hack/install-control-plane.sh)"
+}
+
+build_tools() {
+  go build -o "${TOOLS}/devcerts" ./hack/devcerts || die "could not build hack/devcerts"
+  go build -o "${TOOLS}/devwebhooks" ./hack/devwebhooks || die "could not build hack/devwebhooks"
+}
+
+start_etcd() {
+  running etcd && { log "etcd already runs (pid $(pid_of etcd))"; return; }
+  need_port etcd "${ETCD_PORT}" DEV_ETCD_PORT
+  need_port "etcd (peer)" "${ETCD_PEER_PORT}" DEV_ETCD_PEER_PORT
+  log "starting etcd on 127.0.0.1:${ETCD_PORT}"
+  start etcd "${ASSETS}/etcd" \
+    --name=kubepim-dev \
+    --data-dir="${DEV_DIR}/etcd" \
+    --listen-client-urls="http://127.0.0.1:${ETCD_PORT}" \
+    --advertise-client-urls="http://127.0.0.1:${ETCD_PORT}" \
+    --listen-peer-urls="http://127.0.0.1:${ETCD_PEER_PORT}" \
+    --initial-advertise-peer-urls="http://127.0.0.1:${ETCD_PEER_PORT}" \
+    --initial-cluster="kubepim-dev=http://127.0.0.1:${ETCD_PEER_PORT}" \
+    --listen-metrics-urls="" \
+    --log-level=warn
+  wait_for etcd "etcd" http_ok "http://127.0.0.1:${ETCD_PORT}/health"
+}
+
+apiserver_ready() { kc get --raw /readyz >/dev/null 2>&1; }
+
+start_apiserver() {
+  running kube-apiserver && { log "kube-apiserver already runs (pid $(pid_of kube-apiserver))"; return; }
+  need_port kube-apiserver "${APISERVER_PORT}" DEV_APISERVER_PORT
+  log "starting kube-apiserver on https://127.0.0.1:${APISERVER_PORT}"
+  mkdir -p "${DEV_DIR}/kube-apiserver"
+  start kube-apiserver "${ASSETS}/kube-apiserver" \
+    --etcd-servers="http://127.0.0.1:${ETCD_PORT}" \
+    --bind-address=127.0.0.1 \
+    --advertise-address=127.0.0.1 \
+    --secure-port="${APISERVER_PORT}" \
+    --cert-dir="${DEV_DIR}/kube-apiserver" \
+    --tls-cert-file="${PKI}/apiserver.crt" \
+    --tls-private-key-file="${PKI}/apiserver.key" \
+    --client-ca-file="${PKI}/ca.crt" \
+    --requestheader-client-ca-file="${PKI}/ca.crt" \
+    --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User \
+    --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="${PKI}/front-proxy-client.crt" \
+    --proxy-client-key-file="${PKI}/front-proxy-client.key" \
+    --authorization-mode=Node,RBAC \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="${PKI}/sa.pub" \
+    --service-account-signing-key-file="${PKI}/sa.key" \
+    --service-cluster-ip-range="${SERVICE_CIDR}" \
+    --endpoint-reconciler-type=none \
+    --allow-privileged=true \
+    --profiling=false
+  wait_for kube-apiserver "kube-apiserver" apiserver_ready
+}
+
+start_kcm() {
+  if [[ ! -x "${ASSETS}/kube-controller-manager" ]]; then
+    log "no kube-controller-manager in ${ASSETS}: skipped"
+    return
+  fi
+  running kube-controller-manager && { log "kube-controller-manager already runs (pid $(pid_of kube-controller-manager))"; return; }
+  need_port kube-controller-manager "${KCM_PORT}" DEV_KCM_PORT
+  log "starting kube-controller-manager (secure port 127.0.0.1:${KCM_PORT})"
+  mkdir -p "${DEV_DIR}/kube-controller-manager"
+  # No nodes and no cloud: the node, route and cloud controllers have
+  # nothing to do. Garbage collection, ClusterRole aggregation, namespace
+  # deletion and service-account tokens are what kubepim needs.
+  start kube-controller-manager "${ASSETS}/kube-controller-manager" \
+    --kubeconfig="${KUBECONFIG_FILE}" \
+    --authentication-kubeconfig="${KUBECONFIG_FILE}" \
+    --authorization-kubeconfig="${KUBECONFIG_FILE}" \
+    --bind-address=127.0.0.1 \
+    --secure-port="${KCM_PORT}" \
+    --cert-dir="${DEV_DIR}/kube-controller-manager" \
+    --leader-elect=false \
+    --controllers='*,-node-ipam-controller,-node-lifecycle-controller,-persistentvolume-attach-detach-controller,-taint-eviction-controller,-device-taint-eviction-controller' \
+    --use-service-account-credentials=false \
+    --service-account-private-key-file="${PKI}/sa.key" \
+    --root-ca-file="${PKI}/ca.crt" \
+    --cluster-signing-cert-file="${PKI}/ca.crt" \
+    --cluster-signing-key-file="${PKI}/ca.key" \
+    --cluster-name=kubepim-dev \
+    --service-cluster-ip-range="${SERVICE_CIDR}" \
+    --profiling=false
+  wait_for kube-controller-manager "kube-controller-manager" http_ok "https://127.0.0.1:${KCM_PORT}/healthz" -k
+}
+
+install_kubepim() {
+  log "applying CRDs (config/crd/bases)"
+  kc apply --server-side --force-conflicts --field-manager=kubepim-dev -f config/crd/bases >/dev/null \
+    || die "could not apply the CRDs; see the messages above"
+  kc wait --for=condition=Established --timeout="${TIMEOUT}s" -f config/crd/bases >/dev/null \
+    || die "the CRDs did not become Established"
+  kc create namespace "${NAMESPACE}" --dry-run=client -o yaml | kc apply -f - >/dev/null
+  log "applying webhook configurations -> https://127.0.0.1:${WEBHOOK_PORT}"
+  "${TOOLS}/devwebhooks" -in config/webhook/manifests.yaml -ca "${PKI}/ca.crt" -host 127.0.0.1 -port "${WEBHOOK_PORT}" \
+    | kc apply --server-side --force-conflicts --field-manager=kubepim-dev -f - >/dev/null \
+    || die "could not apply the webhook configurations"
+}
+
+manager_ready() { http_ok "http://127.0.0.1:${PROBE_PORT}/readyz"; }
+
+start_manager() {
+  running manager && { log "manager already runs (pid $(pid_of manager)); 'hack/dev.sh restart-manager' picks up a new build"; return; }
+  need_port "manager (webhooks)" "${WEBHOOK_PORT}" DEV_WEBHOOK_PORT
+  need_port "manager (metrics)" "${METRICS_PORT}" DEV_METRICS_PORT
+  need_port "manager (probes)" "${PROBE_PORT}" DEV_PROBE_PORT
+  local args=(
+    --kubeconfig="${KUBECONFIG_FILE}"
+    --webhook-host=127.0.0.1
+    --webhook-port="${WEBHOOK_PORT}"
+    --webhook-cert-dir="${WEBHOOK_CERTS}"
+    --metrics-bind-address="127.0.0.1:${METRICS_PORT}"
+    --health-probe-bind-address="127.0.0.1:${PROBE_PORT}"
+  )
+  local help
+  help="$("${MANAGER_BIN}" -h 2>&1 || true)"
+  if grep -Eq '^[[:space:]]+--?namespace([[:space:]]|$)' <<<"${help}"; then
+    args+=(--namespace="${NAMESPACE}")
+  fi
+  log "starting manager (webhooks https://127.0.0.1:${WEBHOOK_PORT}, metrics :${METRICS_PORT}, probes :${PROBE_PORT})"
+  start manager env POD_NAMESPACE="${NAMESPACE}" "${MANAGER_BIN}" "${args[@]}" ${DEV_MANAGER_ARGS:-}
+  wait_for manager "the manager's /readyz" manager_ready
+}
+
+apply_samples() {
+  [[ -f config/samples/kustomization.yaml ]] || return 0
+  log "applying config/samples"
+  if ! kc apply -k config/samples >/dev/null; then
+    warn "applying config/samples failed (messages above). If a webhook refused it, check that the manager serves that path: $(logfile manager)"
+  fi
+}
+
+usage_info() {
+  cat <<EOF
+
+kubepim dev control plane is ready.
+  export KUBECONFIG=${KUBECONFIG_FILE}
+  kubectl get pim                                  # all kubepim objects
+  kubectl --context alice get pim                  # as alice (group developers); also: alice-mfa, bob, carol
+  kubectl --as alice --as-group developers auth can-i create activationrequests.kubepim.io
+  kubectl --as alice create -f config/samples/activation/activationrequest.yaml
+
+  API server   https://127.0.0.1:${APISERVER_PORT}   etcd http://127.0.0.1:${ETCD_PORT}
+  webhooks     https://127.0.0.1:${WEBHOOK_PORT}   metrics http://127.0.0.1:${METRICS_PORT}/metrics   probes http://127.0.0.1:${PROBE_PORT}/readyz
+  logs         ${DEV_DIR}/{etcd,kube-apiserver,kube-controller-manager,manager}.log
+  stop         make dev-down   (state in ${DEV_DIR} is kept; rm -rf it to start over)
+EOF
+}
+
+cmd_up() {
+  preflight
+  local all=true c
+  for c in "${COMPONENTS[@]}"; do
+    [[ "${c}" == kube-controller-manager && "${WITH_KCM}" != true ]] && continue
+    running "${c}" || all=false
+  done
+  if ${all}; then
+    log "already running (hack/dev.sh status; hack/dev.sh down to stop)"
+    usage_info
+    return 0
+  fi
+  local t0=${SECONDS}
+  find_assets
+  build_tools
+  "${TOOLS}/devcerts" -dir "${PKI}" -webhook-dir "${WEBHOOK_CERTS}" -kubeconfig "${KUBECONFIG_FILE}" \
+    -server "https://127.0.0.1:${APISERVER_PORT}" -service-ip 10.0.0.1 || die "could not write certificates"
+  start_etcd
+  start_apiserver
+  start_kcm
+  install_kubepim
+  start_manager
+  apply_samples
+  log "ready in $((SECONDS - t0))s"
+  usage_info
+}
+
+cmd_down() {
+  local i
+  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
+    stop "${COMPONENTS[i]}"
+  done
+}
+
+cmd_run() {
+  local c
+  for c in "${COMPONENTS[@]}"; do
+    if running "${c}"; then
+      die "${c} already runs in the background (pid $(pid_of "${c}")): stop it with 'make dev-down' first"
+    fi
+  done
+  TAIL_PID=""
+  trap 'trap - INT TERM EXIT; echo; [[ -n "${TAIL_PID}" ]] && kill "${TAIL_PID}" 2>/dev/null; log "shutting down"; cmd_down' INT TERM EXIT
+  cmd_up
+  echo
+  log "following $(logfile manager); press Ctrl-C to stop everything"
+  tail -n 0 -F "$(logfile manager)" &
+  TAIL_PID=$!
+  while true; do
+    for c in "${COMPONENTS[@]}"; do
+      [[ -f "$(pidfile "${c}")" ]] || continue
+      if ! running "${c}"; then
+        show_log_tail "${c}"
+        die "${c} exited; its log is $(logfile "${c}")"
+      fi
+    done
+    sleep 2
+  done
+}
+
+cmd_status() {
+  local c pid rc=0
+  for c in "${COMPONENTS[@]}"; do
+    if pid="$(pid_of "${c}")"; then
+      printf '%-24s running (pid %s)\n' "${c}" "${pid}"
+    else
+      printf '%-24s stopped\n' "${c}"
+      [[ "${c}" == kube-controller-manager ]] || rc=1
+    fi
+  done
+  if running kube-apiserver; then
+    printf '%-24s %s\n' "apiserver /readyz" "$(kc get --raw /readyz 2>&1 | head -n1)"
+  fi
+  if running manager; then
+    if manager_ready; then printf '%-24s ok\n' "manager /readyz"; else printf '%-24s failing\n' "manager /readyz"; rc=1; fi
+  fi
+  echo "kubeconfig: ${KUBECONFIG_FILE}"
+  return "${rc}"
+}
+
+cmd_restart_manager() {
+  preflight
+  running kube-apiserver || die "the control plane is not running: 'make dev-up' first"
+  stop manager
+  build_tools
+  install_kubepim
+  start_manager
+  log "manager restarted (pid $(pid_of manager))"
+}
+
+case "${1:-}" in
+  run) cmd_run ;;
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  restart-manager) cmd_restart_manager ;;
+  *) sed -n '6,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+esac
