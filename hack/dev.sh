@@ -258,6 +258,10 @@ install_kubepim() {
   kc wait --for=condition=Established --timeout="${TIMEOUT}s" -f config/crd/bases >/dev/null \
     || die "the CRDs did not become Established"
   kc create namespace "${NAMESPACE}" --dry-run=client -o yaml | kc apply -f - >/dev/null
+  # The ClusterRoles for people (kubepim-requester, -approver, -admin,
+  # -auditor), as config/default installs them; config/samples binds them.
+  kubectl kustomize config/default | kc apply -l app.kubernetes.io/component=user-role -f - >/dev/null \
+    || die "could not apply the user ClusterRoles of config/rbac"
   log "applying webhook configurations -> https://127.0.0.1:${WEBHOOK_PORT}"
   "${TOOLS}/devwebhooks" -in config/webhook/manifests.yaml -ca "${PKI}/ca.crt" -host 127.0.0.1 -port "${WEBHOOK_PORT}" \
     | kc apply --server-side --force-conflicts --field-manager=kubepim-dev -f - >/dev/null \
