@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers/audit"
 	"github.com/kubepim/kubepim/controllers/bindings"
 	"github.com/kubepim/kubepim/controllers/index"
 	"github.com/kubepim/kubepim/controllers/policy"
@@ -68,7 +69,11 @@ func (r *ActivationRequestReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		meta.SetStatusCondition(&ar.Status.Conditions, metav1.Condition{Type: pimv1.ConditionReady, Status: metav1.ConditionFalse,
 			Reason: pimv1.ReasonReconcileError, Message: err.Error(), ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
 	}
-	r.announce(before, ar, now)
+	// The audit trail is written before the new state is stored: a crash
+	// in between repeats the pass, and the record, exactly once.
+	if aerr := r.announce(ctx, before, ar); aerr != nil {
+		return ctrl.Result{}, aerr
+	}
 	if perr := r.patchStatus(ctx, before, ar); perr != nil {
 		return ctrl.Result{}, perr
 	}
@@ -265,17 +270,30 @@ func (r *ActivationRequestReconciler) setState(ar *pimv1.ActivationRequest, now 
 		Message: message, ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
 }
 
-// announce emits one Event per state change.
-func (r *ActivationRequestReconciler) announce(before, after *pimv1.ActivationRequest, _ time.Time) {
-	if before.Status.State == after.Status.State {
-		return
+// announce records each state change in the audit trail and as an Event.
+// A pass can take a new request straight to Active: its request is
+// recorded too.
+func (r *ActivationRequestReconciler) announce(ctx context.Context, before, after *pimv1.ActivationRequest) error {
+	from, to := before.Status.State, after.Status.State
+	if from == to {
+		return nil
+	}
+	if from == "" {
+		if err := r.Audit.Record(ctx, r.auditEntry(after, pimv1.ActivationStatePending)); err != nil {
+			return err
+		}
+	}
+	if to != pimv1.ActivationStatePending {
+		if err := r.Audit.Record(ctx, r.auditEntry(after, to)); err != nil {
+			return err
+		}
 	}
 	kind := corev1.EventTypeNormal
-	if after.Status.State == pimv1.ActivationStateFailed {
+	if to == pimv1.ActivationStateFailed {
 		kind = corev1.EventTypeWarning
 	}
-	reason := after.Status.State
-	switch after.Status.State {
+	reason := to
+	switch to {
 	case pimv1.ActivationStatePending:
 		reason = "Requested"
 	case pimv1.ActivationStateActive:
@@ -283,6 +301,68 @@ func (r *ActivationRequestReconciler) announce(before, after *pimv1.ActivationRe
 	}
 	r.Recorder.Eventf(after, nil, kind, reason, "Activation", "%s for %s: %s", requesterName(after),
 		policy.RoleDescription(after.Spec.RoleRef, after.Spec.Namespace), after.Status.Message)
+	return nil
+}
+
+// auditEntry describes the move of ar into state for the audit trail.
+func (r *ActivationRequestReconciler) auditEntry(ar *pimv1.ActivationRequest, state string) audit.Entry {
+	e := audit.Entry{
+		Target: ar, TargetKind: "ActivationRequest",
+		RoleRef: &ar.Spec.RoleRef, Namespace: ar.Spec.Namespace,
+		Reason: ar.Status.Message,
+	}
+	if ar.Spec.Requester != nil {
+		e.Subject = &pimv1.Subject{Kind: pimv1.SubjectKindUser, Name: ar.Spec.Requester.Username}
+	}
+	byAnnotation := func(key string) *pimv1.UserInfo {
+		if name := ar.Annotations[key]; name != "" {
+			return &pimv1.UserInfo{Username: name}
+		}
+		return nil
+	}
+	switch state {
+	case pimv1.ActivationStatePending:
+		e.Action, e.Actor = pimv1.AuditActivationRequested, ar.Spec.Requester
+		e.Justification, e.Ticket, e.Reason = ar.Spec.Justification, ar.Spec.Ticket, ""
+		e.Details = map[string]string{"duration": ar.Spec.Duration.Duration.String()}
+		if ar.Spec.StartTime != nil {
+			e.Details["startTime"] = ar.Spec.StartTime.UTC().Format(time.RFC3339)
+		}
+		if ar.Spec.MFA != nil {
+			e.Details["mfa"] = ar.Spec.MFA.Method
+		}
+		if ar.Spec.Extends != "" {
+			e.Details["extends"] = ar.Spec.Extends
+		}
+	case pimv1.ActivationStateActive:
+		e.Action = pimv1.AuditActivated
+		e.Details = map[string]string{"activatedAt": ar.Status.ActivatedAt.UTC().Format(time.RFC3339), "expiresAt": ar.Status.ExpiresAt.UTC().Format(time.RFC3339)}
+		if ar.Status.Binding != nil {
+			e.Details["binding"] = ar.Status.Binding.Kind + "/" + ar.Status.Binding.Name
+		}
+	case pimv1.ActivationStateExpired:
+		e.Action = pimv1.AuditExpired
+		if c := meta.FindStatusCondition(ar.Status.Conditions, pimv1.ConditionReady); c != nil && c.Reason == "Extended" {
+			e.Action = pimv1.AuditExtended
+		}
+	case pimv1.ActivationStateDeactivated:
+		e.Action, e.Actor = pimv1.AuditDeactivated, byAnnotation(pimv1.AnnotationDeactivatedBy)
+		if e.Actor == nil {
+			e.Actor = byAnnotation(pimv1.AnnotationCancelledBy)
+		}
+	case pimv1.ActivationStateCancelled:
+		e.Action, e.Actor = pimv1.AuditCancelled, byAnnotation(pimv1.AnnotationCancelledBy)
+		if e.Actor == nil {
+			e.Actor = byAnnotation(pimv1.AnnotationDeactivatedBy)
+		}
+	case pimv1.ActivationStateDenied:
+		e.Action, e.Outcome = pimv1.AuditDenied, pimv1.AuditOutcomeFailure
+	case pimv1.ActivationStateFailed:
+		e.Action, e.Outcome = pimv1.AuditFailed, pimv1.AuditOutcomeFailure
+	default:
+		e.Action = state
+	}
+	return e
 }
 
 func requesterName(ar *pimv1.ActivationRequest) string {

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,12 +16,14 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers/audit"
 	"github.com/kubepim/kubepim/controllers/bindings"
 	"github.com/kubepim/kubepim/controllers/policy"
 )
@@ -39,6 +42,8 @@ type RoleAssignmentReconciler struct {
 	Recorder events.EventRecorder
 	Options
 }
+
+// +kubebuilder:rbac:groups=kubepim.io,resources=roleassignments;roleassignments/finalizers,verbs=update
 
 // +kubebuilder:rbac:groups=kubepim.io,resources=roleassignments,verbs=get;list;watch
 // +kubebuilder:rbac:groups=kubepim.io,resources=roleassignments/status,verbs=get;update;patch
@@ -61,8 +66,14 @@ func (r *RoleAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	}
 	owner := bindings.Owner{Kind: "RoleAssignment", Name: ra.Name, UID: ra.UID}
 	if !ra.DeletionTimestamp.IsZero() {
-		_, err := r.Bindings.Sync(ctx, owner, nil)
-		return ctrl.Result{}, err
+		return ctrl.Result{}, r.finalize(ctx, ra, owner)
+	}
+	if orig := ra.DeepCopy(); controllerutil.AddFinalizer(ra, pimv1.FinalizerRevoke) {
+		// The finalizer lets kubepim revoke and record a deletion even if
+		// it happens while the manager is down.
+		if err := r.Patch(ctx, ra, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
 	}
 
 	before := ra.DeepCopy()
@@ -78,7 +89,9 @@ func (r *RoleAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	outcome, syncErr := r.Bindings.Sync(ctx, owner, want)
 
 	r.summarize(ra, now, state, outcome, syncErr)
-	r.announce(before, ra, outcome)
+	if err := r.announce(ctx, before, ra, outcome); err != nil {
+		return ctrl.Result{}, err
+	}
 	if err := r.patchStatus(ctx, before, ra); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -136,22 +149,75 @@ func stateMessage(ra *pimv1.RoleAssignment, state string) string {
 	return "the subject holds the role until " + ra.Spec.EndTime.UTC().Format(time.RFC3339)
 }
 
-// announce emits an Event for each transition, never for a pass that changed
-// nothing.
-func (r *RoleAssignmentReconciler) announce(before, after *pimv1.RoleAssignment, outcome bindings.Outcome) {
+// finalize revokes what a deleted assignment granted, records the removal,
+// and lets the deletion finish.
+func (r *RoleAssignmentReconciler) finalize(ctx context.Context, ra *pimv1.RoleAssignment, owner bindings.Owner) error {
+	if !controllerutil.ContainsFinalizer(ra, pimv1.FinalizerRevoke) {
+		return nil
+	}
+	outcome, err := r.Bindings.Sync(ctx, owner, nil)
+	if err != nil {
+		return err
+	}
+	e := r.auditEntry(ra, pimv1.AuditAssignmentRemoved)
+	e.Reason = fmt.Sprintf("RoleAssignment deleted; %d binding(s) removed", outcome.Removed)
+	if err := r.Audit.Record(ctx, e); err != nil {
+		return err
+	}
+	orig := ra.DeepCopy()
+	controllerutil.RemoveFinalizer(ra, pimv1.FinalizerRevoke)
+	return client.IgnoreNotFound(r.Patch(ctx, ra, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})))
+}
+
+// announce records each transition in the audit trail and as an Event,
+// never a pass that changed nothing.
+func (r *RoleAssignmentReconciler) announce(ctx context.Context, before, after *pimv1.RoleAssignment, outcome bindings.Outcome) error {
 	from, to := before.Status.State, after.Status.State
+	var records []audit.Entry
+	if from == "" {
+		e := r.auditEntry(after, pimv1.AuditAssignmentCreated)
+		e.Actor, e.Justification = after.Spec.AssignedBy, after.Spec.Justification
+		records = append(records, e)
+	}
 	switch {
 	case from != to && to == pimv1.AssignmentStateActive:
+		records = append(records, r.auditEntry(after, pimv1.AuditAssignmentActivated))
 		r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, pimv1.ReasonActivated, "Grant", "%s %s holds %s %s", after.Spec.Subject.Kind, after.Spec.Subject.Name, after.Spec.RoleRef.Kind, after.Spec.RoleRef.Name)
 	case from != to && to == pimv1.AssignmentStateExpired:
+		records = append(records, r.auditEntry(after, pimv1.AuditAssignmentExpired))
 		r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, pimv1.ReasonExpired, "Revoke", "assignment ended; %d binding(s) removed", outcome.Removed)
 	case from != to:
 		r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, to, "Reconcile", "%s", stateMessage(after, to))
 	case to == pimv1.AssignmentStateActive && (outcome.Created || outcome.Repaired):
+		e := r.auditEntry(after, pimv1.AuditBindingRepaired)
+		e.Discriminator = outcome.Binding.UID
+		e.Reason = "binding " + outcome.Binding.Name + " had been changed or removed and was put back"
+		records = append(records, e)
 		r.Recorder.Eventf(after, nil, corev1.EventTypeWarning, pimv1.ReasonRepaired, "Repair", "binding %s had been changed or removed and was put back", outcome.Binding.Name)
 	case to != pimv1.AssignmentStateActive && outcome.Removed > 0:
 		r.Recorder.Eventf(after, nil, corev1.EventTypeWarning, pimv1.ReasonRepaired, "Repair", "removed %d binding(s) that should not exist", outcome.Removed)
 	}
+	for _, e := range records {
+		if err := r.Audit.Record(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *RoleAssignmentReconciler) auditEntry(ra *pimv1.RoleAssignment, action string) audit.Entry {
+	e := audit.Entry{
+		Action: action, Target: ra, TargetKind: "RoleAssignment",
+		Subject: &ra.Spec.Subject, RoleRef: &ra.Spec.RoleRef, Namespace: ra.Spec.Namespace,
+		Details: map[string]string{"type": ra.Spec.Type},
+	}
+	if ra.Status.StartTime != nil {
+		e.Details["startTime"] = ra.Status.StartTime.UTC().Format(time.RFC3339)
+	}
+	if ra.Spec.EndTime != nil {
+		e.Details["endTime"] = ra.Spec.EndTime.UTC().Format(time.RFC3339)
+	}
+	return e
 }
 
 func (r *RoleAssignmentReconciler) patchStatus(ctx context.Context, before, after *pimv1.RoleAssignment) error {

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers/audit"
 	"github.com/kubepim/kubepim/controllers/bindings"
 	"github.com/kubepim/kubepim/controllers/index"
 )
@@ -43,6 +44,9 @@ type Options struct {
 	ActivationRetention time.Duration
 	// MaxRequeue caps requeue delays (DefaultMaxRequeue when zero).
 	MaxRequeue time.Duration
+	// Audit records every action (a recorder on the manager's client when
+	// nil).
+	Audit *audit.Recorder
 	// Controller options for every controller (tests install a queue whose
 	// delays follow the fake clock).
 	Controller controller.Options
@@ -64,6 +68,13 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 		return err
 	}
 	syncer := &bindings.Syncer{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}
+	if opts.Audit == nil {
+		direct, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+		if err != nil {
+			return err
+		}
+		opts.Audit = &audit.Recorder{Client: direct, Clock: opts.Clock, Log: mgr.GetLogger().WithName("audit")}
+	}
 	if err := (&RoleAssignmentReconciler{
 		Client:   mgr.GetClient(),
 		Bindings: syncer,

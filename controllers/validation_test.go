@@ -50,20 +50,20 @@ var _ = Describe("CRD validation", func() {
 	It("refuses changing who or what an assignment is for", func() {
 		ra := assignment(uniq("immutable"), "alice", "view", pimv1.AssignmentEligible, nil, nil)
 		create(ra)
-		ra.Spec.Subject.Name = "mallory"
-		err := k8s.Update(ctx, ra)
-		Expect(err).To(HaveOccurred())
-		Expect(err.Error()).To(ContainSubstring("subject is immutable"))
-
-		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(ra), ra)).To(Succeed())
-		ra.Spec.Type = pimv1.AssignmentActive
-		err = k8s.Update(ctx, ra)
-		Expect(err).To(HaveOccurred())
-		Expect(err.Error()).To(ContainSubstring("type is immutable"))
-
-		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(ra), ra)).To(Succeed())
-		ra.Spec.EndTime = &metav1.Time{Time: time.Now().Add(time.Hour).Truncate(time.Second)}
-		Expect(k8s.Update(ctx, ra)).To(Succeed(), "endTime may move")
+		// Merge patches, as kubectl edit sends: no resourceVersion races
+		// with the controller's own writes.
+		change := func(mutate func(*pimv1.RoleAssignment)) error {
+			got := &pimv1.RoleAssignment{}
+			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(ra), got)).To(Succeed())
+			patch := client.MergeFrom(got.DeepCopy())
+			mutate(got)
+			return k8s.Patch(ctx, got, patch)
+		}
+		Expect(change(func(ra *pimv1.RoleAssignment) { ra.Spec.Subject.Name = "mallory" })).To(MatchError(ContainSubstring("subject is immutable")))
+		Expect(change(func(ra *pimv1.RoleAssignment) { ra.Spec.Type = pimv1.AssignmentActive })).To(MatchError(ContainSubstring("type is immutable")))
+		Expect(change(func(ra *pimv1.RoleAssignment) {
+			ra.Spec.EndTime = &metav1.Time{Time: time.Now().Add(time.Hour).Truncate(time.Second)}
+		})).To(Succeed(), "endTime may move")
 	})
 
 	DescribeTable("refuses a RoleSetting",

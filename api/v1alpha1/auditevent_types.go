@@ -4,6 +4,33 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
+// Audit actions.
+const (
+	AuditAssignmentCreated     = "AssignmentCreated"
+	AuditAssignmentChanged     = "AssignmentChanged"
+	AuditAssignmentRemoved     = "AssignmentRemoved"
+	AuditAssignmentActivated   = "AssignmentActivated"
+	AuditAssignmentExpired     = "AssignmentExpired"
+	AuditActivationRequested   = "ActivationRequested"
+	AuditApproved              = "Approved"
+	AuditDenied                = "Denied"
+	AuditTimedOut              = "TimedOut"
+	AuditActivated             = "Activated"
+	AuditExpired               = "Expired"
+	AuditDeactivated           = "Deactivated"
+	AuditCancelled             = "Cancelled"
+	AuditExtended              = "Extended"
+	AuditFailed                = "Failed"
+	AuditReviewDecision        = "ReviewDecision"
+	AuditReviewApplied         = "ReviewApplied"
+	AuditSettingChanged        = "SettingChanged"
+	AuditAlertRaised           = "AlertRaised"
+	AuditBindingRepaired       = "BindingRepaired"
+	AuditOutsideBindingRemoved = "OutsideBindingRemoved"
+	AuditOutcomeSuccess        = "Success"
+	AuditOutcomeFailure        = "Failure"
+)
+
 // AuditObjectReference names the kubepim object an audit event is about.
 type AuditObjectReference struct {
 	// Kind of the object.
@@ -43,13 +70,21 @@ type AuditEventSpec struct {
 	// +optional
 	Namespace string `json:"namespace,omitempty"`
 
-	// Object the event is about.
+	// Target is the kubepim object the event is about.
 	// +optional
-	Object *AuditObjectReference `json:"object,omitempty"`
+	Target *AuditObjectReference `json:"target,omitempty"`
 
-	// Result: Success or Failure.
+	// Justification given by the actor.
 	// +optional
-	Result string `json:"result,omitempty"`
+	Justification string `json:"justification,omitempty"`
+
+	// Ticket given by the actor.
+	// +optional
+	Ticket *Ticket `json:"ticket,omitempty"`
+
+	// Outcome: Success or Failure.
+	// +optional
+	Outcome string `json:"outcome,omitempty"`
 
 	// Reason or message in words.
 	// +optional
@@ -81,7 +116,8 @@ type AuditEventSpec struct {
 // +kubebuilder:printcolumn:name="Actor",type=string,JSONPath=`.spec.actor.username`
 // +kubebuilder:printcolumn:name="Subject",type=string,JSONPath=`.spec.subject.name`
 // +kubebuilder:printcolumn:name="Role",type=string,JSONPath=`.spec.roleRef.name`
-// +kubebuilder:printcolumn:name="Result",type=string,JSONPath=`.spec.result`
+// +kubebuilder:printcolumn:name="Seq",type=integer,JSONPath=`.spec.sequence`,priority=1
+// +kubebuilder:printcolumn:name="Outcome",type=string,JSONPath=`.spec.outcome`
 type AuditEvent struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

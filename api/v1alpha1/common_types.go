@@ -25,6 +25,9 @@ const (
 	LabelOwnerKind      = "kubepim.io/owner-kind"
 	LabelOwnerUID       = "kubepim.io/owner-uid"
 	AnnotationOwnerName = "kubepim.io/owner-name"
+	// FinalizerRevoke holds a deleted RoleAssignment until kubepim has
+	// revoked its binding and recorded the removal.
+	FinalizerRevoke = "kubepim.io/revoke"
 )
 
 // RoleRef names the Role or ClusterRole an assignment or activation grants.

@@ -497,9 +497,14 @@ func (in *AuditEventSpec) DeepCopyInto(out *AuditEventSpec) {
 		*out = new(RoleRef)
 		**out = **in
 	}
-	if in.Object != nil {
-		in, out := &in.Object, &out.Object
+	if in.Target != nil {
+		in, out := &in.Target, &out.Target
 		*out = new(AuditObjectReference)
+		**out = **in
+	}
+	if in.Ticket != nil {
+		in, out := &in.Ticket, &out.Ticket
+		*out = new(Ticket)
 		**out = **in
 	}
 	if in.Details != nil {

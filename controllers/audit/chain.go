@@ -1,0 +1,178 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+)
+
+// AnchorName is the ConfigMap (in kubepim's namespace) that remembers the
+// last pruned event, so that the retained window still verifies and a
+// deleted oldest event is told apart from a pruned one.
+const AnchorName = "kubepim-audit-anchor"
+
+// Anchor is the last event pruned from the chain.
+type Anchor struct {
+	Sequence int64
+	Hash     string
+}
+
+// ReadAnchor returns the chain's anchor (zero when nothing was pruned).
+func ReadAnchor(ctx context.Context, c client.Reader, namespace string) (Anchor, error) {
+	cm := &corev1.ConfigMap{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: AnchorName}, cm); err != nil {
+		if apierrors.IsNotFound(err) {
+			return Anchor{}, nil
+		}
+		return Anchor{}, err
+	}
+	seq, err := strconv.ParseInt(cm.Data["sequence"], 10, 64)
+	if err != nil {
+		return Anchor{}, fmt.Errorf("audit anchor is malformed: %w", err)
+	}
+	return Anchor{Sequence: seq, Hash: cm.Data["hash"]}, nil
+}
+
+func writeAnchor(ctx context.Context, c client.Client, namespace string, a Anchor) error {
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: AnchorName,
+		Labels: map[string]string{pimv1.LabelManagedBy: pimv1.ManagedByValue}}}
+	data := map[string]string{"sequence": strconv.FormatInt(a.Sequence, 10), "hash": a.Hash}
+	err := c.Get(ctx, client.ObjectKeyFromObject(cm), cm)
+	switch {
+	case apierrors.IsNotFound(err):
+		cm.Data = data
+		return c.Create(ctx, cm)
+	case err != nil:
+		return err
+	}
+	cm.Data = data
+	return c.Update(ctx, cm)
+}
+
+// Report is the outcome of a verification.
+type Report struct {
+	// Events verified.
+	Events int
+	// First and Last sequence numbers in the retained window.
+	First, Last int64
+	// Problem says what is wrong, empty when the chain verifies.
+	Problem string
+	// Event names the first event concerned.
+	Event string
+}
+
+// OK reports whether the chain verified.
+func (r Report) OK() bool { return r.Problem == "" }
+
+func (r Report) String() string {
+	if r.OK() {
+		return fmt.Sprintf("audit trail verified: %d events, sequence %d to %d", r.Events, r.First, r.Last)
+	}
+	return fmt.Sprintf("audit trail does NOT verify: %s (event %s)", r.Problem, r.Event)
+}
+
+type link struct {
+	name               string
+	sequence           int64
+	previousHash, hash string
+	intact             bool
+}
+
+// Verify walks the retained chain, from the anchor to the head, and reports
+// the first event that was edited (its hash does not match its content),
+// inserted (a sequence number twice, or a link that does not follow) or
+// removed (a sequence number missing).
+func Verify(ctx context.Context, c client.Reader, namespace string) (Report, error) {
+	anchor, err := ReadAnchor(ctx, c, namespace)
+	if err != nil {
+		return Report{}, err
+	}
+	var links []link
+	err = Each(ctx, c, func(ev *pimv1.AuditEvent) error {
+		if ev.Spec.Sequence <= anchor.Sequence {
+			return nil // pruned, or being pruned
+		}
+		links = append(links, link{name: ev.Name, sequence: ev.Spec.Sequence, previousHash: ev.Spec.PreviousHash,
+			hash: ev.Spec.Hash, intact: Hash(ev.Spec) == ev.Spec.Hash})
+		return nil
+	})
+	if err != nil {
+		return Report{}, err
+	}
+	slices.SortFunc(links, func(a, b link) int { return int(a.sequence - b.sequence) })
+	rep := Report{Events: len(links)}
+	if len(links) > 0 {
+		rep.First, rep.Last = links[0].sequence, links[len(links)-1].sequence
+	}
+	prev := Anchor{Sequence: anchor.Sequence, Hash: anchor.Hash}
+	prevName := "(anchor)"
+	for _, l := range links {
+		switch {
+		case !l.intact:
+			rep.Problem, rep.Event = fmt.Sprintf("event %d was edited: its hash does not match its content", l.sequence), l.name
+		case l.sequence == prev.Sequence:
+			rep.Problem, rep.Event = fmt.Sprintf("sequence %d appears twice: an event was inserted", l.sequence), l.name
+		case l.sequence > prev.Sequence+1:
+			rep.Problem, rep.Event = fmt.Sprintf("events %d to %d are missing: removed after %s", prev.Sequence+1, l.sequence-1, prevName), l.name
+		case l.previousHash != prev.Hash:
+			rep.Problem, rep.Event = fmt.Sprintf("event %d does not follow event %d: the chain was re-linked", l.sequence, prev.Sequence), l.name
+		}
+		if !rep.OK() {
+			return rep, nil
+		}
+		prev, prevName = Anchor{Sequence: l.sequence, Hash: l.hash}, l.name
+	}
+	return rep, nil
+}
+
+// Prune deletes events older than retention, oldest first, moving the
+// anchor to each before deleting it, so the chain verifies throughout. It
+// holds the recorder's lock: the head never moves while the tail does.
+func (r *Recorder) Prune(ctx context.Context, namespace string, retention time.Duration) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cutoff := r.Clock.Now().Add(-retention)
+	type old struct {
+		name string
+		seq  int64
+		hash string
+	}
+	var olds []old
+	var newest int64
+	err := Each(ctx, r.Client, func(ev *pimv1.AuditEvent) error {
+		newest = max(newest, ev.Spec.Sequence)
+		if ev.Spec.Time.Time.Before(cutoff) {
+			olds = append(olds, old{ev.Name, ev.Spec.Sequence, ev.Spec.Hash})
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	slices.SortFunc(olds, func(a, b old) int { return int(a.seq - b.seq) })
+	pruned := 0
+	for _, o := range olds {
+		if o.seq == newest {
+			// Keep the head: the next event links to it.
+			break
+		}
+		if err := writeAnchor(ctx, r.Client, namespace, Anchor{Sequence: o.seq, Hash: o.hash}); err != nil {
+			return pruned, err
+		}
+		ev := &pimv1.AuditEvent{ObjectMeta: metav1.ObjectMeta{Name: o.name}}
+		if err := r.Client.Delete(ctx, ev); client.IgnoreNotFound(err) != nil {
+			return pruned, err
+		}
+		pruned++
+	}
+	return pruned, nil
+}
