@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers/approval"
 	"github.com/kubepim/kubepim/controllers/audit"
 	"github.com/kubepim/kubepim/controllers/bindings"
 	"github.com/kubepim/kubepim/controllers/index"
@@ -37,6 +39,8 @@ const DefaultActivationRetention = 90 * 24 * time.Hour
 type ActivationRequestReconciler struct {
 	client.Client
 	Bindings *bindings.Syncer
+	// Keys verifies approval records.
+	Keys     *approval.Keys
 	Recorder events.EventRecorder
 	// Retention is how long ended requests are kept as history.
 	Retention time.Duration
@@ -75,6 +79,9 @@ func (r *ActivationRequestReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		return ctrl.Result{}, aerr
 	}
 	if perr := r.patchStatus(ctx, before, ar); perr != nil {
+		return ctrl.Result{}, perr
+	}
+	if perr := r.labelState(ctx, ar); perr != nil {
 		return ctrl.Result{}, perr
 	}
 	if err != nil {
@@ -132,6 +139,10 @@ func (r *ActivationRequestReconciler) advance(ctx context.Context, ar *pimv1.Act
 	}
 
 	if ar.Status.ActivatedAt == nil {
+		// Not started yet: the approvers have their say first.
+		if next, proceed, err := r.approval(ctx, ar, now); err != nil || !proceed {
+			return next, err
+		}
 		if err := r.fixTiming(ctx, ar, now); err != nil {
 			return time.Time{}, err
 		}
@@ -147,6 +158,98 @@ func (r *ActivationRequestReconciler) advance(ctx context.Context, ar *pimv1.Act
 		return r.end(ctx, ar, now, pimv1.ActivationStateExpired, pimv1.ReasonExpired, "expired at "+ar.Status.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	return r.grant(ctx, ar, now, eligible)
+}
+
+// approval applies the role's approval policy to a request that has not
+// started: it waits (PendingApproval) until enough approvers approved, and
+// ends it as Denied on a denial or TimedOut after the policy's timeout. It
+// returns the next deadline and whether the request may proceed to its
+// activation; anything but an approval (or no need for one) stops it.
+func (r *ActivationRequestReconciler) approval(ctx context.Context, ar *pimv1.ActivationRequest, now time.Time) (time.Time, bool, error) {
+	setting, _, err := index.EffectiveSetting(ctx, r.Client, ar.Spec.RoleRef, ar.Spec.Namespace)
+	if err != nil {
+		var conflict *policy.ErrConflictingSettings
+		if errors.As(err, &conflict) {
+			next, err := r.end(ctx, ar, now, pimv1.ActivationStateFailed, pimv1.ReasonMultipleSettings, err.Error())
+			return next, false, err
+		}
+		return time.Time{}, false, err
+	}
+	p := setting.Activation.Approval
+	if !p.Required {
+		return time.Time{}, true, nil
+	}
+	records, err := r.verifiedRecords(ctx, ar, now)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	ar.Status.Approvals = records
+	outcome, approvals := policy.CountApprovals(p, requesterName(ar), records)
+	switch outcome {
+	case policy.Approved:
+		meta.SetStatusCondition(&ar.Status.Conditions, metav1.Condition{Type: pimv1.ConditionApproved, Status: metav1.ConditionTrue, Reason: "Approved",
+			Message: fmt.Sprintf("approved by %s", approverNames(records, pimv1.DecisionApprove)), ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
+		return time.Time{}, true, nil
+	case policy.Denied:
+		msg := "denied by " + approverNames(records, pimv1.DecisionDeny)
+		meta.SetStatusCondition(&ar.Status.Conditions, metav1.Condition{Type: pimv1.ConditionApproved, Status: metav1.ConditionFalse, Reason: "Denied",
+			Message: msg, ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
+		next, err := r.end(ctx, ar, now, pimv1.ActivationStateDenied, "Denied", msg)
+		return next, false, err
+	}
+	if ar.Status.ApprovalDeadline == nil {
+		ar.Status.ApprovalDeadline = &metav1.Time{Time: now.Add(p.Timeout.Duration).Truncate(time.Second)}
+	}
+	deadline := ar.Status.ApprovalDeadline.Time
+	if !now.Before(deadline) {
+		next, err := r.end(ctx, ar, now, pimv1.ActivationStateTimedOut, "TimedOut", fmt.Sprintf("no decision within %s", p.Timeout.Duration))
+		return next, false, err
+	}
+	msg := fmt.Sprintf("waiting for approval: %d of %d", approvals, max(p.RequiredApprovals, 1))
+	r.setState(ar, now, pimv1.ActivationStatePendingApproval, "PendingApproval", msg)
+	meta.SetStatusCondition(&ar.Status.Conditions, metav1.Condition{Type: pimv1.ConditionApproved, Status: metav1.ConditionFalse, Reason: "PendingApproval",
+		Message: msg, ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
+	return deadline, false, nil
+}
+
+// verifiedRecords returns the approval records whose signature verifies.
+// A record that does not verify was written around kubepim's webhook: it
+// counts for nothing, and is raised as a Warning and in the audit trail.
+func (r *ActivationRequestReconciler) verifiedRecords(ctx context.Context, ar *pimv1.ActivationRequest, now time.Time) ([]pimv1.ApprovalRecord, error) {
+	signed, err := approval.Parse(ar)
+	if err != nil {
+		r.Recorder.Eventf(ar, nil, corev1.EventTypeWarning, "ForgedApproval", "Approval", "%s", err.Error())
+		return nil, nil
+	}
+	key, err := r.Keys.Key(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var records []pimv1.ApprovalRecord
+	for _, s := range signed {
+		if approval.Verify(key, ar.UID, s) {
+			records = append(records, s.Record)
+			continue
+		}
+		msg := fmt.Sprintf("ignored an approval record by %q that kubepim did not sign", s.Record.Approver.Username)
+		r.Recorder.Eventf(ar, nil, corev1.EventTypeWarning, "ForgedApproval", "Approval", "%s", msg)
+		alert := r.auditEntry(ar, "")
+		alert.Action, alert.Actor, alert.Outcome, alert.Reason, alert.Discriminator = pimv1.AuditAlertRaised, nil, pimv1.AuditOutcomeFailure, msg, s.Signature
+		if err := r.Audit.Record(ctx, alert); err != nil {
+			return nil, err
+		}
+	}
+	return records, nil
+}
+
+func approverNames(records []pimv1.ApprovalRecord, decision string) string {
+	var names []string
+	for _, r := range records {
+		if r.Decision == decision {
+			names = append(names, r.Approver.Username+" ("+r.Reason+")")
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // grant keeps the binding while the request is in force.
@@ -181,10 +284,18 @@ func (r *ActivationRequestReconciler) grant(ctx context.Context, ar *pimv1.Activ
 // manager that dies right after granting still revokes on time.
 func (r *ActivationRequestReconciler) fixTiming(ctx context.Context, ar *pimv1.ActivationRequest, now time.Time) error {
 	w := policy.RequestedWindow(ar, now)
-	before := ar.DeepCopy()
-	ar.Status.ActivatedAt = &metav1.Time{Time: w.Start}
-	ar.Status.ExpiresAt = &metav1.Time{Time: *w.End}
-	return r.Status().Patch(ctx, ar, client.MergeFrom(before))
+	// Patch a copy with only the timing changed: the rest of this pass's
+	// status is stored at its end, and must not be overwritten by the
+	// server's answer here.
+	timed := ar.DeepCopy()
+	timed.Status.ActivatedAt = &metav1.Time{Time: w.Start}
+	timed.Status.ExpiresAt = &metav1.Time{Time: *w.End}
+	if err := r.Status().Patch(ctx, timed, client.MergeFrom(ar)); err != nil {
+		return err
+	}
+	ar.Status.ActivatedAt, ar.Status.ExpiresAt = timed.Status.ActivatedAt, timed.Status.ExpiresAt
+	ar.ResourceVersion = timed.ResourceVersion
+	return nil
 }
 
 // end moves the request to a final state and removes its binding.
@@ -274,6 +385,9 @@ func (r *ActivationRequestReconciler) setState(ar *pimv1.ActivationRequest, now 
 // A pass can take a new request straight to Active: its request is
 // recorded too.
 func (r *ActivationRequestReconciler) announce(ctx context.Context, before, after *pimv1.ActivationRequest) error {
+	if err := r.announceDecisions(ctx, before, after); err != nil {
+		return err
+	}
 	from, to := before.Status.State, after.Status.State
 	if from == to {
 		return nil
@@ -301,6 +415,27 @@ func (r *ActivationRequestReconciler) announce(ctx context.Context, before, afte
 	}
 	r.Recorder.Eventf(after, nil, kind, reason, "Activation", "%s for %s: %s", requesterName(after),
 		policy.RoleDescription(after.Spec.RoleRef, after.Spec.Namespace), after.Status.Message)
+	return nil
+}
+
+// announceDecisions records each approver's decision once.
+func (r *ActivationRequestReconciler) announceDecisions(ctx context.Context, before, after *pimv1.ActivationRequest) error {
+	for _, rec := range after.Status.Approvals[min(len(before.Status.Approvals), len(after.Status.Approvals)):] {
+		e := r.auditEntry(after, "")
+		e.Action, e.Actor, e.Reason, e.Discriminator = pimv1.AuditApproved, &rec.Approver, rec.Reason, rec.Approver.Username
+		if rec.Decision == pimv1.DecisionDeny {
+			e.Action = pimv1.AuditDenied
+		}
+		e.Details = map[string]string{"decidedAt": rec.Time.UTC().Format(time.RFC3339)}
+		if err := r.Audit.Record(ctx, e); err != nil {
+			return err
+		}
+		approvalsTotal.WithLabelValues(rec.Decision).Inc()
+		r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, rec.Decision, "Approval", "%s: %s (%s)", rec.Approver.Username, rec.Decision, rec.Reason)
+	}
+	if before.Status.State == pimv1.ActivationStatePendingApproval && after.Status.State != pimv1.ActivationStatePendingApproval {
+		decisionSeconds.Observe(after.Status.EndedAtOr(r.Clock.Now()).Sub(after.CreationTimestamp.Time).Seconds())
+	}
 	return nil
 }
 
@@ -356,7 +491,10 @@ func (r *ActivationRequestReconciler) auditEntry(ar *pimv1.ActivationRequest, st
 			e.Actor = byAnnotation(pimv1.AnnotationDeactivatedBy)
 		}
 	case pimv1.ActivationStateDenied:
-		e.Action, e.Outcome = pimv1.AuditDenied, pimv1.AuditOutcomeFailure
+		// Each denial is recorded with its approver; this is the request's end.
+		e.Action, e.Outcome, e.Discriminator = pimv1.AuditDenied, pimv1.AuditOutcomeFailure, "request"
+	case pimv1.ActivationStateTimedOut:
+		e.Action, e.Outcome = pimv1.AuditTimedOut, pimv1.AuditOutcomeFailure
 	case pimv1.ActivationStateFailed:
 		e.Action, e.Outcome = pimv1.AuditFailed, pimv1.AuditOutcomeFailure
 	default:
@@ -381,6 +519,20 @@ func (r *ActivationRequestReconciler) patchStatus(ctx context.Context, before, a
 		return nil
 	}
 	return err
+}
+
+// labelState mirrors the state in a label, so that approvers can select
+// what waits for them.
+func (r *ActivationRequestReconciler) labelState(ctx context.Context, ar *pimv1.ActivationRequest) error {
+	if ar.Status.State == "" || ar.Labels[pimv1.LabelState] == ar.Status.State {
+		return nil
+	}
+	patch := client.MergeFrom(ar.DeepCopy())
+	if ar.Labels == nil {
+		ar.Labels = map[string]string{}
+	}
+	ar.Labels[pimv1.LabelState] = ar.Status.State
+	return client.IgnoreNotFound(r.Patch(ctx, ar, patch))
 }
 
 func (r *ActivationRequestReconciler) owner(ar *pimv1.ActivationRequest) bindings.Owner {

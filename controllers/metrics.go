@@ -29,6 +29,20 @@ var (
 		Buckets: []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 30, 300},
 	})
 
+	approvalsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kubepim_approvals_total",
+		Help: "Approval decisions recorded, by decision (Approve, Deny).",
+	}, []string{"decision"})
+
+	decisionSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "kubepim_approval_decision_seconds",
+		Help:    "Seconds from an ActivationRequest's creation to the end of its wait for approval.",
+		Buckets: prometheus.ExponentialBuckets(10, 3, 10),
+	})
+
+	pendingApprovalsDesc = prometheus.NewDesc("kubepim_pending_approvals",
+		"ActivationRequests waiting for approval now.", nil, nil)
+
 	activeActivationsDesc = prometheus.NewDesc("kubepim_active_activations",
 		"ActivationRequests that are Active now.", nil, nil)
 )
@@ -37,7 +51,10 @@ var (
 // the gauge is right after a restart and never drifts.
 type activeActivations struct{ reader client.Reader }
 
-func (c *activeActivations) Describe(ch chan<- *prometheus.Desc) { ch <- activeActivationsDesc }
+func (c *activeActivations) Describe(ch chan<- *prometheus.Desc) {
+	ch <- activeActivationsDesc
+	ch <- pendingApprovalsDesc
+}
 
 func (c *activeActivations) Collect(ch chan<- prometheus.Metric) {
 	if c.reader == nil {
@@ -49,17 +66,21 @@ func (c *activeActivations) Collect(ch chan<- prometheus.Metric) {
 	if err := c.reader.List(ctx, &list); err != nil {
 		return
 	}
-	n := 0
+	active, pending := 0, 0
 	for i := range list.Items {
-		if list.Items[i].Status.State == pimv1.ActivationStateActive {
-			n++
+		switch list.Items[i].Status.State {
+		case pimv1.ActivationStateActive:
+			active++
+		case pimv1.ActivationStatePendingApproval:
+			pending++
 		}
 	}
-	ch <- prometheus.MustNewConstMetric(activeActivationsDesc, prometheus.GaugeValue, float64(n))
+	ch <- prometheus.MustNewConstMetric(activeActivationsDesc, prometheus.GaugeValue, float64(active))
+	ch <- prometheus.MustNewConstMetric(pendingApprovalsDesc, prometheus.GaugeValue, float64(pending))
 }
 
 var activeCollector = &activeActivations{}
 
 func init() {
-	metrics.Registry.MustRegister(activationsTotal, activationGrantSeconds, revocationLagSeconds, activeCollector)
+	metrics.Registry.MustRegister(approvalsTotal, decisionSeconds, activationsTotal, activationGrantSeconds, revocationLagSeconds, activeCollector)
 }

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers/approval"
 	"github.com/kubepim/kubepim/controllers/audit"
 	"github.com/kubepim/kubepim/controllers/bindings"
 	"github.com/kubepim/kubepim/controllers/index"
@@ -42,6 +43,8 @@ type Options struct {
 	// ActivationRetention is how long ended ActivationRequests are kept
 	// (DefaultActivationRetention when zero).
 	ActivationRetention time.Duration
+	// Namespace holds kubepim's own Secrets and ConfigMaps.
+	Namespace string
 	// MaxRequeue caps requeue delays (DefaultMaxRequeue when zero).
 	MaxRequeue time.Duration
 	// Audit records every action (a recorder on the manager's client when
@@ -88,6 +91,7 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 		Bindings:  syncer,
 		Recorder:  mgr.GetEventRecorder("kubepim-activationrequest"),
 		Retention: opts.ActivationRetention,
+		Keys:      &approval.Keys{Client: opts.Audit.Client, Namespace: opts.Namespace},
 		Options:   opts,
 	}).SetupWithManager(mgr); err != nil {
 		return err

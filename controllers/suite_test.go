@@ -110,7 +110,7 @@ func startManager(clk clock.WithTicker) func() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
-	opts := controllers.Options{Clock: clk}
+	opts := controllers.Options{Clock: clk, Namespace: kubepimNamespace}
 	if fc, ok := clk.(*clocktesting.FakeClock); ok {
 		opts.Controller = controller.Options{NewQueue: clockqueue.New(fc)}
 	}

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers/approval"
 	"github.com/kubepim/kubepim/controllers/index"
 	"github.com/kubepim/kubepim/controllers/policy"
 )
@@ -33,6 +34,7 @@ const VerbDeactivate = "deactivate"
 type activationMutator struct {
 	handlerBase
 	totp *TOTPVerifier
+	keys *approval.Keys
 }
 
 func (m *activationMutator) Handle(ctx context.Context, req admission.Request) admission.Response {
@@ -43,6 +45,11 @@ func (m *activationMutator) Handle(ctx context.Context, req admission.Request) a
 	user := userInfo(req.UserInfo)
 	switch req.Operation {
 	case admissionv1.Create:
+		for _, k := range []string{pimv1.AnnotationApprove, pimv1.AnnotationDeny, pimv1.AnnotationDecisions} {
+			if _, ok := ar.Annotations[k]; ok {
+				return admission.Denied(fmt.Sprintf("annotation %s cannot be set on a new request: approvers decide on existing requests", k))
+			}
+		}
 		ar.Spec.Requester = user
 		ar.Spec.MFA = nil
 		for _, k := range stampedAnnotations {
@@ -73,6 +80,9 @@ func (m *activationMutator) Handle(ctx context.Context, req admission.Request) a
 		if added(old, ar, pimv1.AnnotationDeactivate) {
 			setAnnotation(ar, pimv1.AnnotationDeactivatedBy, user.Username)
 		}
+		if resp := m.decide(ctx, old, ar, user); !resp.Allowed {
+			return resp
+		}
 	default:
 		return admission.Allowed("")
 	}
@@ -81,7 +91,10 @@ func (m *activationMutator) Handle(ctx context.Context, req admission.Request) a
 
 // activationValidator refuses requests the role's policy does not allow,
 // and cancellations or deactivations by people who may not make them.
-type activationValidator struct{ handlerBase }
+type activationValidator struct {
+	handlerBase
+	keys *approval.Keys
+}
 
 func (v *activationValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
 	ar := &pimv1.ActivationRequest{}
@@ -154,6 +167,11 @@ func (v *activationValidator) validateUpdate(ctx context.Context, old, ar *pimv1
 	for _, k := range stampedAnnotations {
 		if old.Annotations[k] != ar.Annotations[k] && ar.Annotations[k] != user.Username {
 			return admission.Denied(fmt.Sprintf("annotation %s is set by kubepim's webhook alone", k))
+		}
+	}
+	if old.Annotations[pimv1.AnnotationDecisions] != ar.Annotations[pimv1.AnnotationDecisions] {
+		if err := v.checkAppended(ctx, old, ar, user); err != nil {
+			return admission.Denied(err.Error())
 		}
 	}
 	if added(old, ar, pimv1.AnnotationCancel) && !isRequester {
@@ -249,4 +267,94 @@ func setAnnotation(obj client.Object, key, value string) {
 // kubectl user reads at once.
 func joinLines(err error) string {
 	return strings.ReplaceAll(err.Error(), "\n", "; ")
+}
+
+// decide turns an approver's kubepim.io/approve or kubepim.io/deny
+// annotation into a signed record in kubepim.io/decisions, after checking
+// that this user may decide on this request now.
+func (m *activationMutator) decide(ctx context.Context, old, ar *pimv1.ActivationRequest, user *pimv1.UserInfo) admission.Response {
+	if old.Annotations[pimv1.AnnotationDecisions] != ar.Annotations[pimv1.AnnotationDecisions] {
+		return admission.Denied(fmt.Sprintf("annotation %s is written by kubepim alone; decide with %s=\"<reason>\" or %s=\"<reason>\"",
+			pimv1.AnnotationDecisions, pimv1.AnnotationApprove, pimv1.AnnotationDeny))
+	}
+	approve, approving := ar.Annotations[pimv1.AnnotationApprove]
+	deny, denying := ar.Annotations[pimv1.AnnotationDeny]
+	if !approving && !denying {
+		return admission.Allowed("")
+	}
+	if approving && denying {
+		return admission.Denied("approve or deny, not both")
+	}
+	decision, reason := pimv1.DecisionApprove, approve
+	if denying {
+		decision, reason = pimv1.DecisionDeny, deny
+	}
+	// The decision annotation never stays: the record replaces it.
+	for _, k := range []string{pimv1.AnnotationApprove, pimv1.AnnotationDeny} {
+		delete(ar.Annotations, k)
+	}
+	key, err := m.keys.Key(ctx)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	signed, err := approval.Parse(old)
+	if err != nil {
+		return admission.Denied(err.Error())
+	}
+	var records []pimv1.ApprovalRecord
+	for _, s := range signed {
+		if approval.Verify(key, old.UID, s) {
+			records = append(records, s.Record)
+		}
+	}
+	setting, _, err := index.EffectiveSetting(ctx, m.cache, old.Spec.RoleRef, old.Spec.Namespace)
+	if err != nil {
+		return denyOrError(err)
+	}
+	if !setting.Activation.Approval.Required && old.Status.State != pimv1.ActivationStatePendingApproval {
+		return admission.Denied(fmt.Sprintf("%s needs no approval", policy.RoleDescription(old.Spec.RoleRef, old.Spec.Namespace)))
+	}
+	if err := policy.CheckDecision(setting.Activation.Approval, old.Status.State, requesterOf(old), *user, decision, strings.TrimSpace(reason), records); err != nil {
+		return admission.Denied(err.Error())
+	}
+	record := pimv1.ApprovalRecord{
+		Approver: pimv1.UserInfo{Username: user.Username, UID: user.UID, Groups: user.Groups},
+		Decision: decision,
+		Reason:   strings.TrimSpace(reason),
+		Time:     metav1.NewTime(m.cfg.Clock.Now().UTC().Truncate(1e9)),
+	}
+	signed = append(signed, approval.SignedRecord{Record: record, Signature: approval.Sign(key, old.UID, record)})
+	setAnnotation(ar, pimv1.AnnotationDecisions, approval.Encode(signed))
+	return admission.Allowed("")
+}
+
+// checkAppended makes sure the decisions annotation only grew by one record,
+// of this user, signed by kubepim: a second line of defence should the
+// mutating webhook not have run.
+func (v *activationValidator) checkAppended(ctx context.Context, old, ar *pimv1.ActivationRequest, user *pimv1.UserInfo) error {
+	forged := fmt.Errorf("annotation %s is written by kubepim alone", pimv1.AnnotationDecisions)
+	before, err := approval.Parse(old)
+	if err != nil {
+		return err
+	}
+	after, err := approval.Parse(ar)
+	if err != nil {
+		return err
+	}
+	if len(after) != len(before)+1 {
+		return forged
+	}
+	for i := range before {
+		if approval.Encode(after[i:i+1]) != approval.Encode(before[i:i+1]) {
+			return forged
+		}
+	}
+	key, err := v.keys.Key(ctx)
+	if err != nil {
+		return err
+	}
+	if last := after[len(after)-1]; last.Record.Approver.Username != user.Username || !approval.Verify(key, old.UID, last) {
+		return forged
+	}
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers/approval"
 )
 
 // Config is what the webhooks need from the manager.
@@ -50,9 +51,10 @@ func Setup(mgr ctrl.Manager, cfg Config) {
 		cfg:     cfg,
 	}
 	totp := &TOTPVerifier{Client: base.direct, Namespace: cfg.Namespace, Clock: cfg.Clock}
+	keys := &approval.Keys{Client: base.direct, Namespace: cfg.Namespace}
 	server := mgr.GetWebhookServer()
-	server.Register("/mutate-kubepim-io-v1alpha1-activationrequest", &webhook.Admission{Handler: &activationMutator{handlerBase: base, totp: totp}})
-	server.Register("/validate-kubepim-io-v1alpha1-activationrequest", &webhook.Admission{Handler: &activationValidator{handlerBase: base}})
+	server.Register("/mutate-kubepim-io-v1alpha1-activationrequest", &webhook.Admission{Handler: &activationMutator{handlerBase: base, totp: totp, keys: keys}})
+	server.Register("/validate-kubepim-io-v1alpha1-activationrequest", &webhook.Admission{Handler: &activationValidator{handlerBase: base, keys: keys}})
 	server.Register("/mutate-kubepim-io-v1alpha1-roleassignment", &webhook.Admission{Handler: &assignmentMutator{handlerBase: base}})
 	server.Register("/validate-kubepim-io-v1alpha1-roleassignment", &webhook.Admission{Handler: &assignmentValidator{handlerBase: base}})
 }

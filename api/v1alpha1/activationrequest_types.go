@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -15,6 +17,13 @@ const (
 	ActivationStateCancelled       = "Cancelled"
 	ActivationStateDeactivated     = "Deactivated"
 	ActivationStateFailed          = "Failed"
+	ActivationStateTimedOut        = "TimedOut"
+)
+
+// Approval decisions.
+const (
+	DecisionApprove = "Approve"
+	DecisionDeny    = "Deny"
 )
 
 // Annotations people put on an ActivationRequest.
@@ -30,6 +39,16 @@ const (
 	// or deactivated; the webhook stamps them from the authenticated user.
 	AnnotationCancelledBy   = "kubepim.io/cancelled-by"
 	AnnotationDeactivatedBy = "kubepim.io/deactivated-by"
+	// AnnotationApprove and AnnotationDeny are how an approver decides; the
+	// value is the reason. The webhook turns them into a signed record.
+	AnnotationApprove = "kubepim.io/approve"
+	AnnotationDeny    = "kubepim.io/deny"
+	// AnnotationDecisions holds the signed approval records; only kubepim's
+	// webhook writes it.
+	AnnotationDecisions = "kubepim.io/decisions"
+	// LabelState mirrors status.state so approvers can select what waits
+	// for them: -l kubepim.io/state=PendingApproval.
+	LabelState = "kubepim.io/state"
 )
 
 // Ticket is a change or incident ticket backing an activation.
@@ -110,7 +129,7 @@ type MFAProof struct {
 
 // ApprovalRecord is one approver's decision.
 type ApprovalRecord struct {
-	// Approver who decided, as authenticated.
+	// Approver who decided, as authenticated when deciding.
 	Approver UserInfo `json:"approver"`
 	// Decision is Approve or Deny.
 	Decision string `json:"decision"`
@@ -136,6 +155,10 @@ type ActivationRequestStatus struct {
 	// +optional
 	// +listType=atomic
 	Approvals []ApprovalRecord `json:"approvals,omitempty"`
+
+	// ApprovalDeadline is when a request waiting for approval times out.
+	// +optional
+	ApprovalDeadline *metav1.Time `json:"approvalDeadline,omitempty"`
 
 	// ActivatedAt is when the role was (or will be) granted.
 	// +optional
@@ -196,4 +219,12 @@ type ActivationRequestList struct {
 
 func init() {
 	SchemeBuilder.Register(&ActivationRequest{}, &ActivationRequestList{})
+}
+
+// EndedAtOr returns when the request ended, or fallback if it has not.
+func (s *ActivationRequestStatus) EndedAtOr(fallback time.Time) time.Time {
+	if s.EndedAt == nil {
+		return fallback
+	}
+	return s.EndedAt.Time
 }

@@ -120,6 +120,9 @@ const (
 	ConditionGranted = "Granted"
 	// ConditionConflict says that more than one RoleSetting governs one role.
 	ConditionConflict = "Conflict"
+	// ConditionApproved says where an ActivationRequest stands with its
+	// approvers.
+	ConditionApproved = "Approved"
 )
 
 // Condition reasons shared by kubepim kinds.

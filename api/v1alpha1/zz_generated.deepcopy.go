@@ -309,6 +309,10 @@ func (in *ActivationRequestStatus) DeepCopyInto(out *ActivationRequestStatus) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
+	if in.ApprovalDeadline != nil {
+		in, out := &in.ApprovalDeadline, &out.ApprovalDeadline
+		*out = (*in).DeepCopy()
+	}
 	if in.ActivatedAt != nil {
 		in, out := &in.ActivatedAt, &out.ActivatedAt
 		*out = (*in).DeepCopy()

@@ -80,7 +80,7 @@ func main() {
 		os.Exit(1)
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{Clock: clock.RealClock{}, ActivationRetention: activationRetention}); err != nil {
+	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{Clock: clock.RealClock{}, ActivationRetention: activationRetention, Namespace: namespace}); err != nil {
 		log.Error(err, "unable to set up the controllers")
 		os.Exit(1)
 	}

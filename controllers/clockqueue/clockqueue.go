@@ -8,6 +8,7 @@
 package clockqueue
 
 import (
+	"sync"
 	"time"
 
 	"k8s.io/client-go/util/workqueue"
@@ -15,30 +16,60 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
+// Clock is what the queue needs of a clock.
+type Clock interface {
+	clock.PassiveClock
+	clock.WithDelayedExecution
+}
+
 // New returns a controller-runtime NewQueue function whose AddAfter waits on
 // clk. Rate-limited retries (after errors) keep the wall clock, so a
 // transient conflict is retried without the test moving time.
-func New(clk clock.WithDelayedExecution) func(string, workqueue.TypedRateLimiter[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
+func New(clk Clock) func(string, workqueue.TypedRateLimiter[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
 	return func(name string, rl workqueue.TypedRateLimiter[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
 		return &queue{
 			TypedRateLimitingInterface: workqueue.NewTypedRateLimitingQueueWithConfig(rl, workqueue.TypedRateLimitingQueueConfig[reconcile.Request]{Name: name}),
 			clock:                      clk,
+			takenAt:                    map[reconcile.Request]time.Time{},
 		}
 	}
 }
 
 type queue struct {
 	workqueue.TypedRateLimitingInterface[reconcile.Request]
-	clock clock.WithDelayedExecution
+	clock Clock
+
+	mu sync.Mutex
+	// takenAt is the clock's time when a worker took an item: the "now" its
+	// reconcile computed RequeueAfter from. A test that steps the clock
+	// while the reconcile is still returning must not push the deadline
+	// later by the step.
+	takenAt map[reconcile.Request]time.Time
 }
 
-// AddAfter adds item once clk has advanced by d.
+// Get remembers when the item was taken.
+func (q *queue) Get() (reconcile.Request, bool) {
+	item, shutdown := q.TypedRateLimitingInterface.Get()
+	q.mu.Lock()
+	q.takenAt[item] = q.clock.Now()
+	q.mu.Unlock()
+	return item, shutdown
+}
+
+// AddAfter adds item once clk reaches the time it was taken plus d.
 func (q *queue) AddAfter(item reconcile.Request, d time.Duration) {
-	if d <= 0 {
+	q.mu.Lock()
+	from, ok := q.takenAt[item]
+	q.mu.Unlock()
+	if !ok {
+		from = q.clock.Now()
+	}
+	wait := from.Add(d).Sub(q.clock.Now())
+	if wait <= 0 {
 		q.Add(item)
 		return
 	}
-	q.clock.AfterFunc(d, func() {
+	q.clock.AfterFunc(wait, func() {
 		if !q.ShuttingDown() {
 			q.Add(item)
 		}

@@ -13,7 +13,7 @@ import (
 // FinalActivationStates are the states an ActivationRequest never leaves.
 var FinalActivationStates = []string{
 	pimv1.ActivationStateExpired, pimv1.ActivationStateDenied, pimv1.ActivationStateCancelled,
-	pimv1.ActivationStateDeactivated, pimv1.ActivationStateFailed,
+	pimv1.ActivationStateDeactivated, pimv1.ActivationStateFailed, pimv1.ActivationStateTimedOut,
 }
 
 // IsFinal reports whether an ActivationRequest state is final.
