@@ -7,10 +7,12 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
@@ -36,6 +38,12 @@ func CacheOptions() cache.Options {
 	}}
 }
 
+// DefaultAuditRetention is how long AuditEvents are kept.
+const DefaultAuditRetention = 90 * 24 * time.Hour
+
+// auditPruneInterval is how often events past their retention are pruned.
+const auditPruneInterval = time.Hour
+
 // Options are what every reconciler shares.
 type Options struct {
 	// Clock is the source of "now" for every decision; tests pass a fake.
@@ -43,6 +51,9 @@ type Options struct {
 	// ActivationRetention is how long ended ActivationRequests are kept
 	// (DefaultActivationRetention when zero).
 	ActivationRetention time.Duration
+	// AuditRetention is how long AuditEvents are kept
+	// (DefaultAuditRetention when zero).
+	AuditRetention time.Duration
 	// Namespace holds kubepim's own Secrets and ConfigMaps.
 	Namespace string
 	// MaxRequeue caps requeue delays (DefaultMaxRequeue when zero).
@@ -96,8 +107,30 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if err := mgr.Add(auditPruner(opts)); err != nil {
+		return err
+	}
 	return (&RoleSettingReconciler{
 		Client:  mgr.GetClient(),
 		Options: opts,
 	}).SetupWithManager(mgr)
+}
+
+// auditPruner prunes the audit trail every hour on the leader.
+func auditPruner(opts Options) manager.Runnable {
+	retention := opts.AuditRetention
+	if retention <= 0 {
+		retention = DefaultAuditRetention
+	}
+	return manager.RunnableFunc(func(ctx context.Context) error {
+		log := logf.FromContext(ctx).WithName("audit-retention")
+		wait.UntilWithContext(ctx, func(ctx context.Context) {
+			if n, err := opts.Audit.Prune(ctx, opts.Namespace, retention); err != nil {
+				log.Error(err, "pruning the audit trail")
+			} else if n > 0 {
+				log.Info("pruned audit events past their retention", "events", n, "retention", retention)
+			}
+		}, auditPruneInterval)
+		return nil
+	})
 }

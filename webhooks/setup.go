@@ -14,6 +14,7 @@ import (
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/controllers/approval"
+	"github.com/kubepim/kubepim/controllers/audit"
 )
 
 // Config is what the webhooks need from the manager.
@@ -57,6 +58,9 @@ func Setup(mgr ctrl.Manager, cfg Config) {
 	server.Register("/validate-kubepim-io-v1alpha1-activationrequest", &webhook.Admission{Handler: &activationValidator{handlerBase: base, keys: keys}})
 	server.Register("/mutate-kubepim-io-v1alpha1-roleassignment", &webhook.Admission{Handler: &assignmentMutator{handlerBase: base}})
 	server.Register("/validate-kubepim-io-v1alpha1-roleassignment", &webhook.Admission{Handler: &assignmentValidator{handlerBase: base}})
+	// The audit download shares the webhook server's TLS listener.
+	server.Register("/audit", &audit.ExportHandler{Client: base.direct})
+	server.Register("/validate-kubepim-io-v1alpha1-auditevent", &webhook.Admission{Handler: &auditGuard{handlerBase: base, self: &selfIdentity{client: base.direct}}})
 }
 
 // directClient writes and reads straight to the API server (Secrets are

@@ -31,13 +31,16 @@ func init() {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "audit" {
+		os.Exit(auditCommand(os.Args[2:]))
+	}
 	var (
 		metricsAddr, probeAddr, webhookHost, certDir string
 		webhookPort                                  int
 		leaderElect, enableWebhooks                  bool
 		leaderElectionNamespace, namespace           string
 		mfaClaim, mfaClaimValues                     string
-		activationRetention                          time.Duration
+		activationRetention, auditRetention          time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
@@ -51,6 +54,7 @@ func main() {
 	flag.StringVar(&mfaClaim, "mfa-claim", "amr", "User-extra key that carries the identity provider's authentication methods (map the OIDC amr claim to it).")
 	flag.StringVar(&mfaClaimValues, "mfa-claim-values", strings.Join(webhooks.DefaultMFAClaimValues, ","), "Comma-separated values of --mfa-claim that prove a second factor.")
 	flag.DurationVar(&activationRetention, "activation-retention", controllers.DefaultActivationRetention, "How long ended ActivationRequests are kept as history before they are deleted.")
+	flag.DurationVar(&auditRetention, "audit-retention", controllers.DefaultAuditRetention, "How long AuditEvents are kept before they are pruned, oldest first.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -80,7 +84,7 @@ func main() {
 		os.Exit(1)
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{Clock: clock.RealClock{}, ActivationRetention: activationRetention, Namespace: namespace}); err != nil {
+	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{Clock: clock.RealClock{}, ActivationRetention: activationRetention, AuditRetention: auditRetention, Namespace: namespace}); err != nil {
 		log.Error(err, "unable to set up the controllers")
 		os.Exit(1)
 	}

@@ -108,7 +108,7 @@ func Verify(ctx context.Context, c client.Reader, namespace string) (Report, err
 	if err != nil {
 		return Report{}, err
 	}
-	slices.SortFunc(links, func(a, b link) int { return int(a.sequence - b.sequence) })
+	slices.SortFunc(links, func(a, b link) int { return cmpInt64(a.sequence, b.sequence) })
 	rep := Report{Events: len(links)}
 	if len(links) > 0 {
 		rep.First, rep.Last = links[0].sequence, links[len(links)-1].sequence
@@ -158,7 +158,7 @@ func (r *Recorder) Prune(ctx context.Context, namespace string, retention time.D
 	if err != nil {
 		return 0, err
 	}
-	slices.SortFunc(olds, func(a, b old) int { return int(a.seq - b.seq) })
+	slices.SortFunc(olds, func(a, b old) int { return cmpInt64(a.seq, b.seq) })
 	pruned := 0
 	for _, o := range olds {
 		if o.seq == newest {
