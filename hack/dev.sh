@@ -360,13 +360,40 @@ cmd_run() {
     fi
   done
   TAIL_PID=""
-  trap 'trap - INT TERM EXIT; echo; [[ -n "${TAIL_PID}" ]] && kill "${TAIL_PID}" 2>/dev/null; log "shutting down"; cmd_down' INT TERM EXIT
+  # Ctrl-C, TERM, HUP (terminal closed), a failed start or a component that died: stop everything.
+  # SIGPIPE is ignored and errors do not end it, so that `make dev | tee`
+  # cannot cut the shutdown short when tee has already gone.
+  cleanup() {
+    trap - INT TERM HUP EXIT
+    trap '' PIPE
+    set +e
+    [[ -n "${TAIL_PID}" ]] && kill "${TAIL_PID}" 2>/dev/null
+    echo >&2
+    log "shutting down"
+    cmd_down
+  }
+  trap 'cleanup; exit 130' INT
+  trap 'cleanup; exit 143' TERM
+  trap 'cleanup; exit 129' HUP
+  trap 'cleanup' EXIT
   cmd_up
   echo
   log "following $(logfile manager); press Ctrl-C to stop everything"
   tail -n 0 -F "$(logfile manager)" &
   TAIL_PID=$!
+  local leader
+  leader="$(ps -o sid= -p $$ 2>/dev/null | tr -d ' ')" || leader=""
   while true; do
+    # The terminal went away (its session leader, the shell, is gone) or
+    # whoever started us did: do not leave the control plane behind.
+    if [[ -n "${leader}" && "${leader}" != "$$" ]] && ! kill -0 "${leader}" 2>/dev/null; then
+      log "the terminal's shell (pid ${leader}) exited"
+      exit 129
+    fi
+    if ! kill -0 "${PPID}" 2>/dev/null; then
+      log "parent process ${PPID} exited"
+      exit 129
+    fi
     for c in "${COMPONENTS[@]}"; do
       [[ -f "$(pidfile "${c}")" ]] || continue
       if ! running "${c}"; then
