@@ -84,6 +84,31 @@
     service:
       name: {{ .serviceName }}
       namespace: {{ .namespace }}
+      path: /validate-kubepim-io-v1alpha1-auditevent
+  failurePolicy: Fail
+  name: vauditevent.kubepim.io
+  timeoutSeconds: {{ .timeoutSeconds }}
+  rules:
+  - apiGroups:
+    - kubepim.io
+    apiVersions:
+    - v1alpha1
+    operations:
+    - CREATE
+    - UPDATE
+    - DELETE
+    resources:
+    - auditevents
+  sideEffects: None
+- admissionReviewVersions:
+  - v1
+  clientConfig:
+    {{- if .caBundle }}
+    caBundle: {{ .caBundle }}
+    {{- end }}
+    service:
+      name: {{ .serviceName }}
+      namespace: {{ .namespace }}
       path: /validate-kubepim-io-v1alpha1-roleassignment
   failurePolicy: Fail
   name: vroleassignment.kubepim.io
