@@ -26,7 +26,7 @@ help: ## Show this help.
 .PHONY: manifests
 manifests: controller-gen ## Generate CRDs, RBAC and webhook configuration.
 	$(CONTROLLER_GEN) rbac:roleName=kubepim-manager crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
-	cp config/crd/bases/*.yaml charts/kubepim/crds/
+	hack/sync-chart.sh
 
 .PHONY: generate
 generate: controller-gen ## Generate deepcopy code.
@@ -66,7 +66,7 @@ bench: control-plane ## Run benchmarks.
 .PHONY: build
 build: generate ## Build the manager and the kubectl plugin.
 	go build -o $(LOCALBIN)/manager ./cmd/manager
-	go build -o $(LOCALBIN)/kubectl-pim ./cmd/kubectl-pim
+	@if ls cmd/kubectl-pim/*.go >/dev/null 2>&1; then go build -o $(LOCALBIN)/kubectl-pim ./cmd/kubectl-pim; fi
 
 .PHONY: run
 run: manifests generate ## Run the manager against the current kubeconfig.

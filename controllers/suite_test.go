@@ -145,6 +145,17 @@ func canI(user string, groups []string, verb, resource, namespace string) bool {
 	return sar.Status.Allowed
 }
 
+// canIIn asks whether user may verb resource of an API group cluster-wide.
+func canIIn(user, group, verb, resource string) bool {
+	GinkgoHelper()
+	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User:               user,
+		ResourceAttributes: &authorizationv1.ResourceAttributes{Group: group, Verb: verb, Resource: resource},
+	}}
+	Expect(k8s.Create(context.Background(), sar)).To(Succeed())
+	return sar.Status.Allowed
+}
+
 // clusterRoleFor makes a concrete ClusterRole (envtest runs no controller
 // that fills aggregated roles) that grants verbs on one resource.
 func clusterRoleFor(name, resource string, verbs ...string) *rbacv1.ClusterRole {
@@ -196,4 +207,13 @@ func as(user string, groups []string, extra map[string][]string) client.Client {
 	cl, err := client.New(c, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
 	return cl
+}
+
+func keyOf(obj client.Object) client.ObjectKey { return client.ObjectKeyFromObject(obj) }
+
+func getAssignment(ra *pimv1.RoleAssignment) *pimv1.RoleAssignment {
+	GinkgoHelper()
+	got := &pimv1.RoleAssignment{}
+	Expect(k8s.Get(context.Background(), keyOf(ra), got)).To(Succeed())
+	return got
 }

@@ -223,13 +223,18 @@ func hasMFAClaim(user *pimv1.UserInfo, cfg Config) bool {
 	return false
 }
 
+// denyOrError refuses for a policy reason, and fails (so the client may
+// retry) for anything else.
 func denyOrError(err error) admission.Response {
 	var conflict *policy.ErrConflictingSettings
-	if errors.As(err, &conflict) {
+	if errors.As(err, &conflict) || errors.As(err, new(*refusal)) {
 		return admission.Denied(err.Error())
 	}
 	return admission.Errored(http.StatusInternalServerError, err)
 }
+
+// refusal is a policy refusal from a helper that also returns API errors.
+type refusal struct{ error }
 
 func requesterOf(ar *pimv1.ActivationRequest) string {
 	if ar.Spec.Requester == nil {

@@ -9,6 +9,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers/index"
+	"github.com/kubepim/kubepim/controllers/policy"
 )
 
 // assignmentMutator stamps who made an assignment; nobody changes it later.
@@ -34,20 +36,22 @@ func (m *assignmentMutator) Handle(_ context.Context, req admission.Request) adm
 	return patched(req, ra)
 }
 
-// assignmentValidator checks that the assigner was stamped.
+// assignmentValidator applies the role's assignment policy and the
+// escalation guard to every assignment created or changed.
 type assignmentValidator struct{ handlerBase }
 
-func (v *assignmentValidator) Handle(_ context.Context, req admission.Request) admission.Response {
+func (v *assignmentValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
 	ra := &pimv1.RoleAssignment{}
 	if err := v.decoder.Decode(req, ra); err != nil {
 		return admission.Errored(http.StatusBadRequest, err)
 	}
-	if req.Operation == admissionv1.Create {
-		if ra.Spec.AssignedBy == nil || !equality.Semantic.DeepEqual(*ra.Spec.AssignedBy, *userInfo(req.UserInfo)) {
+	user := userInfo(req.UserInfo)
+	switch req.Operation {
+	case admissionv1.Create:
+		if ra.Spec.AssignedBy == nil || !equality.Semantic.DeepEqual(*ra.Spec.AssignedBy, *user) {
 			return admission.Denied("spec.assignedBy must be the authenticated user; it is set by kubepim's mutating webhook, which did not run")
 		}
-	}
-	if req.Operation == admissionv1.Update {
+	case admissionv1.Update:
 		old := &pimv1.RoleAssignment{}
 		if err := v.decoder.DecodeRaw(req.OldObject, old); err != nil {
 			return admission.Errored(http.StatusBadRequest, err)
@@ -55,6 +59,26 @@ func (v *assignmentValidator) Handle(_ context.Context, req admission.Request) a
 		if !equality.Semantic.DeepEqual(old.Spec.AssignedBy, ra.Spec.AssignedBy) {
 			return admission.Denied("spec.assignedBy cannot change")
 		}
+		if equality.Semantic.DeepEqual(old.Spec, ra.Spec) || !ra.DeletionTimestamp.IsZero() {
+			// Metadata only (labels, finalizers): no new grant.
+			return admission.Allowed("")
+		}
+	default:
+		return admission.Allowed("")
+	}
+	setting, _, err := index.EffectiveSetting(ctx, v.cache, ra.Spec.RoleRef, ra.Spec.Namespace)
+	if err != nil {
+		return denyOrError(err)
+	}
+	created := v.cfg.Clock.Now()
+	if req.Operation == admissionv1.Update {
+		created = ra.CreationTimestamp.Time
+	}
+	if err := policy.CheckAssignment(setting.Assignment, ra, created, hasMFAClaim(user, v.cfg)); err != nil {
+		return admission.Denied(joinLines(err))
+	}
+	if err := (access{v.direct}).mayGrant(ctx, user, ra.Spec.RoleRef, ra.Spec.Namespace); err != nil {
+		return denyOrError(err)
 	}
 	return admission.Allowed("")
 }

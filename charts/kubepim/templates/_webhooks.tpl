@@ -124,4 +124,29 @@
     resources:
     - roleassignments
   sideEffects: None
+- admissionReviewVersions:
+  - v1
+  clientConfig:
+    {{- if .caBundle }}
+    caBundle: {{ .caBundle }}
+    {{- end }}
+    service:
+      name: {{ .serviceName }}
+      namespace: {{ .namespace }}
+      path: /validate-kubepim-io-v1alpha1-rolesetting
+  failurePolicy: Fail
+  name: vrolesetting.kubepim.io
+  timeoutSeconds: {{ .timeoutSeconds }}
+  rules:
+  - apiGroups:
+    - kubepim.io
+    apiVersions:
+    - v1alpha1
+    operations:
+    - CREATE
+    - UPDATE
+    - DELETE
+    resources:
+    - rolesettings
+  sideEffects: None
 {{- end }}
