@@ -98,3 +98,19 @@ $(CONTROLLER_GEN):
 	@mkdir -p $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 	mv $(LOCALBIN)/controller-gen $(CONTROLLER_GEN)
+
+##@ Release
+
+PLUGIN_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
+
+.PHONY: plugin-dist
+plugin-dist: ## Build kubectl-pim for every platform into dist/ (tar.gz per platform, for krew).
+	@mkdir -p dist
+	@for p in $(PLUGIN_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+		out=dist/kubectl-pim_$${os}_$${arch}; mkdir -p $$out; \
+		echo "building $$out"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -ldflags "-s -w" -o $$out/kubectl-pim$$ext ./cmd/kubectl-pim; \
+		cp LICENSE $$out/ 2>/dev/null || true; \
+		tar -C $$out -czf $$out.tar.gz .; \
+	done

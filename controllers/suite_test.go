@@ -2,7 +2,6 @@ package controllers_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,35 +13,26 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers"
-	"github.com/kubepim/kubepim/controllers/clockqueue"
-	"github.com/kubepim/kubepim/webhooks"
+	"github.com/kubepim/kubepim/test/kubepimtest"
 )
 
 // The suite runs kubepim's manager against a real kube-apiserver and etcd.
 // Most specs drive it with a fake clock (fakeClock); a few swap in the real
 // clock to measure revocation lag.
 var (
+	env       *kubepimtest.Env
 	testEnv   *envtest.Environment
 	cfg       *rest.Config
-	scheme    = runtime.NewScheme()
+	scheme    *runtime.Scheme
 	k8s       client.Client // the cluster admin, uncached
 	fakeClock *clocktesting.FakeClock
 	stopMgr   func()
@@ -59,23 +49,11 @@ var _ = BeforeSuite(func() {
 	// 2-core CI machine can take a few seconds for the first of them.
 	SetDefaultEventuallyTimeout(15 * time.Second)
 	SetDefaultEventuallyPollingInterval(20 * time.Millisecond)
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(pimv1.AddToScheme(scheme))
 
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		// The webhooks are served by the manager and called by the API
-		// server for real.
-		WebhookInstallOptions: envtest.WebhookInstallOptions{
-			Paths: []string{filepath.Join("..", "config", "webhook", "manifests.yaml")},
-		},
-	}
 	var err error
-	cfg, err = testEnv.Start()
+	env, err = kubepimtest.Start("..")
 	Expect(err).NotTo(HaveOccurred())
-	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
-	Expect(err).NotTo(HaveOccurred())
+	testEnv, cfg, scheme, k8s = env.Env, env.Config, env.Scheme, env.Client
 
 	// The fake clock starts a minute ahead of the API server's clock, so
 	// that objects the server stamps with creationTimestamp "now" have
@@ -89,45 +67,18 @@ var _ = AfterSuite(func() {
 	if stopMgr != nil {
 		stopMgr()
 	}
-	if testEnv != nil {
-		Expect(testEnv.Stop()).To(Succeed())
+	if env != nil {
+		Expect(env.Stop()).To(Succeed())
 	}
 })
 
 // startManager runs kubepim's manager on clk and returns a function that
 // stops it and waits until it has stopped.
 func startManager(clk clock.WithTicker) func() {
-	wh := testEnv.WebhookInstallOptions
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:  scheme,
-		Cache:   controllers.CacheOptions(),
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		WebhookServer: webhook.NewServer(webhook.Options{
-			Host: wh.LocalServingHost, Port: wh.LocalServingPort, CertDir: wh.LocalServingCertDir,
-		}),
-		// Specs restart the manager; controller names repeat in one process.
-		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	GinkgoHelper()
+	stop, err := env.StartManager(clk)
 	Expect(err).NotTo(HaveOccurred())
-	ctx, cancel := context.WithCancel(context.Background())
-	opts := controllers.Options{Clock: clk, Namespace: kubepimNamespace}
-	if fc, ok := clk.(*clocktesting.FakeClock); ok {
-		opts.Controller = controller.Options{NewQueue: clockqueue.New(fc)}
-	}
-	Expect(controllers.SetupWithManager(ctx, mgr, opts)).To(Succeed())
-	webhooks.Setup(mgr, webhooks.Config{Clock: clk, Namespace: kubepimNamespace})
-	done := make(chan struct{})
-	go func() {
-		defer GinkgoRecover()
-		defer close(done)
-		Expect(mgr.Start(ctx)).To(Succeed())
-	}()
-	Eventually(func() bool { return mgr.GetCache().WaitForCacheSync(ctx) }).Should(BeTrue())
-	Eventually(func() error { return mgr.GetWebhookServer().StartedChecker()(nil) }).Should(Succeed())
-	return func() {
-		cancel()
-		<-done
-	}
+	return stop
 }
 
 // canI asks the API server, with a SubjectAccessReview, whether user (in
@@ -174,7 +125,7 @@ func unstructuredFrom(obj map[string]any) *unstructured.Unstructured {
 }
 
 // kubepimNamespace is where the manager keeps its Secrets in the tests.
-const kubepimNamespace = "kubepim-system"
+const kubepimNamespace = kubepimtest.Namespace
 
 // grantRequesterRole lets every authenticated user work with
 // ActivationRequests, as config/rbac's kubepim-requester role does.
@@ -202,9 +153,7 @@ func grantRequesterRole() {
 // every request as that user's, webhooks and authorization included.
 func as(user string, groups []string, extra map[string][]string) client.Client {
 	GinkgoHelper()
-	c := rest.CopyConfig(cfg)
-	c.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: groups, Extra: extra}
-	cl, err := client.New(c, client.Options{Scheme: scheme})
+	cl, err := client.New(env.ConfigAs(user, groups, extra), client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
 	return cl
 }

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/test/kubepimtest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+var (
+	env     *kubepimtest.Env
+	stopMgr func()
+)
+
+func TestPlugin(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "kubectl-pim Suite")
+}
+
+var _ = BeforeSuite(func() {
+	SetDefaultEventuallyTimeout(15 * time.Second)
+	var err error
+	env, err = kubepimtest.Start(filepath.Join("..", ".."))
+	Expect(err).NotTo(HaveOccurred())
+	stopMgr, err = env.StartManager(clock.RealClock{})
+	Expect(err).NotTo(HaveOccurred())
+	seed()
+})
+
+var _ = AfterSuite(func() {
+	if stopMgr != nil {
+		stopMgr()
+	}
+	if env != nil {
+		Expect(env.Stop()).To(Succeed())
+	}
+})
+
+// permanentAllowed is the CRD's default, spelled out: a Go client sends
+// false for a bool it leaves unset.
+var permanentAllowed = pimv1.AssignmentPolicy{
+	Eligible: pimv1.EligibleAssignmentPolicy{AllowPermanent: true},
+	Active:   pimv1.ActiveAssignmentPolicy{AllowPermanent: true},
+}
+
+// seed makes the cluster of the README walkthrough: roles, policies, and
+// who is eligible for what.
+func seed() {
+	ctx := context.Background()
+	objs := []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "prod"}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: kubepimtest.Namespace}},
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "pod-debugger"},
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}}}},
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "secret-reader"},
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}}}},
+		// Everyone may use kubepim as a requester, approver and auditor.
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "pim-user"}, Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{"kubepim.io"}, Resources: []string{"activationrequests"}, Verbs: []string{"get", "list", "watch", "create", "patch"}},
+			{APIGroups: []string{"kubepim.io"}, Resources: []string{"roleassignments", "rolesettings", "auditevents"}, Verbs: []string{"get", "list", "watch"}},
+		}},
+		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "pim-user"},
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "pim-user"},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "system:authenticated"}}},
+		&pimv1.RoleSetting{ObjectMeta: metav1.ObjectMeta{Name: "pod-debugger"}, Spec: pimv1.RoleSettingSpec{
+			RoleRef:    pimv1.RoleSettingRoleRef{Kind: "ClusterRole", Name: "pod-debugger"},
+			Activation: pimv1.ActivationPolicy{MaxDuration: metav1.Duration{Duration: 4 * time.Hour}, RequireJustification: true, Approval: pimv1.ApprovalPolicy{RequiredApprovals: 1, Timeout: metav1.Duration{Duration: time.Hour}}},
+			Assignment: permanentAllowed,
+		}},
+		&pimv1.RoleSetting{ObjectMeta: metav1.ObjectMeta{Name: "secret-reader"}, Spec: pimv1.RoleSettingSpec{
+			RoleRef: pimv1.RoleSettingRoleRef{Kind: "ClusterRole", Name: "secret-reader"},
+			Activation: pimv1.ActivationPolicy{MaxDuration: metav1.Duration{Duration: time.Hour}, RequireJustification: true, RequireTicket: true,
+				Approval: pimv1.ApprovalPolicy{Required: true, RequiredApprovals: 1, Timeout: metav1.Duration{Duration: time.Hour},
+					Approvers: []pimv1.Principal{{Kind: "Group", Name: "sre-leads"}}}},
+			Assignment: permanentAllowed,
+		}},
+		&pimv1.RoleAssignment{ObjectMeta: metav1.ObjectMeta{Name: "alice-pod-debugger"}, Spec: pimv1.RoleAssignmentSpec{
+			Subject: pimv1.Subject{Kind: "User", Name: "alice"}, RoleRef: pimv1.RoleRef{Kind: "ClusterRole", Name: "pod-debugger"}, Type: pimv1.AssignmentEligible}},
+		&pimv1.RoleAssignment{ObjectMeta: metav1.ObjectMeta{Name: "developers-secret-reader"}, Spec: pimv1.RoleAssignmentSpec{
+			Subject: pimv1.Subject{Kind: "Group", Name: "developers"}, RoleRef: pimv1.RoleRef{Kind: "ClusterRole", Name: "secret-reader"},
+			Namespace: "prod", Type: pimv1.AssignmentEligible}},
+	}
+	for _, obj := range objs {
+		Expect(env.Client.Create(ctx, obj)).To(Succeed())
+	}
+	Eventually(func() string {
+		ra := &pimv1.RoleAssignment{}
+		_ = env.Client.Get(ctx, client.ObjectKey{Name: "developers-secret-reader"}, ra)
+		return ra.Status.State
+	}).Should(Equal(pimv1.AssignmentStateEligible))
+	Eventually(func() int64 {
+		rs := &pimv1.RoleSetting{}
+		_ = env.Client.Get(ctx, client.ObjectKey{Name: "secret-reader"}, rs)
+		return rs.Status.ObservedGeneration
+	}).Should(BeEquivalentTo(1))
+}
+
+// run runs kubectl pim as user (in groups) and returns its output and exit code.
+func run(user string, groups []string, args ...string) (string, int) {
+	GinkgoHelper()
+	var out bytes.Buffer
+	streams := genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out}
+	cmd := newRootCommand(streams, genericclioptions.NewConfigFlags(true), func() (*rest.Config, error) {
+		return env.ConfigAs(user, groups, nil), nil
+	})
+	cmd.SetArgs(args)
+	code := 0
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		out.WriteString("error: " + err.Error() + "\n")
+		code = exitCode(err)
+	}
+	return out.String(), code
+}
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(name, got string) {
+	GinkgoHelper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		Expect(os.WriteFile(path, []byte(got), 0o644)).To(Succeed())
+	}
+	want, err := os.ReadFile(path)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(got).To(Equal(string(want)))
+}
+
+var _ = Describe("kubectl pim", Ordered, func() {
+	It("shows alice her roles and what activating each requires", func() {
+		out, code := run("alice", []string{"developers"}, "roles")
+		Expect(code).To(Equal(0), out)
+		golden("roles-alice.txt", out)
+	})
+
+	It("refuses someone who is not eligible, with exit code 1", func() {
+		out, code := run("mallory", nil, "activate", "pod-debugger", "-n", "prod", "--for", "1h", "--reason", "x")
+		Expect(code).To(Equal(exitRefused))
+		Expect(out).To(ContainSubstring("mallory is not eligible for ClusterRole pod-debugger in namespace prod now"))
+	})
+
+	It("refuses a wrong ticket format as a usage error", func() {
+		_, code := run("alice", nil, "activate", "pod-debugger", "--ticket", "nonsense", "--reason", "x")
+		Expect(code).To(Equal(exitUsage))
+	})
+
+	It("activates and waits until active, then deactivates", func() {
+		out, code := run("alice", []string{"developers"}, "activate", "pod-debugger", "-n", "prod", "--for", "2h", "--reason", "INC-1", "--wait")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(ContainSubstring("activating ClusterRole pod-debugger in namespace prod for 2h0m0s; the policy requires: max 4h, justification"))
+		Expect(out).To(MatchRegexp(`created ActivationRequest alice-pod-debugger-\w+`))
+		Expect(out).To(ContainSubstring("Active: active until"))
+
+		out, code = run("alice", nil, "requests", "-o", "json")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(ContainSubstring(`"state": "Active"`))
+		name := strings.Fields(strings.SplitAfter(out, `"name": "`)[1])[0]
+		name = strings.Trim(name, `",`)
+
+		out, code = run("alice", nil, "deactivate", name, "--reason", "fixed")
+		Expect(code).To(Equal(0), out)
+		Eventually(func() string { o, _ := run("alice", nil, "requests"); return o }).Should(ContainSubstring("Deactivated"))
+	})
+
+	It("lets a requester wait for approval and an approver approve", func() {
+		done := make(chan string)
+		go func() {
+			defer GinkgoRecover()
+			out, code := run("alice", []string{"developers"}, "activate", "secret-reader", "-n", "prod", "--for", "30m",
+				"--reason", "rotate password", "--ticket", "jira:OPS-88", "--wait", "--timeout", "30s")
+			Expect(code).To(Equal(0), out)
+			done <- out
+		}()
+		var pending string
+		Eventually(func() string {
+			out, _ := run("bob", []string{"sre-leads"}, "approvals")
+			pending = out
+			return out
+		}).Should(ContainSubstring("secret-reader"))
+		name := strings.Fields(strings.Split(pending, "\n")[1])[0]
+		out, code := run("alice", []string{"developers"}, "approvals")
+		Expect(code).To(Equal(0))
+		Expect(out).To(ContainSubstring("No requests."), "alice may not approve her own request")
+
+		out, code = run("bob", []string{"sre-leads"}, "approve", name)
+		Expect(code).To(Equal(exitUsage), "a reason is required")
+		out, code = run("bob", []string{"sre-leads"}, "approve", name, "--reason", "ticket checked")
+		Expect(code).To(Equal(0), out)
+		Eventually(done).Should(Receive(And(ContainSubstring("PendingApproval"), ContainSubstring("Active: active until"))))
+	})
+
+	It("exports the audit trail and verifies it", func() {
+		out, code := run("auditor", nil, "audit", "-o", "csv", "--user", "alice")
+		Expect(code).To(Equal(0), out)
+		rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+		Expect(err).NotTo(HaveOccurred())
+		var actions []string
+		for _, r := range rows[1:] {
+			actions = append(actions, r[2])
+		}
+		Expect(actions).To(ContainElements("ActivationRequested", "Activated", "Deactivated", "PendingApproval", "Approved"))
+
+		out, code = run("auditor", nil, "audit", "--action", "Approved")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(MatchRegexp(`Approved\s+bob\s+alice\s+secret-reader\s+prod\s+Success\s+ticket checked`))
+
+		out, code = run("root", []string{"system:masters"}, "audit", "verify")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(ContainSubstring("audit trail verified"))
+	})
+})
