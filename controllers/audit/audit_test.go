@@ -309,3 +309,19 @@ func TestCSVRoundTrip(t *testing.T) {
 		t.Errorf("time = %q, want it in UTC", got)
 	}
 }
+
+func TestFilterUserMatchesServiceAccountsButNotGroups(t *testing.T) {
+	ev := func(s pimv1.Subject) *pimv1.AuditEvent {
+		return &pimv1.AuditEvent{Spec: pimv1.AuditEventSpec{Actor: &pimv1.UserInfo{Username: "kubepim:controller"}, Subject: &s}}
+	}
+	sa := ev(pimv1.Subject{Kind: pimv1.SubjectKindServiceAccount, Namespace: "ci", Name: "deployer"})
+	if !(Filter{User: "system:serviceaccount:ci:deployer"}).Matches(sa) {
+		t.Error("the ServiceAccount's user name should match its subject")
+	}
+	if (Filter{User: "deployer"}).Matches(sa) {
+		t.Error("a bare ServiceAccount name is not a user name")
+	}
+	if (Filter{User: "sre"}).Matches(ev(pimv1.Subject{Kind: pimv1.SubjectKindGroup, Name: "sre"})) {
+		t.Error("a group is not a user")
+	}
+}

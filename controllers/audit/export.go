@@ -32,8 +32,10 @@ type Filter struct {
 	Action       string
 }
 
-// Matches reports whether ev passes the filter. User matches the actor or
-// the subject.
+// Matches reports whether ev passes the filter. User matches the actor, or
+// a subject that is that user (a User of that name, or the ServiceAccount a
+// "system:serviceaccount:NS:NAME" user is); Role matches the role's name,
+// whatever its kind.
 func (f Filter) Matches(ev *pimv1.AuditEvent) bool {
 	s := ev.Spec
 	switch {
@@ -45,10 +47,22 @@ func (f Filter) Matches(ev *pimv1.AuditEvent) bool {
 		return false
 	case f.Action != "" && !strings.EqualFold(s.Action, f.Action):
 		return false
-	case f.User != "" && (s.Actor == nil || s.Actor.Username != f.User) && (s.Subject == nil || s.Subject.Name != f.User):
+	case f.User != "" && (s.Actor == nil || s.Actor.Username != f.User) && !subjectIsUser(s.Subject, f.User):
 		return false
 	}
 	return true
+}
+
+func subjectIsUser(s *pimv1.Subject, user string) bool {
+	switch {
+	case s == nil:
+		return false
+	case s.Kind == pimv1.SubjectKindServiceAccount:
+		return user == "system:serviceaccount:"+s.Namespace+":"+s.Name
+	case s.Kind == pimv1.SubjectKindGroup:
+		return false
+	}
+	return s.Name == user
 }
 
 // CSVHeader is the first row of a CSV export.

@@ -82,6 +82,9 @@ func EligibilityFor(user pimv1.UserInfo, roleRef pimv1.RoleRef, namespace string
 	switch {
 	case best != nil:
 		return best, nil
+	case endsTooSoon != nil && !endsTooSoon.Spec.EndTime.After(want.Start):
+		return nil, fmt.Errorf("your eligibility for %s (RoleAssignment %s) ends at %s, before the requested start at %s; choose an earlier start, or ask for your eligibility to be extended",
+			RoleDescription(roleRef, namespace), endsTooSoon.Name, endsTooSoon.Spec.EndTime.UTC().Format(time.RFC3339), want.Start.UTC().Format(time.RFC3339))
 	case endsTooSoon != nil:
 		left := endsTooSoon.Spec.EndTime.Sub(want.Start).Truncate(time.Minute)
 		return nil, fmt.Errorf("your eligibility for %s (RoleAssignment %s) ends at %s, before the requested activation would end at %s; request a duration of at most %s, or ask for your eligibility to be extended",

@@ -529,3 +529,21 @@ func TestCheckActivationJoinsOneReasonALine(t *testing.T) {
 		t.Fatalf("error lines = %q", lines)
 	}
 }
+
+func TestEligibilityEndingBeforeTheRequestedStart(t *testing.T) {
+	start := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	now := start.Add(-2 * time.Hour)
+	ra := pimv1.RoleAssignment{Spec: pimv1.RoleAssignmentSpec{
+		Subject: pimv1.Subject{Kind: pimv1.SubjectKindUser, Name: "alice"},
+		RoleRef: pimv1.RoleRef{Kind: pimv1.RoleKindClusterRole, Name: "view"},
+		Type:    pimv1.AssignmentEligible,
+		EndTime: &metav1.Time{Time: start.Add(-30 * time.Minute)},
+	}}
+	ra.Name = "alice-view"
+	ra.CreationTimestamp = metav1.NewTime(now.Add(-time.Hour))
+	end := start.Add(time.Hour)
+	_, err := EligibilityFor(pimv1.UserInfo{Username: "alice"}, ra.Spec.RoleRef, "", Window{Start: start, End: &end}, now, []pimv1.RoleAssignment{ra})
+	if err == nil || !strings.Contains(err.Error(), "before the requested start") || strings.Contains(err.Error(), "at most -") {
+		t.Fatalf("err = %v, want a message about the start, not a negative duration", err)
+	}
+}
