@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/controllers/audit"
@@ -255,3 +256,28 @@ func getAudit(token string, q url.Values) (int, string) {
 	Expect(err).NotTo(HaveOccurred())
 	return resp.StatusCode, string(body)
 }
+
+var _ = Describe("Audit trail of policy and assignment changes", func() {
+	ctx := context.Background()
+
+	It("records who set a RoleSetting and who changed an assignment", func() {
+		role := uniq("changed-role")
+		clusterRoleFor(role, "pods", "get")
+		rs := roleSetting(uniq("changed"), role)
+		Expect(as("platform-admin", []string{"system:masters"}, nil).Create(ctx, rs)).To(Succeed())
+		DeferCleanup(func() { _ = k8s.Delete(ctx, rs) })
+		Eventually(func() []string { return actionsAndActors(eventsAbout(string(rs.UID))) }).
+			Should(Equal([]string{"SettingChanged by platform-admin"}))
+
+		ra := assignment(uniq("changed"), "alice", role, pimv1.AssignmentEligible, nil, in(time.Hour))
+		create(ra)
+		Eventually(stateOf(ra)).Should(Equal(pimv1.AssignmentStateEligible))
+		got := getAssignment(ra)
+		patch := client.MergeFrom(got.DeepCopy())
+		got.Spec.EndTime = &metav1.Time{Time: fakeClock.Now().Add(2 * time.Hour)}
+		Expect(as("lead", []string{"system:masters"}, nil).Patch(ctx, got, patch)).To(Succeed())
+		Eventually(func() []string { return actionsAndActors(eventsAbout(string(ra.UID))) }).
+			Should(ContainElement("AssignmentChanged by lead"))
+		Expect(getAssignment(ra).Annotations[pimv1.AnnotationChangedBy]).To(Equal("lead"))
+	})
+})

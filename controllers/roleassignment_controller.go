@@ -178,6 +178,14 @@ func (r *RoleAssignmentReconciler) announce(ctx context.Context, before, after *
 		e := r.auditEntry(after, pimv1.AuditAssignmentCreated)
 		e.Actor, e.Justification = after.Spec.AssignedBy, after.Spec.Justification
 		records = append(records, e)
+	} else if before.Status.ObservedGeneration != after.Generation {
+		// The spec changed (endTime moved, justification edited).
+		e := r.auditEntry(after, pimv1.AuditAssignmentChanged)
+		e.Discriminator = fmt.Sprint(after.Generation)
+		if by := after.Annotations[pimv1.AnnotationChangedBy]; by != "" {
+			e.Actor = &pimv1.UserInfo{Username: by}
+		}
+		records = append(records, e)
 	}
 	switch {
 	case from != to && to == pimv1.AssignmentStateActive:

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers/audit"
 	"github.com/kubepim/kubepim/controllers/index"
 )
 
@@ -61,6 +62,18 @@ func (r *RoleSettingReconciler) Reconcile(ctx context.Context, req reconcile.Req
 	if equalStatus(before.Status, rs.Status) {
 		return reconcile.Result{}, nil
 	}
+	if before.Status.ObservedGeneration != rs.Generation {
+		// A new policy is in force: record who set it.
+		e := audit.Entry{Action: pimv1.AuditSettingChanged, Target: rs, TargetKind: "RoleSetting",
+			RoleRef: &pimv1.RoleRef{Kind: rs.Spec.RoleRef.Kind, Name: rs.Spec.RoleRef.Name}, Namespace: rs.Spec.RoleRef.Namespace,
+			Discriminator: fmt.Sprint(rs.Generation), Details: settingDetails(rs.Spec)}
+		if by := rs.Annotations[pimv1.AnnotationChangedBy]; by != "" {
+			e.Actor = &pimv1.UserInfo{Username: by}
+		}
+		if err := r.Audit.Record(ctx, e); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
 	err = r.Status().Patch(ctx, rs, client.MergeFrom(before))
 	if apierrors.IsNotFound(err) {
 		return reconcile.Result{}, nil
@@ -82,6 +95,19 @@ func (r *RoleSettingReconciler) sameRole(ctx context.Context, rs *pimv1.RoleSett
 	}
 	slices.Sort(names)
 	return names, nil
+}
+
+// settingDetails summarizes a policy for the audit trail.
+func settingDetails(s pimv1.RoleSettingSpec) map[string]string {
+	a := s.Activation
+	return map[string]string{
+		"maxDuration":          a.MaxDuration.Duration.String(),
+		"requireJustification": fmt.Sprint(a.RequireJustification),
+		"requireTicket":        fmt.Sprint(a.RequireTicket),
+		"requireMFA":           fmt.Sprint(a.RequireMFA),
+		"approvalRequired":     fmt.Sprint(a.Approval.Required),
+		"requiredApprovals":    fmt.Sprint(a.Approval.RequiredApprovals),
+	}
 }
 
 func describeRole(ref pimv1.RoleSettingRoleRef) string {

@@ -30,6 +30,10 @@ func (m *assignmentMutator) Handle(_ context.Context, req admission.Request) adm
 			return admission.Errored(http.StatusBadRequest, err)
 		}
 		ra.Spec.AssignedBy = old.Spec.AssignedBy
+		restore(ra, old, pimv1.AnnotationChangedBy)
+		if !equality.Semantic.DeepEqual(old.Spec, ra.Spec) {
+			setAnnotation(ra, pimv1.AnnotationChangedBy, req.UserInfo.Username)
+		}
 	default:
 		return admission.Allowed("")
 	}

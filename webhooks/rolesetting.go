@@ -8,6 +8,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
@@ -65,4 +66,30 @@ func (g *settingGuard) Handle(ctx context.Context, req admission.Request) admiss
 	}
 	return admission.Denied(fmt.Sprintf("this weakens the policy of %s (%s): it needs permission to bind the role, or %q on rolesettings.kubepim.io",
 		describeGrant(pimv1.RoleRef{Kind: roleRef.Kind, Name: roleRef.Name}, roleRef.Namespace), strings.Join(weaker, "; "), VerbManage))
+}
+
+// settingStamper records who last created or changed a RoleSetting's spec.
+type settingStamper struct{ handlerBase }
+
+func (m *settingStamper) Handle(_ context.Context, req admission.Request) admission.Response {
+	rs := &pimv1.RoleSetting{}
+	if err := m.decoder.Decode(req, rs); err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	switch req.Operation {
+	case admissionv1.Create:
+		setAnnotation(rs, pimv1.AnnotationChangedBy, req.UserInfo.Username)
+	case admissionv1.Update:
+		old := &pimv1.RoleSetting{}
+		if err := m.decoder.DecodeRaw(req.OldObject, old); err != nil {
+			return admission.Errored(http.StatusBadRequest, err)
+		}
+		restore(rs, old, pimv1.AnnotationChangedBy)
+		if !equality.Semantic.DeepEqual(old.Spec, rs.Spec) {
+			setAnnotation(rs, pimv1.AnnotationChangedBy, req.UserInfo.Username)
+		}
+	default:
+		return admission.Allowed("")
+	}
+	return patched(req, rs)
 }

@@ -25,6 +25,9 @@ const (
 	LabelOwnerKind      = "kubepim.io/owner-kind"
 	LabelOwnerUID       = "kubepim.io/owner-uid"
 	AnnotationOwnerName = "kubepim.io/owner-name"
+	// AnnotationChangedBy names who last changed an object's spec; kubepim's
+	// webhook stamps it from the authenticated user.
+	AnnotationChangedBy = "kubepim.io/changed-by"
 	// FinalizerRevoke holds a deleted RoleAssignment until kubepim has
 	// revoked its binding and recorded the removal.
 	FinalizerRevoke = "kubepim.io/revoke"

@@ -49,6 +49,30 @@
     resources:
     - roleassignments
   sideEffects: None
+- admissionReviewVersions:
+  - v1
+  clientConfig:
+    {{- if .caBundle }}
+    caBundle: {{ .caBundle }}
+    {{- end }}
+    service:
+      name: {{ .serviceName }}
+      namespace: {{ .namespace }}
+      path: /mutate-kubepim-io-v1alpha1-rolesetting
+  failurePolicy: Fail
+  name: mrolesetting.kubepim.io
+  timeoutSeconds: {{ .timeoutSeconds }}
+  rules:
+  - apiGroups:
+    - kubepim.io
+    apiVersions:
+    - v1alpha1
+    operations:
+    - CREATE
+    - UPDATE
+    resources:
+    - rolesettings
+  sideEffects: None
 {{- end }}
 {{- define "kubepim.generated.validatingWebhooks" }}
 - admissionReviewVersions:
