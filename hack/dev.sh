@@ -11,8 +11,9 @@
 #   restart-manager  restart bin/manager only (after `make build`)
 #
 # State lives under bin/dev/ (DEV_DIR): etcd's data (kept across restarts),
-# certificates, kubeconfig, logs and pid files. `hack/dev.sh down && rm -rf
-# bin/dev` starts from scratch. Ports can be moved with the DEV_*_PORT
+# certificates, kubeconfig (the admin's, for people), manager.kubeconfig (the
+# manager's: a token of its ServiceAccount), logs and pid files.
+# `hack/dev.sh down && rm -rf bin/dev` starts from scratch. Ports can be moved with the DEV_*_PORT
 # variables below.
 set -euo pipefail
 
@@ -37,6 +38,15 @@ SERVICE_CIDR="10.0.0.0/24"
 PKI="${DEV_DIR}/pki"
 WEBHOOK_CERTS="${DEV_DIR}/webhook-certs"
 KUBECONFIG_FILE="${DEV_DIR}/kubeconfig"
+# The manager runs as its own ServiceAccount, as in a cluster install
+# (config/default: namespace kubepim-system, namePrefix kubepim-), with a
+# token made at each start. The admin kubeconfig above is for people.
+# config/default fixes the namespace of the ServiceAccount and of the
+# manager's Role (its Secrets and ConfigMaps) to kubepim-system.
+MANAGER_SA="kubepim-controller-manager"
+MANAGER_SA_NAMESPACE="kubepim-system"
+MANAGER_KUBECONFIG="${DEV_DIR}/manager.kubeconfig"
+MANAGER_TOKEN_TTL="${DEV_MANAGER_TOKEN_TTL:-8760h}"
 TOOLS="${DEV_DIR}/tools"
 # Components in start order; `down` stops them in reverse.
 COMPONENTS=(etcd kube-apiserver kube-controller-manager manager)
@@ -185,6 +195,21 @@ start_etcd() {
   wait_for etcd "etcd" http_ok "http://127.0.0.1:${ETCD_PORT}/health"
 }
 
+# rbac_manifests prints the ServiceAccounts, Roles, ClusterRoles and their
+# bindings of `kubectl kustomize config/default` (not its Deployment,
+# Services or webhook configurations, which dev.sh replaces).
+rbac_manifests() {
+  local out
+  out="$(kubectl kustomize config/default)" || return 1
+  awk '
+    function flush() { if (keep) printf "---\n%s", doc; doc = ""; keep = 0 }
+    /^---$/ { flush(); next }
+    { doc = doc $0 "\n" }
+    /^kind: (ServiceAccount|Role|RoleBinding|ClusterRole|ClusterRoleBinding)$/ { keep = 1 }
+    END { flush() }
+  ' <<<"${out}"
+}
+
 apiserver_ready() { kc get --raw /readyz >/dev/null 2>&1; }
 
 start_apiserver() {
@@ -212,6 +237,7 @@ start_apiserver() {
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="${PKI}/sa.pub" \
     --service-account-signing-key-file="${PKI}/sa.key" \
+    --service-account-max-token-expiration=8760h \
     --service-cluster-ip-range="${SERVICE_CIDR}" \
     --endpoint-reconciler-type=none \
     --allow-privileged=true \
@@ -220,6 +246,10 @@ start_apiserver() {
 }
 
 start_kcm() {
+  if [[ "${WITH_KCM}" != true ]]; then
+    log "kube-controller-manager skipped (DEV_CONTROLLER_MANAGER=${WITH_KCM})"
+    return
+  fi
   if [[ ! -x "${ASSETS}/kube-controller-manager" ]]; then
     log "no kube-controller-manager in ${ASSETS}: skipped"
     return
@@ -257,11 +287,18 @@ install_kubepim() {
     || die "could not apply the CRDs; see the messages above"
   kc wait --for=condition=Established --timeout="${TIMEOUT}s" -f config/crd/bases >/dev/null \
     || die "the CRDs did not become Established"
-  kc create namespace "${NAMESPACE}" --dry-run=client -o yaml | kc apply -f - >/dev/null
-  # The ClusterRoles for people (kubepim-requester, -approver, -admin,
-  # -auditor), as config/default installs them; config/samples binds them.
-  kubectl kustomize config/default | kc apply -l app.kubernetes.io/component=user-role -f - >/dev/null \
-    || die "could not apply the user ClusterRoles of config/rbac"
+  local ns
+  for ns in "${NAMESPACE}" "${MANAGER_SA_NAMESPACE}"; do
+    kc create namespace "${ns}" --dry-run=client -o yaml | kc apply -f - >/dev/null
+  done
+  # All RBAC of config/rbac as config/default installs it: the manager's
+  # ServiceAccount, its ClusterRole and Role (role.yaml, generated from the
+  # +kubebuilder:rbac markers), their bindings, leader election, the metrics
+  # reader, and the ClusterRoles for people (kubepim-requester, -approver,
+  # -admin, -auditor; config/samples binds them).
+  log "applying RBAC (config/rbac as config/default renders it)"
+  rbac_manifests | kc apply --server-side --force-conflicts --field-manager=kubepim-dev -f - >/dev/null \
+    || die "could not apply the RBAC of config/rbac"
   log "applying webhook configurations -> https://127.0.0.1:${WEBHOOK_PORT}"
   "${TOOLS}/devwebhooks" -in config/webhook/manifests.yaml -ca "${PKI}/ca.crt" -host 127.0.0.1 -port "${WEBHOOK_PORT}" \
     | kc apply --server-side --force-conflicts --field-manager=kubepim-dev -f - >/dev/null \
@@ -270,13 +307,53 @@ install_kubepim() {
 
 manager_ready() { http_ok "http://127.0.0.1:${PROBE_PORT}/readyz"; }
 
+# write_manager_kubeconfig writes bin/dev/manager.kubeconfig: the admin
+# kubeconfig's server and CA, and a fresh token of the manager's
+# ServiceAccount (made at each start, so an expired one never blocks it).
+write_manager_kubeconfig() {
+  local server ca token
+  server="$(kc config view --raw --minify -o jsonpath='{.clusters[0].cluster.server}')" \
+    && ca="$(kc config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')" \
+    && [[ -n "${server}" && -n "${ca}" ]] \
+    || die "could not read the server and CA of ${KUBECONFIG_FILE}"
+  token="$(kc create token "${MANAGER_SA}" -n "${MANAGER_SA_NAMESPACE}" --duration="${MANAGER_TOKEN_TTL}")" \
+    || die "could not get a token for ServiceAccount ${MANAGER_SA_NAMESPACE}/${MANAGER_SA}"
+  (
+    umask 077
+    cat >"${MANAGER_KUBECONFIG}.tmp" <<EOF
+# The manager's identity: ServiceAccount ${MANAGER_SA_NAMESPACE}/${MANAGER_SA}.
+# Written by hack/dev.sh at each start of the manager; the token is valid for ${MANAGER_TOKEN_TTL}.
+apiVersion: v1
+kind: Config
+clusters:
+- name: kubepim-dev
+  cluster:
+    server: ${server}
+    certificate-authority-data: ${ca}
+users:
+- name: ${MANAGER_SA}
+  user:
+    token: ${token}
+contexts:
+- name: ${MANAGER_SA}
+  context:
+    cluster: kubepim-dev
+    namespace: ${MANAGER_SA_NAMESPACE}
+    user: ${MANAGER_SA}
+current-context: ${MANAGER_SA}
+EOF
+  )
+  mv -f "${MANAGER_KUBECONFIG}.tmp" "${MANAGER_KUBECONFIG}"
+}
+
 start_manager() {
   running manager && { log "manager already runs (pid $(pid_of manager)); 'hack/dev.sh restart-manager' picks up a new build"; return; }
   need_port "manager (webhooks)" "${WEBHOOK_PORT}" DEV_WEBHOOK_PORT
   need_port "manager (metrics)" "${METRICS_PORT}" DEV_METRICS_PORT
   need_port "manager (probes)" "${PROBE_PORT}" DEV_PROBE_PORT
+  write_manager_kubeconfig
   local args=(
-    --kubeconfig="${KUBECONFIG_FILE}"
+    --kubeconfig="${MANAGER_KUBECONFIG}"
     --webhook-host=127.0.0.1
     --webhook-port="${WEBHOOK_PORT}"
     --webhook-cert-dir="${WEBHOOK_CERTS}"
@@ -288,7 +365,7 @@ start_manager() {
   if grep -Eq '^[[:space:]]+--?namespace([[:space:]]|$)' <<<"${help}"; then
     args+=(--namespace="${NAMESPACE}")
   fi
-  log "starting manager (webhooks https://127.0.0.1:${WEBHOOK_PORT}, metrics :${METRICS_PORT}, probes :${PROBE_PORT})"
+  log "starting manager as system:serviceaccount:${MANAGER_SA_NAMESPACE}:${MANAGER_SA} (webhooks https://127.0.0.1:${WEBHOOK_PORT}, metrics :${METRICS_PORT}, probes :${PROBE_PORT})"
   start manager env POD_NAMESPACE="${NAMESPACE}" "${MANAGER_BIN}" "${args[@]}" ${DEV_MANAGER_ARGS:-}
   wait_for manager "the manager's /readyz" manager_ready
 }
@@ -313,6 +390,7 @@ kubepim dev control plane is ready.
 
   API server   https://127.0.0.1:${APISERVER_PORT}   etcd http://127.0.0.1:${ETCD_PORT}
   webhooks     https://127.0.0.1:${WEBHOOK_PORT}   metrics http://127.0.0.1:${METRICS_PORT}/metrics   probes http://127.0.0.1:${PROBE_PORT}/readyz
+  manager      runs as system:serviceaccount:${MANAGER_SA_NAMESPACE}:${MANAGER_SA} (${MANAGER_KUBECONFIG})
   logs         ${DEV_DIR}/{etcd,kube-apiserver,kube-controller-manager,manager}.log
   stop         make dev-down   (state in ${DEV_DIR} is kept; rm -rf it to start over)
 EOF
