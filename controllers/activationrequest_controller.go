@@ -47,7 +47,7 @@ type ActivationRequestReconciler struct {
 	Options
 }
 
-// +kubebuilder:rbac:groups=kubepim.io,resources=activationrequests,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups=kubepim.io,resources=activationrequests,verbs=get;list;watch;patch;delete
 // +kubebuilder:rbac:groups=kubepim.io,resources=activationrequests/status,verbs=get;update;patch
 
 // Reconcile advances one ActivationRequest at this instant and asks to be

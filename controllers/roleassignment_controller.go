@@ -43,12 +43,14 @@ type RoleAssignmentReconciler struct {
 	Options
 }
 
-// +kubebuilder:rbac:groups=kubepim.io,resources=roleassignments;roleassignments/finalizers,verbs=update
+// +kubebuilder:rbac:groups=kubepim.io,resources=roleassignments;roleassignments/finalizers,verbs=update;patch
 
 // +kubebuilder:rbac:groups=kubepim.io,resources=roleassignments,verbs=get;list;watch
 // +kubebuilder:rbac:groups=kubepim.io,resources=roleassignments/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterrolebindings;rolebindings,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles;roles,verbs=bind,resourceNames=*
+// kubepim binds whichever role an assignment or activation names; the
+// escalation guard in the webhooks decides who may make it do so.
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles;roles,verbs=bind
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one RoleAssignment's binding in line with its window at

@@ -54,6 +54,8 @@ type Options struct {
 	// AuditRetention is how long AuditEvents are kept
 	// (DefaultAuditRetention when zero).
 	AuditRetention time.Duration
+	// AuditSinkURL, when set, receives a JSON copy of every audit event.
+	AuditSinkURL string
 	// Namespace holds kubepim's own Secrets and ConfigMaps.
 	Namespace string
 	// MaxRequeue caps requeue delays (DefaultMaxRequeue when zero).
@@ -88,6 +90,12 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 			return err
 		}
 		opts.Audit = &audit.Recorder{Client: direct, Clock: opts.Clock, Log: mgr.GetLogger().WithName("audit")}
+		if opts.AuditSinkURL != "" {
+			opts.Audit.Sink = audit.NewSink(opts.AuditSinkURL, 10000, mgr.GetLogger().WithName("audit-sink"))
+			if err := mgr.Add(opts.Audit.Sink); err != nil {
+				return err
+			}
+		}
 	}
 	if err := (&RoleAssignmentReconciler{
 		Client:   mgr.GetClient(),

@@ -13,5 +13,5 @@ package webhooks
 
 // The manager reads TOTP enrollments and asks the API server who may
 // deactivate requests.
-// +kubebuilder:rbac:groups=core,namespace=kubepim-system,resources=secrets,verbs=get;update
+// +kubebuilder:rbac:groups=core,namespace=kubepim-system,resources=secrets,verbs=get;create;update
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create

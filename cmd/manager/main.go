@@ -39,13 +39,13 @@ func main() {
 		webhookPort                                  int
 		leaderElect, enableWebhooks                  bool
 		leaderElectionNamespace, namespace           string
-		mfaClaim, mfaClaimValues                     string
+		mfaClaim, mfaClaimValues, auditSinkURL       string
 		activationRetention, auditRetention          time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one of several replicas acts at a time.")
-	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's namespace).")
+	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: --namespace).")
 	flag.BoolVar(&enableWebhooks, "enable-webhooks", true, "Serve the admission webhooks.")
 	flag.StringVar(&webhookHost, "webhook-host", "", "Address the webhook server binds to (default: all).")
 	flag.IntVar(&webhookPort, "webhook-port", 9443, "Port of the webhook server.")
@@ -55,10 +55,14 @@ func main() {
 	flag.StringVar(&mfaClaimValues, "mfa-claim-values", strings.Join(webhooks.DefaultMFAClaimValues, ","), "Comma-separated values of --mfa-claim that prove a second factor.")
 	flag.DurationVar(&activationRetention, "activation-retention", controllers.DefaultActivationRetention, "How long ended ActivationRequests are kept as history before they are deleted.")
 	flag.DurationVar(&auditRetention, "audit-retention", controllers.DefaultAuditRetention, "How long AuditEvents are kept before they are pruned, oldest first.")
+	flag.StringVar(&auditSinkURL, "audit-sink-url", "", "URL that receives a JSON POST of every audit event, with retries (optional).")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	if leaderElectionNamespace == "" {
+		leaderElectionNamespace = namespace
+	}
 	log := ctrl.Log.WithName("setup")
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
@@ -84,7 +88,7 @@ func main() {
 		os.Exit(1)
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{Clock: clock.RealClock{}, ActivationRetention: activationRetention, AuditRetention: auditRetention, Namespace: namespace}); err != nil {
+	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{Clock: clock.RealClock{}, ActivationRetention: activationRetention, AuditRetention: auditRetention, AuditSinkURL: auditSinkURL, Namespace: namespace}); err != nil {
 		log.Error(err, "unable to set up the controllers")
 		os.Exit(1)
 	}

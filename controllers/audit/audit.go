@@ -66,6 +66,8 @@ type Recorder struct {
 	Clock  clock.PassiveClock
 	// Log receives each event as one structured line, for SIEM pipelines.
 	Log logr.Logger
+	// Sink, when set, receives a copy of each event.
+	Sink *Sink
 
 	mu   sync.Mutex
 	head *head
@@ -111,6 +113,9 @@ func (r *Recorder) Record(ctx context.Context, e Entry) error {
 		return fmt.Errorf("recording audit event %s: %w", ev.Spec.Action, err)
 	}
 	r.head = &head{sequence: ev.Spec.Sequence, hash: ev.Spec.Hash}
+	if r.Sink != nil {
+		r.Sink.Enqueue(ev)
+	}
 	r.Log.Info("audit", "event", ev.Name, "sequence", ev.Spec.Sequence, "action", ev.Spec.Action,
 		"actor", ev.Spec.Actor.Username, "target", ev.Spec.Target, "roleRef", ev.Spec.RoleRef,
 		"namespace", ev.Spec.Namespace, "subject", ev.Spec.Subject, "outcome", ev.Spec.Outcome,

@@ -134,12 +134,13 @@ func Verify(ctx context.Context, c client.Reader, namespace string) (Report, err
 	return rep, nil
 }
 
-// Prune deletes events older than retention, oldest first, moving the
-// anchor to each before deleting it, so the chain verifies throughout. It
-// holds the recorder's lock: the head never moves while the tail does.
+// Prune deletes events older than retention, oldest first, after moving
+// the anchor to the newest of them: Verify ignores events at or below the
+// anchor, so the chain verifies throughout, even if pruning stops half way.
+// It never deletes the head, which the next event links to. It does not
+// hold the recorder's lock: appending at the head and pruning at the tail
+// do not meet, and controllers must not wait for a long prune.
 func (r *Recorder) Prune(ctx context.Context, namespace string, retention time.Duration) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	cutoff := r.Clock.Now().Add(-retention)
 	type old struct {
 		name string
@@ -159,15 +160,18 @@ func (r *Recorder) Prune(ctx context.Context, namespace string, retention time.D
 		return 0, err
 	}
 	slices.SortFunc(olds, func(a, b old) int { return cmpInt64(a.seq, b.seq) })
+	if n := len(olds); n > 0 && olds[n-1].seq == newest {
+		olds = olds[:n-1]
+	}
+	if len(olds) == 0 {
+		return 0, nil
+	}
+	last := olds[len(olds)-1]
+	if err := writeAnchor(ctx, r.Client, namespace, Anchor{Sequence: last.seq, Hash: last.hash}); err != nil {
+		return 0, err
+	}
 	pruned := 0
 	for _, o := range olds {
-		if o.seq == newest {
-			// Keep the head: the next event links to it.
-			break
-		}
-		if err := writeAnchor(ctx, r.Client, namespace, Anchor{Sequence: o.seq, Hash: o.hash}); err != nil {
-			return pruned, err
-		}
 		ev := &pimv1.AuditEvent{ObjectMeta: metav1.ObjectMeta{Name: o.name}}
 		if err := r.Client.Delete(ctx, ev); client.IgnoreNotFound(err) != nil {
 			return pruned, err

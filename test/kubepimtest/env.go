@@ -8,8 +8,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -36,6 +44,12 @@ import (
 // Namespace is where the manager keeps its Secrets in tests.
 const Namespace = "kubepim-system"
 
+// ManagerUser is the identity the manager runs as in tests: a user with
+// exactly the RBAC that config/rbac/role.yaml (generated from the code's
+// kubebuilder markers) gives the manager in a cluster, so a missing
+// permission fails a test instead of a user's install.
+const ManagerUser = "kubepim-test-manager"
+
 // Env is a running control plane with kubepim's APIs.
 type Env struct {
 	Env    *envtest.Environment
@@ -43,6 +57,8 @@ type Env struct {
 	Scheme *runtime.Scheme
 	// Client is the cluster admin, uncached.
 	Client client.Client
+	// ManagerConfig authenticates as ManagerUser.
+	ManagerConfig *rest.Config
 }
 
 // Start starts kube-apiserver and etcd (from KUBEBUILDER_ASSETS) with the
@@ -68,7 +84,80 @@ func Start(root string) (*Env, error) {
 	if err != nil {
 		return nil, errors.Join(err, env.Stop())
 	}
-	return &Env{Env: env, Config: cfg, Scheme: scheme, Client: c}, nil
+	e := &Env{Env: env, Config: cfg, Scheme: scheme, Client: c}
+	if err := e.installManagerIdentity(root); err != nil {
+		return nil, errors.Join(err, env.Stop())
+	}
+	return e, nil
+}
+
+// installManagerIdentity makes ManagerUser and gives it the manager's
+// generated RBAC: the ClusterRole cluster-wide and the Role in Namespace.
+func (e *Env) installManagerIdentity(root string) error {
+	ctx := context.Background()
+	user, err := e.Env.AddUser(envtest.User{Name: ManagerUser}, nil)
+	if err != nil {
+		return err
+	}
+	e.ManagerConfig = user.Config()
+	if err := e.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}); err != nil {
+		return err
+	}
+	raw, err := os.ReadFile(filepath.Join(root, "config", "rbac", "role.yaml"))
+	if err != nil {
+		return err
+	}
+	subject := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: ManagerUser}}
+	for _, doc := range strings.Split(string(raw), "\n---") {
+		if strings.TrimSpace(doc) == "" {
+			continue
+		}
+		var head struct{ Kind string }
+		if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
+			return err
+		}
+		switch head.Kind {
+		case "ClusterRole":
+			role := &rbacv1.ClusterRole{}
+			if err := yaml.Unmarshal([]byte(doc), role); err != nil {
+				return err
+			}
+			if err := e.Client.Create(ctx, role); err != nil {
+				return err
+			}
+			if err := e.Client.Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role.Name}, Subjects: subject,
+				RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name}}); err != nil {
+				return err
+			}
+		case "Role":
+			role := &rbacv1.Role{}
+			if err := yaml.Unmarshal([]byte(doc), role); err != nil {
+				return err
+			}
+			role.Namespace = Namespace
+			if err := e.Client.Create(ctx, role); err != nil {
+				return err
+			}
+			if err := e.Client.Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role.Name, Namespace: Namespace}, Subjects: subject,
+				RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name}}); err != nil {
+				return err
+			}
+		}
+	}
+	// RBAC reaches the authorizer's cache a moment later; a manager started
+	// before would begin with refusals and back off.
+	return wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		for _, attrs := range []authorizationv1.ResourceAttributes{
+			{Group: pimv1.GroupVersion.Group, Resource: "roleassignments", Verb: "list"},
+			{Resource: "secrets", Verb: "create", Namespace: Namespace},
+		} {
+			sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{User: ManagerUser, ResourceAttributes: &attrs}}
+			if err := e.Client.Create(ctx, sar); err != nil || !sar.Status.Allowed {
+				return false, err
+			}
+		}
+		return true, nil
+	})
 }
 
 // Stop stops the control plane.
@@ -79,7 +168,7 @@ func (e *Env) Stop() error { return e.Env.Stop() }
 // follow the fake clock.
 func (e *Env) StartManager(clk clock.WithTicker) (func(), error) {
 	wh := e.Env.WebhookInstallOptions
-	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
+	mgr, err := ctrl.NewManager(e.ManagerConfig, ctrl.Options{
 		Scheme:  e.Scheme,
 		Cache:   controllers.CacheOptions(),
 		Metrics: metricsserver.Options{BindAddress: "0"},
