@@ -256,7 +256,7 @@ func (p *pim) decideCommand(decision string) *cobra.Command {
 			if err := p.annotate(cmd.Context(), args[0], key, reason); err != nil {
 				return err
 			}
-			p.say("%sd %s", strings.TrimSuffix(verb, "e"), args[0])
+			p.say("%s %s", map[string]string{"approve": "approved", "deny": "denied"}[verb], args[0])
 			return nil
 		},
 	}

@@ -135,10 +135,16 @@ func requirements(spec pimv1.RoleSettingSpec, err error) string {
 	return strings.Join(parts, ", ")
 }
 
+// shortDuration writes 4h, 30m, 1h30m rather than 4h0m0s.
 func shortDuration(d time.Duration) string {
 	s := d.String()
-	s = strings.TrimSuffix(s, "0s")
-	return strings.TrimSuffix(s, "0m")
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func orAll(ns string) string {

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+func TestShortDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		4 * time.Hour:                "4h",
+		30 * time.Minute:             "30m",
+		90 * time.Minute:             "1h30m",
+		45 * time.Second:             "45s",
+		2*time.Hour + 10*time.Second: "2h0m10s",
+		10*time.Minute + time.Second: "10m1s",
+	} {
+		if got := shortDuration(d); got != want {
+			t.Errorf("shortDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestParseSince(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Time{
+		"":                     {},
+		"30d":                  now.Add(-30 * 24 * time.Hour),
+		"90m":                  now.Add(-90 * time.Minute),
+		"2026-11-01T00:00:00Z": time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		got, err := parseSince(in, now)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("parseSince(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := parseSince("yesterday", now); exitCode(err) != exitUsage {
+		t.Errorf("parseSince(yesterday) should be a usage error, got %v", err)
+	}
+}
