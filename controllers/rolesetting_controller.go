@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -28,6 +29,10 @@ import (
 // which of two policies a platform team meant is not safe.
 type RoleSettingReconciler struct {
 	client.Client
+	// APIReader reads what the cache does not hold: roles, and bindings
+	// kubepim does not manage.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
 	Options
 }
 
@@ -36,7 +41,8 @@ type RoleSettingReconciler struct {
 
 // Reconcile sets the Ready and Conflict conditions of one RoleSetting.
 func (r *RoleSettingReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	now := metav1.NewTime(r.Clock.Now())
+	instant := r.Clock.Now()
+	now := metav1.NewTime(instant)
 	rs := &pimv1.RoleSetting{}
 	if err := r.Get(ctx, req.NamespacedName, rs); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
@@ -59,8 +65,14 @@ func (r *RoleSettingReconciler) Reconcile(ctx context.Context, req reconcile.Req
 	}
 	meta.SetStatusCondition(&rs.Status.Conditions, ready)
 	meta.SetStatusCondition(&rs.Status.Conditions, conflict)
+	if err := r.evaluateAlerts(ctx, rs, instant); err != nil {
+		return reconcile.Result{}, err
+	}
+	// Alerts are re-evaluated on a timer: kubepim does not watch the
+	// bindings it does not manage.
+	again := reconcile.Result{RequeueAfter: r.maxRequeue()}
 	if equalStatus(before.Status, rs.Status) {
-		return reconcile.Result{}, nil
+		return again, nil
 	}
 	if before.Status.ObservedGeneration != rs.Generation {
 		// A new policy is in force: record who set it.
@@ -78,7 +90,10 @@ func (r *RoleSettingReconciler) Reconcile(ctx context.Context, req reconcile.Req
 	if apierrors.IsNotFound(err) {
 		return reconcile.Result{}, nil
 	}
-	return reconcile.Result{}, err
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	return again, nil
 }
 
 // sameRole lists the names of other RoleSettings governing the same role.

@@ -119,8 +119,10 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 		return err
 	}
 	return (&RoleSettingReconciler{
-		Client:  mgr.GetClient(),
-		Options: opts,
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("kubepim-rolesetting"),
+		Options:   opts,
 	}).SetupWithManager(mgr)
 }
 

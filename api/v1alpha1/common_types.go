@@ -126,6 +126,8 @@ const (
 	// ConditionApproved says where an ActivationRequest stands with its
 	// approvers.
 	ConditionApproved = "Approved"
+	// ConditionAlerting says whether security alerts are raised on a role.
+	ConditionAlerting = "Alerting"
 )
 
 // Condition reasons shared by kubepim kinds.

@@ -180,6 +180,61 @@ type RoleSettingSpec struct {
 	// Notifications about the role.
 	// +optional
 	Notifications NotificationPolicy `json:"notifications,omitempty"`
+
+	// Alerts tunes the role's security alerts.
+	// +optional
+	Alerts AlertPolicy `json:"alerts,omitempty"`
+}
+
+// Alert types, after Azure PIM's security alerts.
+const (
+	AlertAssignedOutsidePIM     = "AssignedOutsidePIM"
+	AlertRoleNotRequiringMFA    = "RoleNotRequiringMFA"
+	AlertTooManyPermanentActive = "TooManyPermanentActive"
+	AlertUnusedEligibility      = "UnusedEligibility"
+	AlertFrequentActivation     = "FrequentActivation"
+)
+
+// AlertPolicy tunes the security alerts of a role.
+type AlertPolicy struct {
+	// RemoveOutsideBindings (enforce mode) deletes RoleBindings and
+	// ClusterRoleBindings of the role that kubepim does not manage, after
+	// recording each in the audit trail.
+	// +optional
+	RemoveOutsideBindings bool `json:"removeOutsideBindings,omitempty"`
+
+	// MaxPermanentActive is how many permanent active assignments of the
+	// role are tolerated (default 2).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MaxPermanentActive *int32 `json:"maxPermanentActive,omitempty"`
+
+	// UnusedEligibilityDays raises an alert for an eligible assignment not
+	// activated for this many days (default 90).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	UnusedEligibilityDays *int32 `json:"unusedEligibilityDays,omitempty"`
+
+	// FrequentActivations raises an alert when one user activates the role
+	// more than this many times within FrequentActivationWindow (default 5).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	FrequentActivations *int32 `json:"frequentActivations,omitempty"`
+
+	// FrequentActivationWindow is the window for FrequentActivations
+	// (default 24h).
+	// +optional
+	FrequentActivationWindow *metav1.Duration `json:"frequentActivationWindow,omitempty"`
+}
+
+// Alert is a security alert raised about a role.
+type Alert struct {
+	// Type of the alert.
+	Type string `json:"type"`
+	// Message says what is wrong and what to do.
+	Message string `json:"message"`
+	// Since when the alert has been raised.
+	Since metav1.Time `json:"since"`
 }
 
 // RoleSettingStatus is what kubepim observed of a RoleSetting.
@@ -188,11 +243,21 @@ type RoleSettingStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready, Conflict.
+	// Conditions: Ready, Conflict, Alerting.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// Alerts raised about the role now.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Alerts []Alert `json:"alerts,omitempty"`
+
+	// AlertSummary lists the raised alert types, for kubectl get.
+	// +optional
+	AlertSummary string `json:"alertSummary,omitempty"`
 }
 
 // RoleSetting is the policy of one Role or ClusterRole: how long an
@@ -208,6 +273,7 @@ type RoleSettingStatus struct {
 // +kubebuilder:printcolumn:name="Max",type=string,JSONPath=`.spec.activation.maxDuration`
 // +kubebuilder:printcolumn:name="Approval",type=boolean,JSONPath=`.spec.activation.approval.required`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Alerts",type=string,JSONPath=`.status.alertSummary`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type RoleSetting struct {
 	metav1.TypeMeta   `json:",inline"`
