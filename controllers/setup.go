@@ -115,6 +115,14 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if err := (&AccessReviewReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("kubepim-accessreview"),
+		Keys:     &approval.Keys{Client: opts.Audit.Client, Namespace: opts.Namespace},
+		Options:  opts,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	if err := mgr.Add(auditPruner(opts)); err != nil {
 		return err
 	}

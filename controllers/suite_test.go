@@ -136,6 +136,11 @@ func grantRequesterRole() {
 			APIGroups: []string{"kubepim.io"},
 			Resources: []string{"activationrequests"},
 			Verbs:     []string{"get", "list", "watch", "create", "update", "patch"},
+		}, {
+			// Reviewers and self-reviewers decide by annotating.
+			APIGroups: []string{"kubepim.io"},
+			Resources: []string{"accessreviews"},
+			Verbs:     []string{"get", "list", "watch", "patch"},
 		}},
 	}
 	Expect(k8s.Create(ctx, role)).To(Succeed())

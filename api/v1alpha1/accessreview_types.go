@@ -6,9 +6,10 @@ import (
 
 // Review decisions.
 const (
-	ReviewDecisionKeep   = "Keep"
-	ReviewDecisionRemove = "Remove"
-	ReviewDecisionNone   = "None"
+	ReviewDecisionApprove        = "Approve"
+	ReviewDecisionDeny           = "Deny"
+	ReviewDecisionNone           = "None"
+	ReviewDecisionRecommendation = "Recommendation"
 )
 
 // AccessReview states.
@@ -16,93 +17,197 @@ const (
 	ReviewStateScheduled  = "Scheduled"
 	ReviewStateInProgress = "InProgress"
 	ReviewStateCompleted  = "Completed"
+	ReviewStateApplying   = "Applying"
+	ReviewStateApplied    = "Applied"
+)
+
+// Reviewer types.
+const (
+	ReviewerTypeNamed = "Named"
+	ReviewerTypeSelf  = "Self"
+)
+
+// Recurrence types.
+const (
+	RecurrenceOneTime      = "OneTime"
+	RecurrenceWeekly       = "Weekly"
+	RecurrenceMonthly      = "Monthly"
+	RecurrenceQuarterly    = "Quarterly"
+	RecurrenceSemiAnnually = "SemiAnnually"
+	RecurrenceAnnually     = "Annually"
+)
+
+// Annotations of AccessReviews.
+const (
+	// AnnotationReviewDecisionPrefix starts the key a reviewer annotates to
+	// decide on one item: decision.kubepim.io/<item-id>: "Approve: <reason>".
+	AnnotationReviewDecisionPrefix = "decision.kubepim.io/"
+	// AnnotationReviewDecisions holds the signed decision records; only
+	// kubepim's webhook writes it.
+	AnnotationReviewDecisions = "kubepim.io/review-decisions"
 )
 
 // AccessReviewScope selects the assignments under review.
 type AccessReviewScope struct {
-	// RoleRef limits the review to one role; absent means every role.
+	// RoleRefs are the roles under review.
 	// +optional
-	RoleRef *RoleRef `json:"roleRef,omitempty"`
+	// +listType=atomic
+	RoleRefs []RoleRef `json:"roleRefs,omitempty"`
 
-	// Namespace limits the review to assignments in one namespace.
+	// RoleSettingSelector selects, by label, RoleSettings whose roles are
+	// under review too.
 	// +optional
-	Namespace string `json:"namespace,omitempty"`
+	RoleSettingSelector *metav1.LabelSelector `json:"roleSettingSelector,omitempty"`
 
-	// AssignmentType limits the review to Eligible or Active assignments.
+	// AssignmentTypes under review: Eligible, Active or Both.
+	// +kubebuilder:validation:Enum=Eligible;Active;Both
+	// +kubebuilder:default=Both
 	// +optional
-	// +kubebuilder:validation:Enum=Eligible;Active
-	AssignmentType string `json:"assignmentType,omitempty"`
+	AssignmentTypes string `json:"assignmentTypes,omitempty"`
+
+	// Namespaces limits the review to assignments in these namespaces
+	// (cluster-wide assignments are "" and included when this is empty).
+	// +optional
+	// +listType=set
+	Namespaces []string `json:"namespaces,omitempty"`
 }
 
-// AccessReviewSchedule says when reviews run.
-type AccessReviewSchedule struct {
-	// StartTime of the first review; absent means when created.
+// AccessReviewRecurrence repeats a review.
+type AccessReviewRecurrence struct {
+	// Type is OneTime, Weekly, Monthly, Quarterly, SemiAnnually or Annually.
+	// +kubebuilder:validation:Enum=OneTime;Weekly;Monthly;Quarterly;SemiAnnually;Annually
+	// +kubebuilder:default=OneTime
 	// +optional
-	StartTime *metav1.Time `json:"startTime,omitempty"`
+	Type string `json:"type,omitempty"`
 
-	// Duration each review stays open.
-	// +kubebuilder:default="168h"
+	// EndDate after which no instance starts.
 	// +optional
-	Duration metav1.Duration `json:"duration"`
+	EndDate *metav1.Time `json:"endDate,omitempty"`
 
-	// Recurrence repeats the review: Once, Weekly, Monthly, Quarterly,
-	// SemiAnnually or Annually.
-	// +kubebuilder:validation:Enum=Once;Weekly;Monthly;Quarterly;SemiAnnually;Annually
-	// +kubebuilder:default=Once
+	// Occurrences is how many instances run at most.
 	// +optional
-	Recurrence string `json:"recurrence"`
+	// +kubebuilder:validation:Minimum=1
+	Occurrences *int32 `json:"occurrences,omitempty"`
+}
+
+// RecommendationSettings tune the recommendations.
+type RecommendationSettings struct {
+	// InactiveDays: an assignment not activated within this many days is
+	// recommended for removal.
+	// +kubebuilder:default=30
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	InactiveDays int32 `json:"inactiveDays,omitempty"`
+}
+
+// AccessReviewSettings say what happens to the decisions.
+type AccessReviewSettings struct {
+	// AutoApply removes denied assignments when an instance ends.
+	// +kubebuilder:default=true
+	// +optional
+	AutoApply bool `json:"autoApply"`
+
+	// DefaultDecision for items nobody decided: None, Approve, Deny, or
+	// Recommendation (the item's recommendation).
+	// +kubebuilder:validation:Enum=None;Approve;Deny;Recommendation
+	// +kubebuilder:default=None
+	// +optional
+	DefaultDecision string `json:"defaultDecision,omitempty"`
+
+	// RequireJustification refuses decisions without a reason.
+	// +kubebuilder:default=true
+	// +optional
+	RequireJustification bool `json:"requireJustification"`
+
+	// Recommendation settings.
+	// +kubebuilder:default={}
+	// +optional
+	Recommendation RecommendationSettings `json:"recommendation"`
 }
 
 // AccessReviewSpec is a one-off or recurring review of assignments.
-// +kubebuilder:validation:XValidation:rule="self.selfReview || (has(self.reviewers) && size(self.reviewers) > 0)",message="name reviewers or set selfReview"
+// +kubebuilder:validation:XValidation:rule="self.reviewerType == 'Self' || (has(self.reviewers) && size(self.reviewers) > 0)",message="name reviewers, or set reviewerType: Self"
 type AccessReviewSpec struct {
-	// Scope of assignments under review.
-	// +kubebuilder:default={}
-	// +optional
+	// Scope of the review.
 	Scope AccessReviewScope `json:"scope"`
 
-	// Reviewers who decide; a reviewer never decides about their own access
-	// unless selfReview is set.
+	// ReviewerType is Named (the reviewers below) or Self (each assignee
+	// reviews their own access).
+	// +kubebuilder:validation:Enum=Named;Self
+	// +kubebuilder:default=Named
+	// +optional
+	ReviewerType string `json:"reviewerType,omitempty"`
+
+	// Reviewers who decide, by name or group. A reviewer never decides on
+	// their own access unless reviewerType is Self.
 	// +optional
 	// +listType=atomic
 	Reviewers []Principal `json:"reviewers,omitempty"`
 
-	// SelfReview lets each subject review their own assignments.
+	// FallbackReviewers decide too (for Self reviews: on behalf of
+	// assignees who do not).
 	// +optional
-	SelfReview bool `json:"selfReview,omitempty"`
+	// +listType=atomic
+	FallbackReviewers []Principal `json:"fallbackReviewers,omitempty"`
 
-	// Schedule of the review.
+	// StartTime of the first instance; absent means when created.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+
+	// Duration each instance stays open (at most the recurrence period).
+	// +kubebuilder:default="168h"
+	// +optional
+	Duration metav1.Duration `json:"duration,omitempty"`
+
+	// Recurrence of the review.
 	// +kubebuilder:default={}
 	// +optional
-	Schedule AccessReviewSchedule `json:"schedule"`
+	Recurrence AccessReviewRecurrence `json:"recurrence"`
 
-	// DefaultDecision applies to assignments nobody decided on.
-	// +kubebuilder:validation:Enum=Keep;Remove;None
-	// +kubebuilder:default=None
+	// Settings of the review.
+	// +kubebuilder:default={}
 	// +optional
-	DefaultDecision string `json:"defaultDecision"`
-
-	// AutoApply removes assignments decided Remove when the review ends.
-	// +optional
-	AutoApply bool `json:"autoApply,omitempty"`
+	Settings AccessReviewSettings `json:"settings"`
 }
 
-// ReviewDecision is a reviewer's decision about one assignment.
-type ReviewDecision struct {
+// ReviewItem is one assignment under review in the current instance.
+type ReviewItem struct {
+	// ID identifies the item in decision annotations.
+	ID string `json:"id"`
 	// Assignment is the RoleAssignment's name.
 	Assignment string `json:"assignment"`
-	// Decision is Keep or Remove.
-	Decision string `json:"decision"`
-	// Reviewer who decided, as authenticated.
+	// AssignmentUID is the RoleAssignment's UID.
+	AssignmentUID string `json:"assignmentUID"`
+	// Subject of the assignment.
+	Subject Subject `json:"subject"`
+	// RoleRef of the assignment.
+	RoleRef RoleRef `json:"roleRef"`
+	// Namespace of the assignment ("" cluster-wide).
 	// +optional
-	Reviewer *UserInfo `json:"reviewer,omitempty"`
-	// Reason given.
+	Namespace string `json:"namespace,omitempty"`
+	// Type of the assignment.
+	Type string `json:"type"`
+	// LastActivation is when the subject last activated the role.
+	// +optional
+	LastActivation *metav1.Time `json:"lastActivation,omitempty"`
+	// Recommendation is Approve or Deny, from the activation history.
+	Recommendation string `json:"recommendation"`
+	// RecommendationReason explains it.
+	// +optional
+	RecommendationReason string `json:"recommendationReason,omitempty"`
+	// Decision taken: Approve, Deny, or empty while undecided.
+	// +optional
+	Decision string `json:"decision,omitempty"`
+	// Reviewer who decided (as authenticated), or kubepim:default.
+	// +optional
+	Reviewer string `json:"reviewer,omitempty"`
+	// Reason the reviewer gave.
 	// +optional
 	Reason string `json:"reason,omitempty"`
-	// Time of the decision.
+	// DecidedAt is when.
 	// +optional
-	Time *metav1.Time `json:"time,omitempty"`
-	// Applied says whether the decision was carried out.
+	DecidedAt *metav1.Time `json:"decidedAt,omitempty"`
+	// Applied says the decision was carried out (the assignment removed).
 	// +optional
 	Applied bool `json:"applied,omitempty"`
 }
@@ -112,23 +217,36 @@ type AccessReviewStatus struct {
 	// ObservedGeneration is the generation last reconciled.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// State is Scheduled, InProgress or Completed.
+	// State: Scheduled, InProgress, Completed (decisions taken), Applying,
+	// Applied (denied assignments removed). A closed instance keeps its
+	// state until the next one starts.
 	// +optional
 	State string `json:"state,omitempty"`
-	// CurrentInstanceStart is when the open review began.
+	// Instance is the number of the current (or last) instance, from 1.
 	// +optional
-	CurrentInstanceStart *metav1.Time `json:"currentInstanceStart,omitempty"`
-	// CurrentInstanceEnd is when the open review closes.
+	Instance int32 `json:"instance,omitempty"`
+	// StartedAt is when the current instance began.
 	// +optional
-	CurrentInstanceEnd *metav1.Time `json:"currentInstanceEnd,omitempty"`
-	// NextStart is when the next review begins.
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+	// DueAt is when the current instance closes.
+	// +optional
+	DueAt *metav1.Time `json:"dueAt,omitempty"`
+	// NextStart is when the next instance begins, if any.
 	// +optional
 	NextStart *metav1.Time `json:"nextStart,omitempty"`
-	// Decisions of the open (or last) review.
+	// Items of the current instance.
 	// +optional
 	// +listType=map
-	// +listMapKey=assignment
-	Decisions []ReviewDecision `json:"decisions,omitempty"`
+	// +listMapKey=id
+	Items []ReviewItem `json:"items,omitempty"`
+	// Reviewed counts decided items; Total counts all.
+	// +optional
+	Reviewed int32 `json:"reviewed,omitempty"`
+	// +optional
+	Total int32 `json:"total,omitempty"`
+	// Progress is "reviewed/total", for kubectl get.
+	// +optional
+	Progress string `json:"progress,omitempty"`
 	// Conditions: Ready.
 	// +optional
 	// +listType=map
@@ -142,10 +260,12 @@ type AccessReviewStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=pimrev,categories=pim
-// +kubebuilder:printcolumn:name="Role",type=string,JSONPath=`.spec.scope.roleRef.name`
-// +kubebuilder:printcolumn:name="Recurrence",type=string,JSONPath=`.spec.schedule.recurrence`
+// +kubebuilder:printcolumn:name="Reviewers",type=string,JSONPath=`.spec.reviewerType`
+// +kubebuilder:printcolumn:name="Recurrence",type=string,JSONPath=`.spec.recurrence.type`
+// +kubebuilder:printcolumn:name="Instance",type=integer,JSONPath=`.status.instance`
 // +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.state`
-// +kubebuilder:printcolumn:name="Ends",type=string,JSONPath=`.status.currentInstanceEnd`
+// +kubebuilder:printcolumn:name="Reviewed",type=string,JSONPath=`.status.progress`
+// +kubebuilder:printcolumn:name="Due",type=string,JSONPath=`.status.dueAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type AccessReview struct {
 	metav1.TypeMeta   `json:",inline"`

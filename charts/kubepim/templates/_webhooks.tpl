@@ -10,6 +10,30 @@
     service:
       name: {{ .serviceName }}
       namespace: {{ .namespace }}
+      path: /mutate-kubepim-io-v1alpha1-accessreview
+  failurePolicy: Fail
+  name: maccessreview.kubepim.io
+  timeoutSeconds: {{ .timeoutSeconds }}
+  rules:
+  - apiGroups:
+    - kubepim.io
+    apiVersions:
+    - v1alpha1
+    operations:
+    - CREATE
+    - UPDATE
+    resources:
+    - accessreviews
+  sideEffects: None
+- admissionReviewVersions:
+  - v1
+  clientConfig:
+    {{- if .caBundle }}
+    caBundle: {{ .caBundle }}
+    {{- end }}
+    service:
+      name: {{ .serviceName }}
+      namespace: {{ .namespace }}
       path: /mutate-kubepim-io-v1alpha1-activationrequest
   failurePolicy: Fail
   name: mactivationrequest.kubepim.io

@@ -1,0 +1,303 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers/approval"
+	"github.com/kubepim/kubepim/controllers/audit"
+	"github.com/kubepim/kubepim/controllers/index"
+	"github.com/kubepim/kubepim/controllers/policy"
+)
+
+// AccessReviewReconciler runs access reviews: each instance snapshots the
+// assignments in scope with a recommendation, folds in the reviewers'
+// signed decisions, and when it closes applies the decisions (removing
+// denied assignments when autoApply is set) and schedules the next one.
+type AccessReviewReconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+	Keys     *approval.Keys
+	Options
+}
+
+// +kubebuilder:rbac:groups=kubepim.io,resources=accessreviews,verbs=get;list;watch
+// +kubebuilder:rbac:groups=kubepim.io,resources=accessreviews/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=kubepim.io,resources=roleassignments,verbs=delete
+
+// Reconcile advances one AccessReview at this instant.
+func (r *AccessReviewReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	now := r.Clock.Now()
+	rev := &pimv1.AccessReview{}
+	if err := r.Get(ctx, req.NamespacedName, rev); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := rev.DeepCopy()
+	next, err := r.advance(ctx, rev, now)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	rev.Status.ObservedGeneration = rev.Generation
+	rev.Status.Progress = fmt.Sprintf("%d/%d", rev.Status.Reviewed, rev.Status.Total)
+	meta.SetStatusCondition(&rev.Status.Conditions, metav1.Condition{Type: pimv1.ConditionReady, Status: metav1.ConditionTrue,
+		Reason: rev.Status.State, Message: "instance " + fmt.Sprint(rev.Status.Instance), ObservedGeneration: rev.Generation, LastTransitionTime: metav1.NewTime(now)})
+	if before.Status.State != rev.Status.State {
+		r.Recorder.Eventf(rev, nil, corev1.EventTypeNormal, rev.Status.State, "Review", "instance %d is %s (%s reviewed)", rev.Status.Instance, rev.Status.State, rev.Status.Progress)
+	}
+	if !equalStatus(before.Status, rev.Status) {
+		if err := r.Status().Patch(ctx, rev, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
+		}
+	}
+	if next.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{RequeueAfter: policy.RequeueAfter(now, next, r.maxRequeue())}, nil
+}
+
+// advance runs the instance lifecycle and returns the next deadline.
+func (r *AccessReviewReconciler) advance(ctx context.Context, rev *pimv1.AccessReview, now time.Time) (time.Time, error) {
+	first := firstStart(rev)
+	if rev.Spec.StartTime != nil {
+		first = rev.Spec.StartTime.Time
+	}
+	if rev.Status.Instance == 0 {
+		rev.Status.Instance = 1
+	}
+	closed := rev.Status.State == pimv1.ReviewStateApplied || rev.Status.State == pimv1.ReviewStateCompleted
+	if closed {
+		if !policy.HasInstance(rev.Spec, first, rev.Status.Instance+1) {
+			// The last instance is over: the review stays as its record.
+			rev.Status.NextStart = nil
+			return time.Time{}, nil
+		}
+		nextStart, _ := policy.ReviewInstance(rev.Spec, first, rev.Status.Instance+1)
+		rev.Status.NextStart = &metav1.Time{Time: nextStart}
+		if now.Before(nextStart) {
+			return nextStart, nil
+		}
+		rev.Status.Instance++
+		rev.Status.Items, rev.Status.StartedAt, rev.Status.NextStart = nil, nil, nil
+	}
+	start, due := policy.ReviewInstance(rev.Spec, first, rev.Status.Instance)
+	rev.Status.DueAt = &metav1.Time{Time: due}
+	if now.Before(start) {
+		rev.Status.State = pimv1.ReviewStateScheduled
+		return start, nil
+	}
+	if rev.Status.StartedAt == nil {
+		items, err := r.snapshot(ctx, rev, now)
+		if err != nil {
+			return time.Time{}, err
+		}
+		rev.Status.Items, rev.Status.StartedAt, rev.Status.State = items, &metav1.Time{Time: start}, pimv1.ReviewStateInProgress
+	}
+	if err := r.foldDecisions(ctx, rev); err != nil {
+		return time.Time{}, err
+	}
+	if now.Before(due) {
+		rev.Status.State = pimv1.ReviewStateInProgress
+		return due, nil
+	}
+	if err := r.close(ctx, rev, now); err != nil {
+		return time.Time{}, err
+	}
+	if !policy.HasInstance(rev.Spec, first, rev.Status.Instance+1) {
+		rev.Status.NextStart = nil
+		return time.Time{}, nil
+	}
+	nextStart, _ := policy.ReviewInstance(rev.Spec, first, rev.Status.Instance+1)
+	rev.Status.NextStart = &metav1.Time{Time: nextStart}
+	return nextStart, nil
+}
+
+func firstStart(rev *pimv1.AccessReview) time.Time {
+	if rev.Spec.StartTime != nil {
+		return rev.Spec.StartTime.Time
+	}
+	return rev.CreationTimestamp.Time
+}
+
+// snapshot lists the assignments in scope, each with a recommendation.
+func (r *AccessReviewReconciler) snapshot(ctx context.Context, rev *pimv1.AccessReview, now time.Time) ([]pimv1.ReviewItem, error) {
+	roles := slices.Clone(rev.Spec.Scope.RoleRefs)
+	if sel := rev.Spec.Scope.RoleSettingSelector; sel != nil {
+		selector, err := metav1.LabelSelectorAsSelector(sel)
+		if err != nil {
+			return nil, err
+		}
+		var settings pimv1.RoleSettingList
+		if err := r.List(ctx, &settings, client.MatchingLabelsSelector{Selector: selector}); err != nil {
+			return nil, err
+		}
+		for _, rs := range settings.Items {
+			roles = append(roles, pimv1.RoleRef{Kind: rs.Spec.RoleRef.Kind, Name: rs.Spec.RoleRef.Name})
+		}
+	}
+	var items []pimv1.ReviewItem
+	seen := map[types.UID]bool{}
+	for _, role := range roles {
+		assignments, err := index.AssignmentsOf(ctx, r.Client, role)
+		if err != nil {
+			return nil, err
+		}
+		var activations pimv1.ActivationRequestList
+		if err := r.List(ctx, &activations, client.MatchingFields{index.ActivationByRole: index.RoleKey(role)}); err != nil {
+			return nil, err
+		}
+		for i := range assignments {
+			ra := &assignments[i]
+			if seen[ra.UID] || !inReviewScope(rev.Spec.Scope, ra) {
+				continue
+			}
+			seen[ra.UID] = true
+			decision, reason, last := policy.Recommend(ra, activations.Items, now, rev.Spec.Settings.Recommendation.InactiveDays)
+			items = append(items, pimv1.ReviewItem{
+				ID: policy.ReviewItemID(string(ra.UID)), Assignment: ra.Name, AssignmentUID: string(ra.UID),
+				Subject: ra.Spec.Subject, RoleRef: ra.Spec.RoleRef, Namespace: ra.Spec.Namespace, Type: ra.Spec.Type,
+				LastActivation: last, Recommendation: decision, RecommendationReason: reason,
+			})
+		}
+	}
+	slices.SortFunc(items, func(a, b pimv1.ReviewItem) int { return compareStrings(a.Assignment, b.Assignment) })
+	return items, nil
+}
+
+func inReviewScope(scope pimv1.AccessReviewScope, ra *pimv1.RoleAssignment) bool {
+	if !ra.DeletionTimestamp.IsZero() || ra.Status.State == pimv1.AssignmentStateExpired {
+		return false
+	}
+	if t := scope.AssignmentTypes; t != "" && t != "Both" && t != ra.Spec.Type {
+		return false
+	}
+	return len(scope.Namespaces) == 0 || slices.Contains(scope.Namespaces, ra.Spec.Namespace)
+}
+
+// foldDecisions copies the verified decisions of this instance into items.
+func (r *AccessReviewReconciler) foldDecisions(ctx context.Context, rev *pimv1.AccessReview) error {
+	signed, err := approval.ParseReview(rev.Annotations[pimv1.AnnotationReviewDecisions])
+	if err != nil {
+		r.Recorder.Eventf(rev, nil, corev1.EventTypeWarning, "ForgedDecision", "Review", "%s", err.Error())
+		return nil
+	}
+	defer countReviewed(rev)
+	if len(signed) == 0 {
+		return nil
+	}
+	key, err := r.Keys.Key(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range signed {
+		if s.Record.Instance != rev.Status.Instance {
+			continue
+		}
+		if !approval.VerifyReview(key, rev.UID, s) {
+			r.Recorder.Eventf(rev, nil, corev1.EventTypeWarning, "ForgedDecision", "Review", "ignored a decision by %q that kubepim did not sign", s.Record.Reviewer.Username)
+			continue
+		}
+		for i := range rev.Status.Items {
+			item := &rev.Status.Items[i]
+			if item.ID != s.Record.Item || item.Applied {
+				continue
+			}
+			if item.DecidedAt != nil && item.DecidedAt.After(s.Record.Time.Time) {
+				continue // a later decision stands
+			}
+			changed := item.Decision != s.Record.Decision || item.Reviewer != s.Record.Reviewer.Username || item.Reason != s.Record.Reason
+			item.Decision, item.Reviewer, item.Reason, item.DecidedAt = s.Record.Decision, s.Record.Reviewer.Username, s.Record.Reason, s.Record.Time.DeepCopy()
+			if changed {
+				reviewer := s.Record.Reviewer
+				if err := r.Audit.Record(ctx, r.itemEntry(rev, item, pimv1.AuditReviewDecision, &reviewer,
+					fmt.Sprintf("%d/%s/%s/%d", rev.Status.Instance, item.ID, reviewer.Username, s.Record.Time.Unix()))); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func countReviewed(rev *pimv1.AccessReview) {
+	reviewed := int32(0)
+	for _, item := range rev.Status.Items {
+		if item.Decision != "" {
+			reviewed++
+		}
+	}
+	rev.Status.Reviewed, rev.Status.Total = reviewed, int32(len(rev.Status.Items))
+}
+
+// close applies the final decisions of an instance that has ended.
+func (r *AccessReviewReconciler) close(ctx context.Context, rev *pimv1.AccessReview, now time.Time) error {
+	rev.Status.State = pimv1.ReviewStateCompleted
+	for i := range rev.Status.Items {
+		item := &rev.Status.Items[i]
+		if item.Decision == "" {
+			if d := policy.FinalReviewDecision(*item, rev.Spec.Settings.DefaultDecision); d != "" {
+				item.Decision, item.Reviewer, item.Reason = d, "kubepim:default", "default decision ("+rev.Spec.Settings.DefaultDecision+")"
+				item.DecidedAt = &metav1.Time{Time: now.Truncate(time.Second)}
+			}
+		}
+		if !rev.Spec.Settings.AutoApply || item.Decision != pimv1.ReviewDecisionDeny || item.Applied {
+			continue
+		}
+		rev.Status.State = pimv1.ReviewStateApplying
+		if err := r.Audit.Record(ctx, r.itemEntry(rev, item, pimv1.AuditReviewApplied, nil, fmt.Sprintf("%d/%s", rev.Status.Instance, item.ID))); err != nil {
+			return err
+		}
+		uid := types.UID(item.AssignmentUID)
+		ra := &pimv1.RoleAssignment{ObjectMeta: metav1.ObjectMeta{Name: item.Assignment}}
+		if err := r.Delete(ctx, ra, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return err
+		}
+		item.Applied = true
+		r.Recorder.Eventf(rev, nil, corev1.EventTypeNormal, "Removed", "Review", "removed RoleAssignment %s (%s %s): denied by %s", item.Assignment, item.Subject.Kind, item.Subject.Name, item.Reviewer)
+	}
+	countReviewed(rev)
+	if rev.Spec.Settings.AutoApply {
+		rev.Status.State = pimv1.ReviewStateApplied
+	}
+	return nil
+}
+
+func (r *AccessReviewReconciler) itemEntry(rev *pimv1.AccessReview, item *pimv1.ReviewItem, action string, actor *pimv1.UserInfo, disc string) audit.Entry {
+	subject, role := item.Subject, item.RoleRef
+	return audit.Entry{Action: action, Actor: actor, Target: rev, TargetKind: "AccessReview", Subject: &subject, RoleRef: &role,
+		Namespace: item.Namespace, Reason: item.Decision + ": " + item.Reason, Discriminator: disc,
+		Details: map[string]string{"assignment": item.Assignment, "item": item.ID, "instance": fmt.Sprint(rev.Status.Instance), "recommendation": item.Recommendation}}
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// SetupWithManager watches AccessReviews (their decisions arrive as
+// annotation changes).
+func (r *AccessReviewReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&pimv1.AccessReview{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		WithOptions(r.Controller).
+		Named("accessreview").
+		Complete(r)
+}

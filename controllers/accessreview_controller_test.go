@@ -1,0 +1,164 @@
+package controllers_test
+
+import (
+	"context"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers/policy"
+)
+
+func getReview(rev *pimv1.AccessReview) *pimv1.AccessReview {
+	GinkgoHelper()
+	got := &pimv1.AccessReview{}
+	Expect(k8s.Get(context.Background(), keyOf(rev), got)).To(Succeed())
+	return got
+}
+
+func reviewState(rev *pimv1.AccessReview) func() string {
+	return func() string {
+		got := &pimv1.AccessReview{}
+		if err := k8s.Get(context.Background(), keyOf(rev), got); err != nil {
+			return err.Error()
+		}
+		return got.Status.State
+	}
+}
+
+// decide annotates a review as c, the way kubectl annotate does.
+func decide(c client.Client, rev *pimv1.AccessReview, key, value string) error {
+	got := &pimv1.AccessReview{}
+	if err := k8s.Get(context.Background(), keyOf(rev), got); err != nil {
+		return err
+	}
+	patch := client.MergeFrom(got.DeepCopy())
+	if got.Annotations == nil {
+		got.Annotations = map[string]string{}
+	}
+	got.Annotations[key] = value
+	return c.Patch(context.Background(), got, patch)
+}
+
+func itemKey(ra *pimv1.RoleAssignment) string {
+	return pimv1.AnnotationReviewDecisionPrefix + policy.ReviewItemID(string(getAssignment(ra).UID))
+}
+
+func review(name, role string, mutate func(*pimv1.AccessReviewSpec)) *pimv1.AccessReview {
+	rev := &pimv1.AccessReview{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: pimv1.AccessReviewSpec{
+		Scope:        pimv1.AccessReviewScope{RoleRefs: []pimv1.RoleRef{{Kind: "ClusterRole", Name: role}}, AssignmentTypes: "Both"},
+		ReviewerType: pimv1.ReviewerTypeNamed,
+		StartTime:    &metav1.Time{Time: fakeClock.Now()},
+		Duration:     metav1.Duration{Duration: time.Hour},
+		Recurrence:   pimv1.AccessReviewRecurrence{Type: pimv1.RecurrenceOneTime},
+		Settings: pimv1.AccessReviewSettings{AutoApply: true, DefaultDecision: pimv1.ReviewDecisionNone, RequireJustification: true,
+			Recommendation: pimv1.RecommendationSettings{InactiveDays: 30}},
+	}}
+	mutate(&rev.Spec)
+	return rev
+}
+
+var _ = Describe("AccessReview", func() {
+	ctx := context.Background()
+
+	It("lets named reviewers decide, refuses anyone else, and removes denied access at the end", func() {
+		role := uniq("reviewed")
+		clusterRoleFor(role, "pods", "get")
+		alice, bob := uniq("alice"), uniq("bob")
+		keep := assignment(uniq("keep"), alice, role, pimv1.AssignmentEligible, nil, nil)
+		drop := assignment(uniq("drop"), bob, role, pimv1.AssignmentActive, nil, nil)
+		create(keep)
+		create(drop)
+		Eventually(func() bool { return canI(bob, nil, "get", "pods", "default") }).Should(BeTrue())
+
+		rev := review(uniq("one-off"), role, func(s *pimv1.AccessReviewSpec) {
+			s.Reviewers = []pimv1.Principal{{Kind: "User", Name: "dana"}, {Kind: "Group", Name: "leads"}}
+		})
+		create(rev)
+		Eventually(reviewState(rev)).Should(Equal(pimv1.ReviewStateInProgress))
+		Expect(getReview(rev).Status.Progress).To(Equal("0/2"))
+
+		Expect(decide(as("mallory", nil, nil), rev, itemKey(drop), "Approve: sure")).To(MatchError(ContainSubstring("mallory is not a reviewer")))
+		Expect(decide(as(bob, []string{"leads"}, nil), rev, itemKey(drop), "Approve: I need it")).To(MatchError(ContainSubstring("cannot review your own access")))
+		Expect(decide(as("dana", nil, nil), rev, itemKey(drop), "Deny")).To(MatchError(ContainSubstring("give a reason")))
+		Expect(decide(as("dana", nil, nil), rev, pimv1.AnnotationReviewDecisions, `[]`)).To(MatchError(ContainSubstring("written by kubepim alone")))
+		Expect(decide(as("dana", nil, nil), rev, itemKey(drop), "Approve: first thought")).To(Succeed())
+		Expect(decide(as("dana", nil, nil), rev, itemKey(drop), "Deny: left the team")).To(Succeed(), "a later decision replaces the earlier one")
+		Expect(decide(as("erin", []string{"leads"}, nil), rev, itemKey(keep), "Approve: on call")).To(Succeed())
+		Eventually(func() string { return getReview(rev).Status.Progress }).Should(Equal("2/2"))
+
+		fakeClock.Step(time.Hour)
+		Eventually(reviewState(rev)).Should(Equal(pimv1.ReviewStateApplied))
+		Expect(getReview(rev).Status.NextStart).To(BeNil(), "a one-time review has no next instance")
+		Eventually(func() bool { return canI(bob, nil, "get", "pods", "default") }).Should(BeFalse())
+		Expect(k8s.Get(ctx, keyOf(keep), &pimv1.RoleAssignment{})).To(Succeed(), "approved access stays")
+		got := getReview(rev)
+		for _, item := range got.Status.Items {
+			if item.Assignment == drop.Name {
+				Expect(item.Decision).To(Equal(pimv1.ReviewDecisionDeny))
+				Expect(item.Reviewer).To(Equal("dana"))
+				Expect(item.Applied).To(BeTrue())
+			}
+		}
+		Eventually(func() []string { return actionsAndActors(eventsAbout(string(got.UID))) }).Should(ContainElements(
+			"ReviewDecision by dana", "ReviewDecision by erin", "ReviewApplied by kubepim:controller"))
+	})
+
+	It("lets each assignee review their own access in a self-review", func() {
+		role := uniq("self-reviewed")
+		clusterRoleFor(role, "pods", "get")
+		alice, bob := uniq("alice"), uniq("bob")
+		mine := assignment(uniq("mine"), alice, role, pimv1.AssignmentEligible, nil, nil)
+		theirs := assignment(uniq("theirs"), bob, role, pimv1.AssignmentEligible, nil, nil)
+		create(mine)
+		create(theirs)
+		rev := review(uniq("self"), role, func(s *pimv1.AccessReviewSpec) { s.ReviewerType = pimv1.ReviewerTypeSelf })
+		create(rev)
+		Eventually(reviewState(rev)).Should(Equal(pimv1.ReviewStateInProgress))
+		Expect(decide(as(alice, nil, nil), rev, itemKey(theirs), "Deny: not mine to say")).To(MatchError(ContainSubstring("only the assignee")))
+		Expect(decide(as(alice, nil, nil), rev, itemKey(mine), "Approve: still on call")).To(Succeed())
+		Eventually(func() string { return getReview(rev).Status.Progress }).Should(Equal("1/2"))
+	})
+
+	It("recurs, recommends from activation history, and applies the default decision", func() {
+		role := uniq("recurring")
+		clusterRoleFor(role, "pods", "get")
+		stale := assignment(uniq("stale"), uniq("old-timer"), role, pimv1.AssignmentEligible, ptr.To(fakeClock.Now().Add(-60*24*time.Hour)), nil)
+		fresh := assignment(uniq("fresh"), uniq("newcomer"), role, pimv1.AssignmentEligible, ptr.To(fakeClock.Now().Add(-time.Hour)), nil)
+		create(stale)
+		create(fresh)
+		Eventually(stateOf(fresh)).Should(Equal(pimv1.AssignmentStateEligible))
+		rev := review(uniq("weekly"), role, func(s *pimv1.AccessReviewSpec) {
+			s.Reviewers = []pimv1.Principal{{Kind: "User", Name: "dana"}}
+			s.Recurrence = pimv1.AccessReviewRecurrence{Type: pimv1.RecurrenceWeekly, Occurrences: ptr.To[int32](2)}
+			s.Settings.DefaultDecision = pimv1.ReviewDecisionRecommendation
+		})
+		create(rev)
+		Eventually(reviewState(rev)).Should(Equal(pimv1.ReviewStateInProgress))
+		recommendations := map[string]string{}
+		for _, item := range getReview(rev).Status.Items {
+			recommendations[item.Assignment] = item.Recommendation
+		}
+		Expect(recommendations).To(Equal(map[string]string{stale.Name: pimv1.ReviewDecisionDeny, fresh.Name: pimv1.ReviewDecisionApprove}))
+
+		fakeClock.Step(time.Hour)
+		Eventually(reviewState(rev)).Should(Equal(pimv1.ReviewStateApplied))
+		Expect(getReview(rev).Status.NextStart).NotTo(BeNil())
+		Eventually(func() bool { return k8s.Get(ctx, keyOf(stale), &pimv1.RoleAssignment{}) != nil }).Should(BeTrue(), "the recommendation removed the stale one")
+		Expect(k8s.Get(ctx, keyOf(fresh), &pimv1.RoleAssignment{})).To(Succeed())
+
+		fakeClock.Step(7*24*time.Hour - time.Hour)
+		Eventually(func() int32 { return getReview(rev).Status.Instance }).Should(Equal(int32(2)))
+		Eventually(reviewState(rev)).Should(Equal(pimv1.ReviewStateInProgress))
+		Expect(getReview(rev).Status.Total).To(Equal(int32(1)))
+		fakeClock.Step(time.Hour)
+		Eventually(reviewState(rev)).Should(Equal(pimv1.ReviewStateApplied))
+		Expect(getReview(rev).Status.NextStart).To(BeNil(), "two occurrences, then done")
+		Expect(getReview(rev).Status.Instance).To(Equal(int32(2)))
+	})
+})

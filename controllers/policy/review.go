@@ -1,0 +1,133 @@
+package policy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+)
+
+// ReviewItemID is the short, stable id of an assignment in a review, used
+// in decision annotation keys.
+func ReviewItemID(assignmentUID string) string {
+	sum := sha256.Sum256([]byte(assignmentUID))
+	return hex.EncodeToString(sum[:])[:12]
+}
+
+// addPeriod moves t by n recurrence periods.
+func addPeriod(t time.Time, recurrence string, n int) time.Time {
+	switch recurrence {
+	case pimv1.RecurrenceWeekly:
+		return t.AddDate(0, 0, 7*n)
+	case pimv1.RecurrenceMonthly:
+		return t.AddDate(0, n, 0)
+	case pimv1.RecurrenceQuarterly:
+		return t.AddDate(0, 3*n, 0)
+	case pimv1.RecurrenceSemiAnnually:
+		return t.AddDate(0, 6*n, 0)
+	case pimv1.RecurrenceAnnually:
+		return t.AddDate(n, 0, 0)
+	}
+	return t
+}
+
+// ReviewInstance is when instance n (from 1) of a review runs: it starts n-1
+// recurrence periods after the first start and stays open for the review's
+// duration, at most one period.
+func ReviewInstance(spec pimv1.AccessReviewSpec, firstStart time.Time, n int32) (start, due time.Time) {
+	start = addPeriod(firstStart, spec.Recurrence.Type, int(n-1))
+	d := spec.Duration.Duration
+	if d <= 0 {
+		d = 7 * 24 * time.Hour
+	}
+	if spec.Recurrence.Type != "" && spec.Recurrence.Type != pimv1.RecurrenceOneTime {
+		if period := addPeriod(start, spec.Recurrence.Type, 1).Sub(start); d > period {
+			d = period
+		}
+	}
+	return start, start.Add(d)
+}
+
+// HasInstance reports whether instance n of a review runs at all.
+func HasInstance(spec pimv1.AccessReviewSpec, firstStart time.Time, n int32) bool {
+	if n < 1 {
+		return false
+	}
+	r := spec.Recurrence
+	if r.Type == "" || r.Type == pimv1.RecurrenceOneTime {
+		return n == 1
+	}
+	if r.Occurrences != nil && n > *r.Occurrences {
+		return false
+	}
+	start, _ := ReviewInstance(spec, firstStart, n)
+	return r.EndDate == nil || !start.After(r.EndDate.Time)
+}
+
+// Recommend advises on keeping an assignment: Deny when its subject has
+// not activated the role within inactiveDays, else Approve. Usage of active
+// (standing) assignments is not tracked, so they are recommended by age.
+func Recommend(ra *pimv1.RoleAssignment, activations []pimv1.ActivationRequest, now time.Time, inactiveDays int32) (decision, reason string, last *metav1.Time) {
+	idle := time.Duration(max(inactiveDays, 1)) * 24 * time.Hour
+	for i := range activations {
+		ar := &activations[i]
+		if ar.Spec.Requester == nil || ar.Status.ActivatedAt == nil || !SubjectMatches(ra.Spec.Subject, *ar.Spec.Requester) ||
+			!Covers(ra, ar.Spec.RoleRef, ar.Spec.Namespace) || ar.Status.ActivatedAt.After(now) {
+			continue
+		}
+		if last == nil || ar.Status.ActivatedAt.After(last.Time) {
+			last = ar.Status.ActivatedAt.DeepCopy()
+		}
+	}
+	switch {
+	case ra.Spec.Type == pimv1.AssignmentActive:
+		return pimv1.ReviewDecisionApprove, "standing access: its use is not tracked", last
+	case last != nil && now.Sub(last.Time) < idle:
+		return pimv1.ReviewDecisionApprove, fmt.Sprintf("activated %s", last.UTC().Format(time.RFC3339)), last
+	case last != nil:
+		return pimv1.ReviewDecisionDeny, fmt.Sprintf("not activated in the last %d days", inactiveDays), last
+	case now.Sub(AssignmentWindow(ra).Start) < idle:
+		return pimv1.ReviewDecisionApprove, fmt.Sprintf("assigned within the last %d days", inactiveDays), nil
+	}
+	return pimv1.ReviewDecisionDeny, fmt.Sprintf("never activated, and assigned over %d days ago", inactiveDays), nil
+}
+
+// MayReview says why user may not decide on item, or nil. Named reviewers
+// and fallback reviewers decide, never on their own access; in a Self
+// review each assignee decides on their own.
+func MayReview(spec pimv1.AccessReviewSpec, item pimv1.ReviewItem, user pimv1.UserInfo) error {
+	fallback := pimv1.ApprovalPolicy{Approvers: spec.FallbackReviewers}
+	if spec.ReviewerType == pimv1.ReviewerTypeSelf {
+		if SubjectMatches(item.Subject, user) || IsApprover(fallback, user) {
+			return nil
+		}
+		return fmt.Errorf("in a self-review only the assignee (%s %s) or a fallback reviewer decides on item %s", item.Subject.Kind, item.Subject.Name, item.ID)
+	}
+	named := pimv1.ApprovalPolicy{Approvers: append(slices.Clone(spec.Reviewers), spec.FallbackReviewers...)}
+	if !IsApprover(named, user) {
+		return fmt.Errorf("%s is not a reviewer of this review; the reviewers are %s", user.Username, describePrincipals(named.Approvers))
+	}
+	if SubjectMatches(item.Subject, user) {
+		return fmt.Errorf("you cannot review your own access (item %s)", item.ID)
+	}
+	return nil
+}
+
+// FinalReviewDecision is an item's decision when its instance closes: the
+// reviewer's, or the review's default for undecided items.
+func FinalReviewDecision(item pimv1.ReviewItem, defaultDecision string) string {
+	switch {
+	case item.Decision != "":
+		return item.Decision
+	case defaultDecision == pimv1.ReviewDecisionRecommendation:
+		return item.Recommendation
+	case defaultDecision == pimv1.ReviewDecisionApprove || defaultDecision == pimv1.ReviewDecisionDeny:
+		return defaultDecision
+	}
+	return ""
+}
