@@ -1,0 +1,121 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+)
+
+func TestReviewInstances(t *testing.T) {
+	first := time.Date(2026, 1, 31, 9, 0, 0, 0, time.UTC)
+	three := int32(3)
+	cases := []struct {
+		name       string
+		recurrence pimv1.AccessReviewRecurrence
+		duration   time.Duration
+		n          int32
+		wantStart  time.Time
+		wantDue    time.Time
+		exists     bool
+	}{
+		{"one-time", pimv1.AccessReviewRecurrence{Type: pimv1.RecurrenceOneTime}, 7 * 24 * time.Hour, 1, first, first.Add(7 * 24 * time.Hour), true},
+		{"one-time has no second", pimv1.AccessReviewRecurrence{Type: pimv1.RecurrenceOneTime}, time.Hour, 2, first.Add(0), first.Add(time.Hour), false},
+		{"weekly, third", pimv1.AccessReviewRecurrence{Type: pimv1.RecurrenceWeekly}, time.Hour, 3, first.AddDate(0, 0, 14), first.AddDate(0, 0, 14).Add(time.Hour), true},
+		{"weekly duration capped at the period", pimv1.AccessReviewRecurrence{Type: pimv1.RecurrenceWeekly}, 30 * 24 * time.Hour, 1, first, first.AddDate(0, 0, 7), true},
+		{"quarterly, second", pimv1.AccessReviewRecurrence{Type: pimv1.RecurrenceQuarterly}, time.Hour, 2, first.AddDate(0, 3, 0), first.AddDate(0, 3, 0).Add(time.Hour), true},
+		{"annually, second", pimv1.AccessReviewRecurrence{Type: pimv1.RecurrenceAnnually}, time.Hour, 2, first.AddDate(1, 0, 0), first.AddDate(1, 0, 0).Add(time.Hour), true},
+		{"occurrences reached", pimv1.AccessReviewRecurrence{Type: pimv1.RecurrenceMonthly, Occurrences: &three}, time.Hour, 4, first.AddDate(0, 3, 0), first.AddDate(0, 3, 0).Add(time.Hour), false},
+		{"past the end date", pimv1.AccessReviewRecurrence{Type: pimv1.RecurrenceWeekly, EndDate: &metav1.Time{Time: first.AddDate(0, 0, 10)}}, time.Hour, 3, first.AddDate(0, 0, 14), first.AddDate(0, 0, 14).Add(time.Hour), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := pimv1.AccessReviewSpec{Recurrence: tc.recurrence, Duration: metav1.Duration{Duration: tc.duration}}
+			start, due := ReviewInstance(spec, first, tc.n)
+			if tc.exists && (!start.Equal(tc.wantStart) || !due.Equal(tc.wantDue)) {
+				t.Errorf("instance %d = %v..%v, want %v..%v", tc.n, start, due, tc.wantStart, tc.wantDue)
+			}
+			if got := HasInstance(spec, first, tc.n); got != tc.exists {
+				t.Errorf("HasInstance(%d) = %v, want %v", tc.n, got, tc.exists)
+			}
+		})
+	}
+}
+
+func TestRecommend(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	eligible := func(assignedAgo time.Duration) *pimv1.RoleAssignment {
+		return &pimv1.RoleAssignment{Spec: pimv1.RoleAssignmentSpec{Type: pimv1.AssignmentEligible,
+			Subject: pimv1.Subject{Kind: "User", Name: "alice"}, RoleRef: pimv1.RoleRef{Kind: "ClusterRole", Name: "ops"},
+			StartTime: &metav1.Time{Time: now.Add(-assignedAgo)}}}
+	}
+	activated := func(user, role string, ago time.Duration) pimv1.ActivationRequest {
+		return pimv1.ActivationRequest{Spec: pimv1.ActivationRequestSpec{Requester: &pimv1.UserInfo{Username: user}, RoleRef: pimv1.RoleRef{Kind: "ClusterRole", Name: role}},
+			Status: pimv1.ActivationRequestStatus{ActivatedAt: &metav1.Time{Time: now.Add(-ago)}}}
+	}
+	cases := []struct {
+		name        string
+		ra          *pimv1.RoleAssignment
+		activations []pimv1.ActivationRequest
+		want        string
+		reason      string
+	}{
+		{"used last week", eligible(100 * day), []pimv1.ActivationRequest{activated("alice", "ops", 7*day)}, pimv1.ReviewDecisionApprove, "activated"},
+		{"last used long ago", eligible(100 * day), []pimv1.ActivationRequest{activated("alice", "ops", 60*day)}, pimv1.ReviewDecisionDeny, "not activated in the last 30 days"},
+		{"never used, assigned long ago", eligible(100 * day), nil, pimv1.ReviewDecisionDeny, "never activated"},
+		{"never used, newly assigned", eligible(2 * day), nil, pimv1.ReviewDecisionApprove, "assigned within"},
+		{"someone else's activation does not count", eligible(100 * day), []pimv1.ActivationRequest{activated("bob", "ops", day)}, pimv1.ReviewDecisionDeny, "never activated"},
+		{"another role's activation does not count", eligible(100 * day), []pimv1.ActivationRequest{activated("alice", "other", day)}, pimv1.ReviewDecisionDeny, "never activated"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, reason, _ := Recommend(tc.ra, tc.activations, now, 30)
+			if got != tc.want || !strings.Contains(reason, tc.reason) {
+				t.Fatalf("Recommend = %s (%s), want %s (%s)", got, reason, tc.want, tc.reason)
+			}
+		})
+	}
+}
+
+func TestMayReviewAndDefaults(t *testing.T) {
+	item := pimv1.ReviewItem{ID: "abc", Subject: pimv1.Subject{Kind: "User", Name: "alice"}, Recommendation: pimv1.ReviewDecisionDeny}
+	named := pimv1.AccessReviewSpec{ReviewerType: pimv1.ReviewerTypeNamed, Reviewers: []pimv1.Principal{{Kind: "Group", Name: "leads"}},
+		FallbackReviewers: []pimv1.Principal{{Kind: "User", Name: "root"}}}
+	self := pimv1.AccessReviewSpec{ReviewerType: pimv1.ReviewerTypeSelf, FallbackReviewers: []pimv1.Principal{{Kind: "User", Name: "root"}}}
+	cases := []struct {
+		name string
+		spec pimv1.AccessReviewSpec
+		user pimv1.UserInfo
+		ok   bool
+	}{
+		{"named, via group", named, pimv1.UserInfo{Username: "dana", Groups: []string{"leads"}}, true},
+		{"named, fallback", named, pimv1.UserInfo{Username: "root"}, true},
+		{"named, stranger", named, pimv1.UserInfo{Username: "mallory"}, false},
+		{"named, own access", named, pimv1.UserInfo{Username: "alice", Groups: []string{"leads"}}, false},
+		{"self, assignee", self, pimv1.UserInfo{Username: "alice"}, true},
+		{"self, someone else", self, pimv1.UserInfo{Username: "bob"}, false},
+		{"self, fallback", self, pimv1.UserInfo{Username: "root"}, true},
+	}
+	for _, tc := range cases {
+		if err := MayReview(tc.spec, item, tc.user); (err == nil) != tc.ok {
+			t.Errorf("%s: MayReview = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+	for def, want := range map[string]string{
+		pimv1.ReviewDecisionNone: "", pimv1.ReviewDecisionApprove: pimv1.ReviewDecisionApprove,
+		pimv1.ReviewDecisionDeny: pimv1.ReviewDecisionDeny, pimv1.ReviewDecisionRecommendation: pimv1.ReviewDecisionDeny,
+	} {
+		if got := FinalReviewDecision(item, def); got != want {
+			t.Errorf("FinalReviewDecision(default %s) = %q, want %q", def, got, want)
+		}
+	}
+	decided := item
+	decided.Decision = pimv1.ReviewDecisionApprove
+	if got := FinalReviewDecision(decided, pimv1.ReviewDecisionDeny); got != pimv1.ReviewDecisionApprove {
+		t.Errorf("a reviewer's decision must stand over the default, got %q", got)
+	}
+}
