@@ -76,7 +76,7 @@ func seed() {
 			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}}}},
 		// Everyone may use kubepim as a requester, approver and auditor.
 		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "pim-user"}, Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{"kubepim.io"}, Resources: []string{"activationrequests"}, Verbs: []string{"get", "list", "watch", "create", "patch"}},
+			{APIGroups: []string{"kubepim.io"}, Resources: []string{"activationrequests", "accessreviews"}, Verbs: []string{"get", "list", "watch", "create", "patch"}},
 			{APIGroups: []string{"kubepim.io"}, Resources: []string{"roleassignments", "rolesettings", "auditevents"}, Verbs: []string{"get", "list", "watch"}},
 		}},
 		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "pim-user"},
@@ -205,6 +205,27 @@ var _ = Describe("kubectl pim", Ordered, func() {
 		out, code = run("bob", []string{"sre-leads"}, "approve", name, "--reason", "ticket checked")
 		Expect(code).To(Equal(0), out)
 		Eventually(done).Should(Receive(And(ContainSubstring("PendingApproval"), ContainSubstring("Active: active until"))))
+	})
+
+	It("lets a reviewer see review items and decide", func() {
+		rev := &pimv1.AccessReview{ObjectMeta: metav1.ObjectMeta{Name: "quarterly"}, Spec: pimv1.AccessReviewSpec{
+			Scope:        pimv1.AccessReviewScope{RoleRefs: []pimv1.RoleRef{{Kind: "ClusterRole", Name: "pod-debugger"}}, AssignmentTypes: "Both"},
+			ReviewerType: pimv1.ReviewerTypeNamed, Reviewers: []pimv1.Principal{{Kind: "User", Name: "dana"}},
+			Duration:     metav1.Duration{Duration: time.Hour}, Recurrence: pimv1.AccessReviewRecurrence{Type: pimv1.RecurrenceOneTime},
+			Settings: pimv1.AccessReviewSettings{DefaultDecision: pimv1.ReviewDecisionNone, RequireJustification: true,
+				Recommendation: pimv1.RecommendationSettings{InactiveDays: 30}},
+		}}
+		Expect(env.Client.Create(context.Background(), rev)).To(Succeed())
+		var out string
+		Eventually(func() string { out, _ = run("dana", nil, "reviews"); return out }).Should(ContainSubstring("User alice"))
+		Expect(out).To(ContainSubstring("Approve"), "alice activated the role just now")
+		item := strings.Fields(strings.Split(out, "\n")[1])[1]
+		out, code := run("mallory", nil, "review", "decide", "quarterly", item, "--deny", "--reason", "no")
+		Expect(code).To(Equal(exitRefused), out)
+		Expect(out).To(ContainSubstring("mallory is not a reviewer"))
+		out, code = run("dana", nil, "review", "decide", "quarterly", item, "--approve", "--reason", "still on call")
+		Expect(code).To(Equal(0), out)
+		Eventually(func() string { out, _ = run("dana", nil, "reviews"); return out }).Should(MatchRegexp(`Approve\s+\S.*Approve`))
 	})
 
 	It("exports the audit trail and verifies it", func() {
