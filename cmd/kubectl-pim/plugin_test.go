@@ -211,7 +211,7 @@ var _ = Describe("kubectl pim", Ordered, func() {
 		rev := &pimv1.AccessReview{ObjectMeta: metav1.ObjectMeta{Name: "quarterly"}, Spec: pimv1.AccessReviewSpec{
 			Scope:        pimv1.AccessReviewScope{RoleRefs: []pimv1.RoleRef{{Kind: "ClusterRole", Name: "pod-debugger"}}, AssignmentTypes: "Both"},
 			ReviewerType: pimv1.ReviewerTypeNamed, Reviewers: []pimv1.Principal{{Kind: "User", Name: "dana"}},
-			Duration:     metav1.Duration{Duration: time.Hour}, Recurrence: pimv1.AccessReviewRecurrence{Type: pimv1.RecurrenceOneTime},
+			Duration: metav1.Duration{Duration: time.Hour}, Recurrence: pimv1.AccessReviewRecurrence{Type: pimv1.RecurrenceOneTime},
 			Settings: pimv1.AccessReviewSettings{DefaultDecision: pimv1.ReviewDecisionNone, RequireJustification: true,
 				Recommendation: pimv1.RecommendationSettings{InactiveDays: 30}},
 		}}
