@@ -221,6 +221,7 @@ func (r *AccessReviewReconciler) foldDecisions(ctx context.Context, rev *pimv1.A
 			changed := item.Decision != s.Record.Decision || item.Reviewer != s.Record.Reviewer.Username || item.Reason != s.Record.Reason
 			item.Decision, item.Reviewer, item.Reason, item.DecidedAt = s.Record.Decision, s.Record.Reviewer.Username, s.Record.Reason, s.Record.Time.DeepCopy()
 			if changed {
+				reviewDecisionsTotal.WithLabelValues(s.Record.Decision, "reviewer").Inc()
 				reviewer := s.Record.Reviewer
 				if err := r.Audit.Record(ctx, r.itemEntry(rev, item, pimv1.AuditReviewDecision, &reviewer,
 					fmt.Sprintf("%d/%s/%s/%d", rev.Status.Instance, item.ID, reviewer.Username, s.Record.Time.Unix()))); err != nil {
@@ -251,6 +252,7 @@ func (r *AccessReviewReconciler) close(ctx context.Context, rev *pimv1.AccessRev
 			if d := policy.FinalReviewDecision(*item, rev.Spec.Settings.DefaultDecision); d != "" {
 				item.Decision, item.Reviewer, item.Reason = d, "kubepim:default", "default decision ("+rev.Spec.Settings.DefaultDecision+")"
 				item.DecidedAt = &metav1.Time{Time: now.Truncate(time.Second)}
+				reviewDecisionsTotal.WithLabelValues(d, "default").Inc()
 			}
 		}
 		if !rev.Spec.Settings.AutoApply || item.Decision != pimv1.ReviewDecisionDeny || item.Applied {
@@ -266,6 +268,7 @@ func (r *AccessReviewReconciler) close(ctx context.Context, rev *pimv1.AccessRev
 			return err
 		}
 		item.Applied = true
+		reviewRemovalsTotal.Inc()
 		r.Recorder.Eventf(rev, nil, corev1.EventTypeNormal, "Removed", "Review", "removed RoleAssignment %s (%s %s): denied by %s", item.Assignment, item.Subject.Kind, item.Subject.Name, item.Reviewer)
 	}
 	countReviewed(rev)

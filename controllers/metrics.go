@@ -40,6 +40,19 @@ var (
 		Buckets: prometheus.ExponentialBuckets(10, 3, 10),
 	})
 
+	reviewDecisionsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kubepim_review_decisions_total",
+		Help: "Access review decisions recorded, by decision (Approve, Deny) and by whom (reviewer, default).",
+	}, []string{"decision", "by"})
+
+	reviewRemovalsTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "kubepim_review_removals_total",
+		Help: "Assignments removed by access reviews (auto-apply).",
+	})
+
+	reviewItemsDesc = prometheus.NewDesc("kubepim_review_items",
+		"Items of access reviews in progress, by review and whether decided.", []string{"review", "decided"}, nil)
+
 	pendingApprovalsDesc = prometheus.NewDesc("kubepim_pending_approvals",
 		"ActivationRequests waiting for approval now.", nil, nil)
 
@@ -54,6 +67,7 @@ type activeActivations struct{ reader client.Reader }
 func (c *activeActivations) Describe(ch chan<- *prometheus.Desc) {
 	ch <- activeActivationsDesc
 	ch <- pendingApprovalsDesc
+	ch <- reviewItemsDesc
 }
 
 func (c *activeActivations) Collect(ch chan<- prometheus.Metric) {
@@ -77,10 +91,21 @@ func (c *activeActivations) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(activeActivationsDesc, prometheus.GaugeValue, float64(active))
 	ch <- prometheus.MustNewConstMetric(pendingApprovalsDesc, prometheus.GaugeValue, float64(pending))
+	var reviews pimv1.AccessReviewList
+	if err := c.reader.List(ctx, &reviews); err != nil {
+		return
+	}
+	for _, rev := range reviews.Items {
+		if rev.Status.State != pimv1.ReviewStateInProgress {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(reviewItemsDesc, prometheus.GaugeValue, float64(rev.Status.Reviewed), rev.Name, "true")
+		ch <- prometheus.MustNewConstMetric(reviewItemsDesc, prometheus.GaugeValue, float64(rev.Status.Total-rev.Status.Reviewed), rev.Name, "false")
+	}
 }
 
 var activeCollector = &activeActivations{}
 
 func init() {
-	metrics.Registry.MustRegister(approvalsTotal, decisionSeconds, activationsTotal, activationGrantSeconds, revocationLagSeconds, activeCollector)
+	metrics.Registry.MustRegister(reviewDecisionsTotal, reviewRemovalsTotal, approvalsTotal, decisionSeconds, activationsTotal, activationGrantSeconds, revocationLagSeconds, activeCollector)
 }
