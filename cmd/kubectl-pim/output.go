@@ -3,6 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+
+	"golang.org/x/term"
 
 	"sigs.k8s.io/yaml"
 )
@@ -23,6 +26,36 @@ func (p *pim) print(v any) error {
 		return err
 	}
 	return usage("unknown output format %q: use table, json or yaml", p.output)
+}
+
+// colourful reports whether output goes to a terminal that wants colour
+// (never when piped, never with NO_COLOR set).
+func (p *pim) colourful() bool {
+	if os.Getenv("NO_COLOR") != "" {
+		return false
+	}
+	f, ok := p.Out.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// paint colours a state for a person at a terminal: green when access is
+// held, yellow while waiting, red when refused or failed.
+func (p *pim) paint(state string) string {
+	if !p.colourful() || state == "" {
+		return state
+	}
+	code := ""
+	switch state {
+	case "Active", "Approve", "Applied":
+		code = "32"
+	case "PendingApproval", "Scheduled", "Pending", "InProgress":
+		code = "33"
+	case "Denied", "Failed", "TimedOut", "Deny":
+		code = "31"
+	default:
+		return state
+	}
+	return "\x1b[" + code + "m" + state + "\x1b[0m"
 }
 
 // say writes a line for a person.

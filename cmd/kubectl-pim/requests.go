@@ -111,7 +111,7 @@ func (p *pim) listRequests(ctx context.Context, keep func(*pimv1.ActivationReque
 	w := tabwriter.NewWriter(p.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tROLE\tNAMESPACE\tREQUESTER\tSTATE\tDURATION\tLEFT\tJUSTIFICATION")
 	for _, r := range rows {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Role, r.Namespace, r.Requester, dash(r.State), r.Duration, dash(r.Left), r.Reason)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Role, r.Namespace, r.Requester, p.paint(dash(r.State)), r.Duration, dash(r.Left), r.Reason)
 	}
 	return w.Flush()
 }

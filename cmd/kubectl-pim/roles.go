@@ -93,7 +93,7 @@ func (p *pim) rolesCommand() *cobra.Command {
 				if r.Request != "" {
 					req = "request " + r.Request
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Role, r.Kind, r.Namespace, r.Type, r.Via, r.State, dash(r.Ends), dash(req))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Role, r.Kind, r.Namespace, r.Type, r.Via, p.paint(r.State), dash(r.Ends), dash(req))
 			}
 			return w.Flush()
 		},
