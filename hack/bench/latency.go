@@ -241,13 +241,23 @@ func (b *bench) approval(ctx context.Context, res *results) error {
 // at a steady rate and measures, for each, the time from status.expiresAt
 // to the first SubjectAccessReview that denies, polling every 5 ms.
 func (b *bench) revoke(ctx context.Context, res *results) error {
-	role, users := "bench-revoke", names("revoke", *flagRevoke)
+	if *flagRevokeSlow > 0 {
+		if err := b.revokeRun(ctx, res, "revoke-slow", *flagRevokeSlow, *flagRevokeSlowRate); err != nil {
+			return err
+		}
+	}
+	return b.revokeRun(ctx, res, "revoke", *flagRevoke, *flagRevokeRate)
+}
+
+// revokeRun starts n short activations at rate per second.
+func (b *bench) revokeRun(ctx context.Context, res *results, set string, n int, rate float64) error {
+	role, users := "bench-"+set, names(set, n)
 	if err := b.eligible(ctx, role, users); err != nil {
 		return err
 	}
 	_, lagSum0, lagCount0 := gather("kubepim_revocation_lag_seconds", nil)
 	pollers := make(chan struct{}, *flagRevokePoll)
-	every := time.Duration(float64(time.Second) / *flagRevokeRate)
+	every := time.Duration(float64(time.Second) / rate)
 	var (
 		mu                    sync.Mutex
 		lags                  sample
@@ -320,14 +330,14 @@ func (b *bench) revoke(ctx context.Context, res *results) error {
 	if firstErr != nil && len(lags) == 0 {
 		return firstErr
 	}
-	res.add(latencyRow("Revoke lag: status.expiresAt → SAR denied", lags, 100*time.Millisecond))
+	res.add(latencyRow(fmt.Sprintf("Revoke lag: status.expiresAt → SAR denied, %g started/s", rate), lags, 100*time.Millisecond))
 	_, lagSum1, lagCount1 := gather("kubepim_revocation_lag_seconds", nil)
 	controllerMean := "n/a"
 	if c := lagCount1 - lagCount0; c > 0 {
 		controllerMean = ms(time.Duration((lagSum1 - lagSum0) / float64(c) * float64(time.Second)))
 	}
-	res.note("Revoke lag run: %d activations of 2 s and 3 s started at %.0f/s (so up to ~%.0f share each whole-second expiry), SAR polled every 5 ms from 30 ms before expiresAt by at most %d pollers (longest wait for a poller %s); min %s; %d revoked before expiresAt, %d active too late to measure, %d failed%s. The controller's own kubepim_revocation_lag_seconds (expiresAt → binding deleted) averaged %s.",
-		len(users), *flagRevokeRate, *flagRevokeRate, *flagRevokePoll, ms(waitedForPoller), ms(lags.min()), early, missed, failed, errSuffix(firstErr), controllerMean)
+	res.note("Revoke lag run: %d activations of 2 s and 3 s started at %.0f/s (so about %.0f share each whole-second expiry), SAR polled every 5 ms from 30 ms before expiresAt by at most %d pollers (longest wait for a poller %s); min %s; %d revoked before expiresAt, %d active too late to measure, %d failed%s. The controller's own kubepim_revocation_lag_seconds (expiresAt → binding deleted) averaged %s.",
+		len(users), rate, rate, *flagRevokePoll, ms(waitedForPoller), ms(lags.min()), early, missed, failed, errSuffix(firstErr), controllerMean)
 	return nil
 }
 

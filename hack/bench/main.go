@@ -39,22 +39,24 @@ import (
 )
 
 var (
-	flagRoot        = flag.String("root", ".", "the repository root (CRDs, webhook and RBAC manifests)")
-	flagBare        = flag.Int("bare", 200, "bare ClusterRoleBinding creations (the physical limit)")
-	flagGrant       = flag.Int("grant", 200, "activations for the grant latency")
-	flagApproval    = flag.Int("approval", 50, "approved activations for the approval latency")
-	flagLifecycles  = flag.Int("lifecycles", 5, "sequential lifecycles whose API writes are counted")
-	flagRevoke      = flag.Int("revoke", 200, "short activations for the revoke lag")
-	flagRevokeRate  = flag.Float64("revoke-rate", 20, "short activations started per second in the revoke-lag run")
-	flagRevokePoll  = flag.Int("revoke-pollers", 64, "SubjectAccessReview pollers at most at once in the revoke-lag run")
-	flagThroughput  = flag.Int("throughput", 1000, "activations in flight at once for the throughput")
-	flagScale       = flag.Int("scale", 10000, "RoleAssignments in the large scale step")
-	flagScaleSmall  = flag.Int("scale-small", 1000, "RoleAssignments in the small scale step")
-	flagActiveShare = flag.Float64("active-share", 0.2, "share of Active (rather than Eligible) RoleAssignments in the scale steps")
-	flagWriters     = flag.Int("writers", 16, "concurrent writers when creating many objects")
-	flagOnly        = flag.String("only", "", "comma-separated subset of: lifecycle,bare,grant,approval,revoke,throughput,scale")
-	flagTrace       = flag.Bool("trace-writes", false, "print every write the manager sends during the counted lifecycles")
-	flagTimeout     = flag.Duration("timeout", 20*time.Minute, "give up after this long")
+	flagRoot           = flag.String("root", ".", "the repository root (CRDs, webhook and RBAC manifests)")
+	flagBare           = flag.Int("bare", 200, "bare ClusterRoleBinding creations (the physical limit)")
+	flagGrant          = flag.Int("grant", 200, "activations for the grant latency")
+	flagApproval       = flag.Int("approval", 50, "approved activations for the approval latency")
+	flagLifecycles     = flag.Int("lifecycles", 5, "sequential lifecycles whose API writes are counted")
+	flagRevoke         = flag.Int("revoke", 200, "short activations for the revoke lag")
+	flagRevokeRate     = flag.Float64("revoke-rate", 20, "short activations started per second in the revoke-lag run")
+	flagRevokeSlow     = flag.Int("revoke-slow", 40, "short activations for the revoke lag at the slow rate (0: skip)")
+	flagRevokeSlowRate = flag.Float64("revoke-slow-rate", 2, "short activations started per second in the slow revoke-lag run")
+	flagRevokePoll     = flag.Int("revoke-pollers", 64, "SubjectAccessReview pollers at most at once in the revoke-lag run")
+	flagThroughput     = flag.Int("throughput", 1000, "activations in flight at once for the throughput")
+	flagScale          = flag.Int("scale", 10000, "RoleAssignments in the large scale step")
+	flagScaleSmall     = flag.Int("scale-small", 1000, "RoleAssignments in the small scale step")
+	flagActiveShare    = flag.Float64("active-share", 0.2, "share of Active (rather than Eligible) RoleAssignments in the scale steps")
+	flagWriters        = flag.Int("writers", 16, "concurrent writers when creating many objects")
+	flagOnly           = flag.String("only", "", "comma-separated subset of: lifecycle,bare,grant,approval,revoke,throughput,scale")
+	flagTrace          = flag.Bool("trace-writes", false, "print every write the manager sends during the counted lifecycles")
+	flagTimeout        = flag.Duration("timeout", 20*time.Minute, "give up after this long")
 )
 
 const (
@@ -220,6 +222,15 @@ func (b *bench) fail(err error) error {
 }
 
 func (b *bench) teardown() {
+	// Requests cut short by the shutdown are not errors worth reporting.
+	errMu.Lock()
+	stopping = true
+	errMu.Unlock()
+	defer func() {
+		errMu.Lock()
+		stopping = false
+		errMu.Unlock()
+	}()
 	if b.stopMgr != nil {
 		b.stopMgr()
 		b.stopMgr = nil
@@ -454,6 +465,7 @@ var (
 	errMu    sync.Mutex
 	errCount int
 	errFirst []string
+	stopping bool
 )
 
 func loggedErrors() (int, []string) {
@@ -468,6 +480,9 @@ func (s *errorSink) Info(int, string, ...any) {}
 func (s *errorSink) Error(err error, msg string, kv ...any) {
 	errMu.Lock()
 	defer errMu.Unlock()
+	if stopping {
+		return
+	}
 	errCount++
 	if len(errFirst) < 3 {
 		errFirst = append(errFirst, fmt.Sprintf("%s: %s: %v", s.name, msg, err))
