@@ -221,20 +221,24 @@ func (b *bench) fail(err error) error {
 	return err
 }
 
-func (b *bench) teardown() {
+// stopManager stops the manager and waits until it has stopped.
+func (b *bench) stopManager() {
+	if b.stopMgr == nil {
+		return
+	}
 	// Requests cut short by the shutdown are not errors worth reporting.
 	errMu.Lock()
 	stopping = true
 	errMu.Unlock()
-	defer func() {
-		errMu.Lock()
-		stopping = false
-		errMu.Unlock()
-	}()
-	if b.stopMgr != nil {
-		b.stopMgr()
-		b.stopMgr = nil
-	}
+	b.stopMgr()
+	b.stopMgr = nil
+	errMu.Lock()
+	stopping = false
+	errMu.Unlock()
+}
+
+func (b *bench) teardown() {
+	b.stopManager()
 	if err := b.env.Stop(); err != nil {
 		logf("stopping the control plane: %v", err)
 	}

@@ -110,8 +110,7 @@ func (b *bench) scaleStep(ctx context.Context, role string, from, to int) (scale
 	// Restart: a new manager lists everything again and reconciles every
 	// assignment; a change made right after it is ready is processed ahead
 	// of that backlog (controller-runtime's priority queue).
-	b.stopMgr()
-	b.stopMgr = nil
+	b.stopManager()
 	reconciles0, _, _ := gather("controller_runtime_reconcile_total", map[string]string{"controller": "roleassignment"})
 	cpuR0 := cpuTime()
 	t1 := time.Now()
