@@ -286,7 +286,7 @@ func (b *bench) revokeRun(ctx context.Context, res *results, set string, n int, 
 				return
 			}
 			var expires time.Time
-			err := poll(ctx, 20*time.Millisecond, 10*time.Second, func() (bool, error) {
+			err := poll(ctx, 20*time.Millisecond, 60*time.Second, func() (bool, error) {
 				got, err := b.getActivation(ctx, ar.Name)
 				if err != nil || got.Status.ExpiresAt == nil {
 					return false, err

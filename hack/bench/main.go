@@ -45,7 +45,7 @@ var (
 	flagApproval       = flag.Int("approval", 50, "approved activations for the approval latency")
 	flagLifecycles     = flag.Int("lifecycles", 5, "sequential lifecycles whose API writes are counted")
 	flagRevoke         = flag.Int("revoke", 200, "short activations for the revoke lag")
-	flagRevokeRate     = flag.Float64("revoke-rate", 20, "short activations started per second in the revoke-lag run")
+	flagRevokeRate     = flag.Float64("revoke-rate", 8, "short activations started per second in the revoke-lag run (keep it below the activation throughput)")
 	flagRevokeSlow     = flag.Int("revoke-slow", 40, "short activations for the revoke lag at the slow rate (0: skip)")
 	flagRevokeSlowRate = flag.Float64("revoke-slow-rate", 2, "short activations started per second in the slow revoke-lag run")
 	flagRevokePoll     = flag.Int("revoke-pollers", 64, "SubjectAccessReview pollers at most at once in the revoke-lag run")
