@@ -100,6 +100,9 @@ func (e *Env) installManagerIdentity(root string) error {
 		return err
 	}
 	e.ManagerConfig = user.Config()
+	// As controller-runtime's GetConfig does for the real manager: client-go's
+	// default of 5 requests a second would throttle the tests' manager.
+	e.ManagerConfig.QPS, e.ManagerConfig.Burst = 200, 400
 	if err := e.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}); err != nil {
 		return err
 	}
