@@ -78,7 +78,7 @@ func (r *ActivationRequestReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	if aerr := r.announce(ctx, before, ar); aerr != nil {
 		return ctrl.Result{}, aerr
 	}
-	if perr := r.patchStatus(ctx, before, ar); perr != nil {
+	if perr := patchStatus(ctx, r.Client, before, ar, equalStatus(before.Status, ar.Status)); perr != nil {
 		return ctrl.Result{}, perr
 	}
 	if perr := r.labelState(ctx, ar); perr != nil {
@@ -510,17 +510,6 @@ func requesterName(ar *pimv1.ActivationRequest) string {
 	return ar.Spec.Requester.Username
 }
 
-func (r *ActivationRequestReconciler) patchStatus(ctx context.Context, before, after *pimv1.ActivationRequest) error {
-	if equalStatus(before.Status, after.Status) {
-		return nil
-	}
-	err := r.Status().Patch(ctx, after, client.MergeFrom(before))
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	return err
-}
-
 // labelState mirrors the state in a label, so that approvers can select
 // what waits for them.
 func (r *ActivationRequestReconciler) labelState(ctx context.Context, ar *pimv1.ActivationRequest) error {
@@ -557,12 +546,7 @@ func latest(a, b time.Time) time.Time {
 // the requests they extend and the bindings they own.
 func (r *ActivationRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	activeCollector.reader = mgr.GetClient()
-	ownedBindings := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
-		if name := bindings.OwnerName(obj, "ActivationRequest"); name != "" {
-			return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
-		}
-		return nil
-	})
+	ownedBindings := enqueueBindingOwner("ActivationRequest")
 	// An eligible assignment that changes or goes may end activations at once.
 	byAssignment := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
 		ra := obj.(*pimv1.RoleAssignment)

@@ -11,16 +11,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/controllers/audit"
@@ -94,7 +90,7 @@ func (r *RoleAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if err := r.announce(ctx, before, ra, outcome); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.patchStatus(ctx, before, ra); err != nil {
+	if err := patchStatus(ctx, r.Client, before, ra, equalStatus(before.Status, ra.Status)); err != nil {
 		return ctrl.Result{}, err
 	}
 
@@ -230,28 +226,9 @@ func (r *RoleAssignmentReconciler) auditEntry(ra *pimv1.RoleAssignment, action s
 	return e
 }
 
-func (r *RoleAssignmentReconciler) patchStatus(ctx context.Context, before, after *pimv1.RoleAssignment) error {
-	if equalStatus(before.Status, after.Status) {
-		return nil
-	}
-	err := r.Status().Patch(ctx, after, client.MergeFrom(before))
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		logf.FromContext(ctx).Error(err, "patching status")
-	}
-	return err
-}
-
 // SetupWithManager watches RoleAssignments and the bindings they own.
 func (r *RoleAssignmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	ownerRequests := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
-		if name := bindings.OwnerName(obj, "RoleAssignment"); name != "" {
-			return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
-		}
-		return nil
-	})
+	ownerRequests := enqueueBindingOwner("RoleAssignment")
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&pimv1.RoleAssignment{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&rbacv1.ClusterRoleBinding{}, ownerRequests).
