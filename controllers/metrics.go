@@ -12,6 +12,16 @@ import (
 )
 
 var (
+	notificationsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kubepim_notifications_total",
+		Help: "Notification delivery attempts, by channel and result (delivered, retried, failed).",
+	}, []string{"channel", "result"})
+
+	notificationsPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kubepim_notifications_pending",
+		Help: "Notifications waiting for their channel, by channel.",
+	}, []string{"channel"})
+
 	activationsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kubepim_activations_total",
 		Help: "ActivationRequests that reached a result (Activated, Expired, Deactivated, Cancelled, Denied, Failed), by role.",
@@ -107,5 +117,5 @@ func (c *activeActivations) Collect(ch chan<- prometheus.Metric) {
 var activeCollector = &activeActivations{}
 
 func init() {
-	metrics.Registry.MustRegister(reviewDecisionsTotal, reviewRemovalsTotal, approvalsTotal, decisionSeconds, activationsTotal, activationGrantSeconds, revocationLagSeconds, activeCollector)
+	metrics.Registry.MustRegister(notificationsTotal, notificationsPending, reviewDecisionsTotal, reviewRemovalsTotal, approvalsTotal, decisionSeconds, activationsTotal, activationGrantSeconds, revocationLagSeconds, activeCollector)
 }

@@ -2,7 +2,9 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -20,6 +22,7 @@ import (
 	"github.com/kubepim/kubepim/controllers/audit"
 	"github.com/kubepim/kubepim/controllers/bindings"
 	"github.com/kubepim/kubepim/controllers/index"
+	"github.com/kubepim/kubepim/controllers/notify"
 )
 
 // DefaultMaxRequeue caps how long a reconciler waits before looking at an
@@ -63,6 +66,22 @@ type Options struct {
 	// Audit records every action (a recorder on the manager's client when
 	// nil).
 	Audit *audit.Recorder
+	// UserDirectory is where people's email addresses are:
+	// "configmap/NAME" or "secret/NAME" in Namespace
+	// (notify.DefaultDirectory when empty).
+	UserDirectory string
+	// EmailClaim is the user-extra key that carries a requester's address
+	// at request time (notify.DefaultEmailClaim when empty).
+	EmailClaim string
+	// NotificationMaxAge: older events are not notified
+	// (DefaultNotificationMaxAge when zero).
+	NotificationMaxAge time.Duration
+	// NotificationRetention: how long finished Notifications are kept
+	// (DefaultNotificationRetention when zero).
+	NotificationRetention time.Duration
+	// NotificationGiveUp: how long delivery is retried
+	// (DefaultNotificationGiveUp when zero).
+	NotificationGiveUp time.Duration
 	// Controller options for every controller (tests install a queue whose
 	// delays follow the fake clock).
 	Controller controller.Options
@@ -123,6 +142,9 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if err := setupNotifications(mgr, opts); err != nil {
+		return err
+	}
 	if err := mgr.Add(auditPruner(opts)); err != nil {
 		return err
 	}
@@ -130,6 +152,42 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("kubepim-rolesetting"),
+		Options:   opts,
+	}).SetupWithManager(mgr)
+}
+
+// setupNotifications registers the notifier, delivery and channel
+// controllers.
+func setupNotifications(mgr manager.Manager, opts Options) error {
+	maxAge := cmp.Or(opts.NotificationMaxAge, DefaultNotificationMaxAge)
+	retention := cmp.Or(opts.NotificationRetention, DefaultNotificationRetention)
+	if retention <= maxAge {
+		return fmt.Errorf("the notification retention (%s) must be longer than the notification max age (%s): "+
+			"a record deleted while its event still counts as news would be sent again", retention, maxAge)
+	}
+	if err := (&Notifier{
+		Client:     mgr.GetClient(),
+		Directory:  notify.DirectorySource{Reader: mgr.GetAPIReader(), Namespace: opts.Namespace, Ref: cmp.Or(opts.UserDirectory, notify.DefaultDirectory)},
+		EmailClaim: cmp.Or(opts.EmailClaim, notify.DefaultEmailClaim),
+		MaxAge:     maxAge,
+		Options:    opts,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&NotificationReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("kubepim-notification"),
+		Retention: retention,
+		GiveUp:    opts.NotificationGiveUp,
+		Options:   opts,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&NotificationChannelReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("kubepim-notificationchannel"),
 		Options:   opts,
 	}).SetupWithManager(mgr)
 }

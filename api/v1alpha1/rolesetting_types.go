@@ -130,35 +130,120 @@ type AssignmentPolicy struct {
 	Active ActiveAssignmentPolicy `json:"active"`
 }
 
-// NotificationTarget is where notifications go.
-type NotificationTarget struct {
-	// Name of the target, for logs and events.
-	// +kubebuilder:validation:MinLength=1
-	Name string `json:"name"`
-
-	// Events to send; empty means all.
+// NotificationPolicy says who hears about what happens to the role, after
+// Azure PIM's notification settings: each event × each audience can be
+// switched on or off, or limited to critical notifications. People
+// (requesters, assignees, approvers) are mailed through EmailChannel at the
+// addresses the user directory gives; admins get the addresses and channels
+// listed here. Only names of NotificationChannels appear here, never URLs
+// or credentials: RoleSettings live in Git.
+type NotificationPolicy struct {
+	// EmailChannel names the SMTP NotificationChannel that sends mail.
+	// Default "email". When no such channel exists, nobody is mailed.
 	// +optional
-	// +listType=set
-	Events []string `json:"events,omitempty"`
+	EmailChannel string `json:"emailChannel,omitempty"`
 
-	// Email recipients.
+	// Admins are the platform team: extra email addresses and chat channels
+	// that hear about the role.
 	// +optional
-	// +listType=set
-	Email []string `json:"email,omitempty"`
+	Admins NotificationAudience `json:"admins,omitempty"`
 
-	// WebhookSecretRef names a Secret (in the manager's namespace) whose
-	// "url" key is a chat or HTTP webhook.
+	// Approvers may also be reached on chat channels (for example a team's
+	// approvals channel), besides the approvers' own addresses.
 	// +optional
-	WebhookSecretRef string `json:"webhookSecretRef,omitempty"`
+	Approvers NotificationAudience `json:"approvers,omitempty"`
+
+	// Events switches each event on or off for each audience. What is on
+	// when nothing is said is in the README's notification table.
+	// +optional
+	Events NotificationEvents `json:"events,omitempty"`
+
+	// Reminders says when expiringSoon is sent.
+	// +optional
+	Reminders ExpiryReminders `json:"reminders,omitempty"`
 }
 
-// NotificationPolicy says who hears about what happens to the role.
-type NotificationPolicy struct {
-	// Targets of notifications.
+// NotificationAudience lists where an audience is reached besides the user
+// directory.
+type NotificationAudience struct {
+	// Emails are extra addresses.
 	// +optional
-	// +listType=map
-	// +listMapKey=name
-	Targets []NotificationTarget `json:"targets,omitempty"`
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=50
+	// +kubebuilder:validation:items:Pattern=`^[^@\s]+@[^@\s]+$`
+	Emails []string `json:"emails,omitempty"`
+
+	// Channels are names of NotificationChannels (Webhook, Slack or Teams).
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=20
+	Channels []string `json:"channels,omitempty"`
+}
+
+// NotificationEvents holds one switch per event.
+type NotificationEvents struct {
+	// EligibleAssigned: a subject became eligible for the role.
+	// +optional
+	EligibleAssigned NotificationSwitches `json:"eligibleAssigned,omitempty"`
+	// ActiveAssigned: a subject was given the role outright.
+	// +optional
+	ActiveAssigned NotificationSwitches `json:"activeAssigned,omitempty"`
+	// ApprovalNeeded: an activation waits for approval.
+	// +optional
+	ApprovalNeeded NotificationSwitches `json:"approvalNeeded,omitempty"`
+	// Activated: an activation began.
+	// +optional
+	Activated NotificationSwitches `json:"activated,omitempty"`
+	// Approved: an activation was approved.
+	// +optional
+	Approved NotificationSwitches `json:"approved,omitempty"`
+	// Denied: an activation was denied.
+	// +optional
+	Denied NotificationSwitches `json:"denied,omitempty"`
+	// ExpiringSoon: an assignment or activation ends soon (see reminders).
+	// +optional
+	ExpiringSoon NotificationSwitches `json:"expiringSoon,omitempty"`
+	// Expired: an assignment or activation ended at its end time.
+	// +optional
+	Expired NotificationSwitches `json:"expired,omitempty"`
+}
+
+// NotificationSwitches are the three audiences of one event.
+type NotificationSwitches struct {
+	// Admins: the addresses and channels of spec.notifications.admins.
+	// +optional
+	Admins NotificationSwitch `json:"admins,omitempty"`
+	// Requester: the requester of an activation, or the assignee of an
+	// assignment (a User, or each address a Group maps to).
+	// +optional
+	Requester NotificationSwitch `json:"requester,omitempty"`
+	// Approvers: the role's approvers.
+	// +optional
+	Approvers NotificationSwitch `json:"approvers,omitempty"`
+}
+
+// NotificationSwitch turns one audience of one event on or off.
+type NotificationSwitch struct {
+	// Enabled turns the notification on or off; unset means the default.
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+	// CriticalOnly sends only critical notifications (approvalNeeded,
+	// activeAssigned, denied and expiringSoon are critical).
+	// +optional
+	CriticalOnly bool `json:"criticalOnly,omitempty"`
+}
+
+// ExpiryReminders are how long before the end expiringSoon is sent.
+type ExpiryReminders struct {
+	// Assignment reminders before a RoleAssignment's endTime; default 336h
+	// (14 days) and 24h.
+	// +optional
+	// +kubebuilder:validation:MaxItems=5
+	Assignment []metav1.Duration `json:"assignment,omitempty"`
+	// Activation reminders before an activation's expiresAt; default 15m.
+	// +optional
+	// +kubebuilder:validation:MaxItems=5
+	Activation []metav1.Duration `json:"activation,omitempty"`
 }
 
 // RoleSettingSpec is the policy of one role.

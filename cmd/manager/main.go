@@ -20,6 +20,7 @@ import (
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/controllers"
+	"github.com/kubepim/kubepim/controllers/notify"
 	"github.com/kubepim/kubepim/webhooks"
 )
 
@@ -56,6 +57,12 @@ func main() {
 	flag.DurationVar(&activationRetention, "activation-retention", controllers.DefaultActivationRetention, "How long ended ActivationRequests are kept as history before they are deleted.")
 	flag.DurationVar(&auditRetention, "audit-retention", controllers.DefaultAuditRetention, "How long AuditEvents are kept before they are pruned, oldest first.")
 	flag.StringVar(&auditSinkURL, "audit-sink-url", "", "URL that receives a JSON POST of every audit event, with retries (optional).")
+	var notifyOpts controllers.Options
+	flag.StringVar(&notifyOpts.UserDirectory, "user-directory", notify.DefaultDirectory, "Where people's email addresses are, in --namespace: configmap/NAME or secret/NAME (keys users and groups, YAML maps).")
+	flag.StringVar(&notifyOpts.EmailClaim, "email-claim", notify.DefaultEmailClaim, "User-extra key that carries the requester's email address at request time (map the OIDC email claim to it).")
+	flag.DurationVar(&notifyOpts.NotificationMaxAge, "notification-max-age", controllers.DefaultNotificationMaxAge, "Events older than this are not notified (a manager starting on a cluster with history stays quiet about it).")
+	flag.DurationVar(&notifyOpts.NotificationRetention, "notification-retention", controllers.DefaultNotificationRetention, "How long delivered and failed Notifications are kept; must exceed --notification-max-age.")
+	flag.DurationVar(&notifyOpts.NotificationGiveUp, "notification-give-up", controllers.DefaultNotificationGiveUp, "How long delivery of a notification is retried before it is marked Failed.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -88,7 +95,11 @@ func main() {
 		os.Exit(1)
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{Clock: clock.RealClock{}, ActivationRetention: activationRetention, AuditRetention: auditRetention, AuditSinkURL: auditSinkURL, Namespace: namespace}); err != nil {
+	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{
+		Clock: clock.RealClock{}, ActivationRetention: activationRetention, AuditRetention: auditRetention, AuditSinkURL: auditSinkURL, Namespace: namespace,
+		UserDirectory: notifyOpts.UserDirectory, EmailClaim: notifyOpts.EmailClaim,
+		NotificationMaxAge: notifyOpts.NotificationMaxAge, NotificationRetention: notifyOpts.NotificationRetention, NotificationGiveUp: notifyOpts.NotificationGiveUp,
+	}); err != nil {
 		log.Error(err, "unable to set up the controllers")
 		os.Exit(1)
 	}

@@ -26,6 +26,8 @@ const (
 	ActivationByRequesterGrant = "kubepim.io/activation-requester-grant"
 	// ActivationByExtends: ActivationRequests by the request they extend.
 	ActivationByExtends = "kubepim.io/activation-extends"
+	// NotificationByChannel: Notifications by channel name.
+	NotificationByChannel = "kubepim.io/notification-channel"
 )
 
 // SettingKey is the RoleSettingByRole value of a role.
@@ -77,6 +79,9 @@ func Setup(ctx context.Context, indexer client.FieldIndexer) error {
 				return []string{ext}
 			}
 			return nil
+		}},
+		{&pimv1.Notification{}, NotificationByChannel, func(obj client.Object) []string {
+			return []string{obj.(*pimv1.Notification).Spec.Channel}
 		}},
 	}
 	for _, ix := range indexes {

@@ -1,0 +1,159 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers/index"
+	"github.com/kubepim/kubepim/controllers/notify"
+)
+
+// failingAfter is how many failed attempts in a row make a pending
+// notification count as its channel failing.
+const failingAfter = 3
+
+// NotificationChannelReconciler reports whether a channel delivers: its
+// Secret is there, and what its Notifications say of their attempts.
+type NotificationChannelReconciler struct {
+	client.Client
+	// APIReader reads the channel's Secret (Secrets are not cached).
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Options
+}
+
+// +kubebuilder:rbac:groups=kubepim.io,resources=notificationchannels,verbs=get;list;watch
+// +kubebuilder:rbac:groups=kubepim.io,resources=notificationchannels/status,verbs=get;update;patch
+
+// Reconcile summarizes one channel's deliveries into its status.
+func (r *NotificationChannelReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	now := r.Clock.Now()
+	ch := &pimv1.NotificationChannel{}
+	if err := r.Get(ctx, req.NamespacedName, ch); err != nil {
+		if apierrors.IsNotFound(err) {
+			notificationsPending.DeleteLabelValues(req.Name)
+		}
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	var list pimv1.NotificationList
+	if err := r.List(ctx, &list, client.InNamespace(r.Namespace), client.MatchingFields{index.NotificationByChannel: ch.Name}); err != nil {
+		return reconcile.Result{}, err
+	}
+	secretProblem, err := r.checkSecret(ctx, ch)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+
+	before := ch.DeepCopy()
+	summarizeDeliveries(&ch.Status, list.Items)
+	ready := metav1.Condition{Type: pimv1.ConditionReady, Status: metav1.ConditionTrue, Reason: pimv1.ReasonChannelValid,
+		Message: "delivering", ObservedGeneration: ch.Generation, LastTransitionTime: metav1.NewTime(now)}
+	switch {
+	case secretProblem != "":
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, pimv1.ReasonSecretMissing, secretProblem
+	case channelFailing(list.Items):
+		ready.Status, ready.Reason = metav1.ConditionFalse, pimv1.ReasonDeliveryFailing
+		ready.Message = fmt.Sprintf("%d notification(s) failing; last error: %s", ch.Status.Failing, ch.Status.LastError)
+	}
+	if was := meta.FindStatusCondition(before.Status.Conditions, pimv1.ConditionReady); ready.Status == metav1.ConditionFalse &&
+		(was == nil || was.Reason != ready.Reason) {
+		r.Recorder.Eventf(ch, nil, corev1.EventTypeWarning, ready.Reason, "Deliver", "%s", ready.Message)
+	}
+	meta.SetStatusCondition(&ch.Status.Conditions, ready)
+	ch.Status.ObservedGeneration = ch.Generation
+	notificationsPending.WithLabelValues(ch.Name).Set(float64(ch.Status.Pending))
+	if err := patchStatus(ctx, r.Client, before, ch, equalStatus(before.Status, ch.Status)); err != nil {
+		return reconcile.Result{}, err
+	}
+	// Secrets are not watched: look at this one again now and then.
+	return reconcile.Result{RequeueAfter: r.maxRequeue()}, nil
+}
+
+// checkSecret says what is wrong with the channel's Secret, if anything.
+func (r *NotificationChannelReconciler) checkSecret(ctx context.Context, ch *pimv1.NotificationChannel) (string, error) {
+	if ch.Spec.SecretRef == nil {
+		return "", nil
+	}
+	secret := &corev1.Secret{}
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: r.Namespace, Name: ch.Spec.SecretRef.Name}, secret)
+	if apierrors.IsNotFound(err) {
+		return fmt.Sprintf("Secret %s/%s does not exist", r.Namespace, ch.Spec.SecretRef.Name), nil
+	} else if err != nil {
+		return "", err
+	}
+	if ch.Spec.Type != pimv1.ChannelSMTP && len(secret.Data[notify.SecretKeyURL]) == 0 {
+		return fmt.Sprintf("Secret %s/%s has no key %q", r.Namespace, ch.Spec.SecretRef.Name, notify.SecretKeyURL), nil
+	}
+	return "", nil
+}
+
+// summarizeDeliveries counts a channel's pending and failing
+// notifications, and finds its last delivery and newest error.
+func summarizeDeliveries(s *pimv1.NotificationChannelStatus, notes []pimv1.Notification) {
+	s.Pending, s.Failing, s.LastError = 0, 0, ""
+	var lastError time.Time
+	for _, n := range notes {
+		if n.Status.Phase == pimv1.NotificationDelivered || n.Status.Phase == pimv1.NotificationFailed {
+			if d := n.Status.DeliveryTime; d != nil && (s.LastDeliveryTime == nil || d.After(s.LastDeliveryTime.Time)) {
+				s.LastDeliveryTime = d.DeepCopy()
+			}
+		} else {
+			s.Pending++
+			if n.Status.LastError != "" {
+				s.Failing++
+			}
+		}
+		if a := n.Status.LastAttemptTime; n.Status.LastError != "" && a != nil && a.After(lastError) {
+			lastError, s.LastError = a.Time, n.Status.LastError
+		}
+	}
+}
+
+// channelFailing: a notification keeps failing, or the channel's newest
+// outcome is a notification given up.
+func channelFailing(notes []pimv1.Notification) bool {
+	var lastDelivered, lastFailed time.Time
+	for _, n := range notes {
+		switch n.Status.Phase {
+		case pimv1.NotificationDelivered:
+			if n.Status.DeliveryTime != nil && n.Status.DeliveryTime.After(lastDelivered) {
+				lastDelivered = n.Status.DeliveryTime.Time
+			}
+		case pimv1.NotificationFailed:
+			if n.Status.LastAttemptTime != nil && n.Status.LastAttemptTime.After(lastFailed) {
+				lastFailed = n.Status.LastAttemptTime.Time
+			}
+		default:
+			if n.Status.Attempts >= failingAfter {
+				return true
+			}
+		}
+	}
+	return lastFailed.After(lastDelivered)
+}
+
+// SetupWithManager watches channels, and their Notifications.
+func (r *NotificationChannelReconciler) SetupWithManager(mgr manager.Manager) error {
+	return ctrl.ControllerManagedBy(mgr).
+		Named("notificationchannel").
+		For(&pimv1.NotificationChannel{}).
+		Watches(&pimv1.Notification{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: obj.(*pimv1.Notification).Spec.Channel}}}
+		})).
+		WithOptions(r.Controller).
+		Complete(r)
+}

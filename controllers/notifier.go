@@ -1,0 +1,340 @@
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers/index"
+	"github.com/kubepim/kubepim/controllers/notify"
+	"github.com/kubepim/kubepim/controllers/policy"
+)
+
+// DefaultNotificationMaxAge is how old an event may be and still be
+// notified. It keeps a manager that starts on a cluster with history from
+// announcing last month's activations, and it must stay below the
+// notification retention, or a Notification deleted after its retention
+// would be created, and sent, again.
+const DefaultNotificationMaxAge = 24 * time.Hour
+
+// Notifier turns what has happened to ActivationRequests and
+// RoleAssignments, as their status tells, into Notifications: one per
+// event, audience and channel, under a name derived from them, so that
+// looking again (after a restart, or on the next change) finds it made and
+// makes nothing twice. It only writes Notifications: sending is the
+// NotificationReconciler's, so a slow channel never holds up access.
+type Notifier struct {
+	client.Client
+	// Directory is where people's addresses are.
+	Directory notify.DirectorySource
+	// EmailClaim is the user-extra key carrying a requester's address.
+	EmailClaim string
+	// MaxAge bounds how old an event may be and still be notified.
+	MaxAge time.Duration
+	Options
+}
+
+// +kubebuilder:rbac:groups=kubepim.io,resources=notifications,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups=kubepim.io,resources=notificationchannels,verbs=get;list;watch
+
+// ReconcileActivation announces what has happened to one ActivationRequest.
+func (n *Notifier) ReconcileActivation(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	now := n.Clock.Now()
+	ar := &pimv1.ActivationRequest{}
+	if err := n.Get(ctx, req.NamespacedName, ar); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if ar.Spec.Requester == nil {
+		return reconcile.Result{}, nil
+	}
+	setting, err := n.setting(ctx, ar.Spec.RoleRef, ar.Spec.Namespace)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	_, reminders := policy.Reminders(setting.Notifications)
+	occurrences, next := policy.ActivationOccurrences(ar, reminders, now)
+	src := &notifySource{
+		obj: ar, kind: "ActivationRequest", setting: setting,
+		requester: func(dir notify.Directory) notify.Addresses {
+			return requesterAddresses(dir, *ar.Spec.Requester, n.EmailClaim)
+		},
+		content: func(occ policy.Occurrence) notify.Content { return notify.ActivationContent(ar, occ) },
+	}
+	if err := n.announce(ctx, src, occurrences, now); err != nil {
+		return reconcile.Result{}, err
+	}
+	return untilReminder(now, next), nil
+}
+
+// ReconcileAssignment announces what has happened to one RoleAssignment.
+func (n *Notifier) ReconcileAssignment(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	now := n.Clock.Now()
+	ra := &pimv1.RoleAssignment{}
+	if err := n.Get(ctx, req.NamespacedName, ra); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	setting, err := n.setting(ctx, ra.Spec.RoleRef, ra.Spec.Namespace)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	reminders, _ := policy.Reminders(setting.Notifications)
+	occurrences, next := policy.AssignmentOccurrences(ra, reminders, now)
+	src := &notifySource{
+		obj: ra, kind: "RoleAssignment", setting: setting,
+		requester: func(dir notify.Directory) notify.Addresses { return subjectAddresses(dir, ra.Spec.Subject) },
+		content:   func(occ policy.Occurrence) notify.Content { return notify.AssignmentContent(ra, occ) },
+	}
+	if err := n.announce(ctx, src, occurrences, now); err != nil {
+		return reconcile.Result{}, err
+	}
+	return untilReminder(now, next), nil
+}
+
+// setting is the role's policy; when two RoleSettings conflict, nobody
+// can say whose notification policy applies, and the defaults do.
+func (n *Notifier) setting(ctx context.Context, roleRef pimv1.RoleRef, namespace string) (pimv1.RoleSettingSpec, error) {
+	setting, _, err := index.EffectiveSetting(ctx, n.Client, roleRef, namespace)
+	var conflict *policy.ErrConflictingSettings
+	if errors.As(err, &conflict) {
+		return pimv1.RoleSettingSpec{}, nil
+	}
+	return setting, err
+}
+
+// untilReminder comes back when the next reminder is due, however far
+// ahead: changes to the object arrive by watch, so there is nothing to poll
+// for in between.
+func untilReminder(now, next time.Time) reconcile.Result {
+	if next.IsZero() {
+		return reconcile.Result{}
+	}
+	return reconcile.Result{RequeueAfter: max(next.Sub(now), time.Nanosecond)}
+}
+
+// notifySource is what the notifier needs of an object events happen to.
+type notifySource struct {
+	obj     client.Object
+	kind    string
+	setting pimv1.RoleSettingSpec
+	// requester returns the requester's or assignee's addresses.
+	requester func(notify.Directory) notify.Addresses
+	content   func(policy.Occurrence) notify.Content
+}
+
+// route is one channel an audience is reached on.
+type route struct {
+	channel string
+	// mail is set for the email channel: the recipients' addresses.
+	mail func(notify.Directory) notify.Addresses
+}
+
+// announce makes the Notifications of each occurrence that are not made
+// yet. Events older than MaxAge are history, not news.
+func (n *Notifier) announce(ctx context.Context, src *notifySource, occurrences []policy.Occurrence, now time.Time) error {
+	p := src.setting.Notifications
+	var dir *notify.Directory
+	for _, occ := range occurrences {
+		if now.Sub(occ.At) > n.maxAge() {
+			continue
+		}
+		for _, audience := range policy.Notified(p, occ.Event) {
+			for _, rt := range n.routes(src, audience) {
+				name := notificationName(src.obj.GetUID(), occ, audience, rt.channel)
+				made, err := n.exists(ctx, name)
+				if err != nil {
+					return err
+				}
+				if made {
+					continue
+				}
+				ch := &pimv1.NotificationChannel{}
+				if err := n.Get(ctx, types.NamespacedName{Name: rt.channel}, ch); apierrors.IsNotFound(err) {
+					continue // nobody set this channel up: nothing to send
+				} else if err != nil {
+					return err
+				}
+				if (rt.mail != nil) != (ch.Spec.Type == pimv1.ChannelSMTP) {
+					logf.FromContext(ctx).Info("notification channel of the wrong type skipped", "channel", rt.channel, "type", ch.Spec.Type, "mail", rt.mail != nil)
+					continue
+				}
+				note := n.notification(src, occ, audience, rt.channel, name)
+				if rt.mail != nil {
+					if dir == nil {
+						d, err := n.Directory.Load(ctx)
+						if err != nil {
+							return err
+						}
+						dir = &d
+					}
+					addrs := rt.mail(*dir)
+					if len(addrs.To) == 0 && len(addrs.Unreachable) == 0 {
+						continue
+					}
+					note.Spec.To, note.Spec.Unreachable = addrs.To, addrs.Unreachable
+				}
+				if err := n.Create(ctx, note); err != nil && !apierrors.IsAlreadyExists(err) {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// routes are the channels an audience is reached on: mail through the
+// policy's email channel, and the chat channels the policy lists.
+func (n *Notifier) routes(src *notifySource, audience string) []route {
+	p := src.setting.Notifications
+	email := policy.EmailChannel(p)
+	var out []route
+	switch audience {
+	case pimv1.AudienceAdmins:
+		if len(p.Admins.Emails) > 0 {
+			out = append(out, route{channel: email, mail: func(notify.Directory) notify.Addresses {
+				var a notify.Addresses
+				for _, addr := range p.Admins.Emails {
+					a.Add(addr)
+				}
+				return a
+			}})
+		}
+		for _, ch := range p.Admins.Channels {
+			out = append(out, route{channel: ch})
+		}
+	case pimv1.AudienceRequester:
+		out = append(out, route{channel: email, mail: src.requester})
+	case pimv1.AudienceApprovers:
+		out = append(out, route{channel: email, mail: func(dir notify.Directory) notify.Addresses {
+			a := principalAddresses(dir, src.setting.Activation.Approval.Approvers)
+			// The requester cannot approve their own request.
+			for _, addr := range src.requester(dir).To {
+				a.Remove(addr)
+			}
+			return a
+		}})
+		for _, ch := range p.Approvers.Channels {
+			out = append(out, route{channel: ch})
+		}
+	}
+	return out
+}
+
+func (n *Notifier) exists(ctx context.Context, name string) (bool, error) {
+	err := n.Get(ctx, types.NamespacedName{Namespace: n.Namespace, Name: name}, &pimv1.Notification{})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (n *Notifier) notification(src *notifySource, occ policy.Occurrence, audience, channel, name string) *pimv1.Notification {
+	c := src.content(occ)
+	note := &pimv1.Notification{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name, Namespace: n.Namespace,
+			Labels: map[string]string{pimv1.LabelChannel: channel, pimv1.LabelManagedBy: pimv1.ManagedByValue},
+		},
+		Spec: pimv1.NotificationSpec{
+			Event: occ.Event, Audience: audience, Critical: policy.IsCriticalEvent(occ.Event), Channel: channel,
+			Source:     pimv1.AuditObjectReference{Kind: src.kind, Name: src.obj.GetName(), UID: string(src.obj.GetUID())},
+			OccurredAt: metav1.NewTime(occ.At), Title: c.Title, Facts: c.Facts, Actions: c.Actions,
+		},
+	}
+	// Garbage collection removes the Notifications of a removed object (in
+	// a cluster that runs kube-controller-manager); retention does the rest.
+	_ = controllerutil.SetOwnerReference(src.obj, note, n.Scheme())
+	return note
+}
+
+// notificationName is derived from what is announced to whom where: the
+// same occurrence always yields the same name.
+func notificationName(uid types.UID, occ policy.Occurrence, audience, channel string) string {
+	sum := sha256.Sum256([]byte(strings.Join([]string{string(uid), occ.Event, occ.Key, audience, channel}, "/")))
+	return strings.ToLower(occ.Event) + "-" + hex.EncodeToString(sum[:])[:20]
+}
+
+func (n *Notifier) maxAge() time.Duration {
+	if n.MaxAge <= 0 {
+		return DefaultNotificationMaxAge
+	}
+	return n.MaxAge
+}
+
+// requesterAddresses is the address the requester's identity provider
+// gave at request time, else the directory's.
+func requesterAddresses(dir notify.Directory, user pimv1.UserInfo, emailClaim string) notify.Addresses {
+	var a notify.Addresses
+	if claim := user.Extra[emailClaim]; emailClaim != "" && len(claim) > 0 && claim[0] != "" {
+		a.Add(claim[0])
+	} else if addr, ok := dir.User(user.Username); ok {
+		a.Add(addr)
+	} else {
+		a.Missing(user.Username)
+	}
+	return a
+}
+
+// subjectAddresses are an assignee's: a user's, or a group's members'. A
+// ServiceAccount has none, and is not missed.
+func subjectAddresses(dir notify.Directory, s pimv1.Subject) notify.Addresses {
+	switch s.Kind {
+	case pimv1.SubjectKindUser:
+		return principalAddresses(dir, []pimv1.Principal{{Kind: pimv1.SubjectKindUser, Name: s.Name}})
+	case pimv1.SubjectKindGroup:
+		return principalAddresses(dir, []pimv1.Principal{{Kind: pimv1.SubjectKindGroup, Name: s.Name}})
+	}
+	return notify.Addresses{}
+}
+
+func principalAddresses(dir notify.Directory, principals []pimv1.Principal) notify.Addresses {
+	var a notify.Addresses
+	for _, p := range principals {
+		switch p.Kind {
+		case pimv1.SubjectKindGroup:
+			members := dir.Group(p.Name)
+			if len(members) == 0 {
+				a.Missing("group " + p.Name)
+			}
+			for _, addr := range members {
+				a.Add(addr)
+			}
+		default:
+			if addr, ok := dir.User(p.Name); ok {
+				a.Add(addr)
+			} else {
+				a.Missing(p.Name)
+			}
+		}
+	}
+	return a
+}
+
+// SetupWithManager runs one controller per source kind.
+func (n *Notifier) SetupWithManager(mgr manager.Manager) error {
+	if err := ctrl.ControllerManagedBy(mgr).
+		Named("notify-activationrequest").
+		For(&pimv1.ActivationRequest{}).
+		WithOptions(n.Controller).
+		Complete(reconcile.Func(n.ReconcileActivation)); err != nil {
+		return err
+	}
+	return ctrl.ControllerManagedBy(mgr).
+		Named("notify-roleassignment").
+		For(&pimv1.RoleAssignment{}).
+		WithOptions(n.Controller).
+		Complete(reconcile.Func(n.ReconcileAssignment))
+}
