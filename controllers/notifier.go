@@ -72,7 +72,9 @@ func (n *Notifier) ReconcileActivation(ctx context.Context, req reconcile.Reques
 		requester: func(dir notify.Directory) notify.Addresses {
 			return requesterAddresses(dir, *ar.Spec.Requester, n.EmailClaim)
 		},
-		content: func(occ policy.Occurrence) notify.Content { return notify.ActivationContent(ar, occ) },
+		content: func(occ policy.Occurrence, audience string) notify.Content {
+			return notify.ActivationContent(ar, occ, audience)
+		},
 	}
 	if err := n.announce(ctx, src, occurrences, now); err != nil {
 		return reconcile.Result{}, err
@@ -96,7 +98,9 @@ func (n *Notifier) ReconcileAssignment(ctx context.Context, req reconcile.Reques
 	src := &notifySource{
 		obj: ra, kind: "RoleAssignment", setting: setting,
 		requester: func(dir notify.Directory) notify.Addresses { return subjectAddresses(dir, ra.Spec.Subject) },
-		content:   func(occ policy.Occurrence) notify.Content { return notify.AssignmentContent(ra, occ) },
+		content: func(occ policy.Occurrence, audience string) notify.Content {
+			return notify.AssignmentContent(ra, occ, audience)
+		},
 	}
 	if err := n.announce(ctx, src, occurrences, now); err != nil {
 		return reconcile.Result{}, err
@@ -132,7 +136,7 @@ type notifySource struct {
 	setting pimv1.RoleSettingSpec
 	// requester returns the requester's or assignee's addresses.
 	requester func(notify.Directory) notify.Addresses
-	content   func(policy.Occurrence) notify.Content
+	content   func(occ policy.Occurrence, audience string) notify.Content
 }
 
 // route is one channel an audience is reached on.
@@ -242,7 +246,7 @@ func (n *Notifier) exists(ctx context.Context, name string) (bool, error) {
 }
 
 func (n *Notifier) notification(src *notifySource, occ policy.Occurrence, audience, channel, name string) *pimv1.Notification {
-	c := src.content(occ)
+	c := src.content(occ, audience)
 	note := &pimv1.Notification{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: name, Namespace: n.Namespace,

@@ -27,8 +27,10 @@ func (c *Content) action(label, command string) {
 }
 
 // ActivationContent says what happened to an activation: who, which role,
-// where, for how long, why, under which ticket, and what the reader can do.
-func ActivationContent(ar *pimv1.ActivationRequest, occ policy.Occurrence) Content {
+// where, for how long, why, under which ticket, and what the reader (of
+// audience) can do: approvers and admins get the commands to decide, the
+// requester the one to cancel.
+func ActivationContent(ar *pimv1.ActivationRequest, occ policy.Occurrence, audience string) Content {
 	who := requesterName(ar)
 	grant := policy.RoleDescription(ar.Spec.RoleRef, ar.Spec.Namespace)
 	var c Content
@@ -75,21 +77,25 @@ func ActivationContent(ar *pimv1.ActivationRequest, occ policy.Occurrence) Conte
 	}
 	c.fact("Request", ar.Name)
 
-	switch occ.Event {
-	case pimv1.EventApprovalNeeded:
+	requester := audience == pimv1.AudienceRequester
+	switch {
+	case occ.Event == pimv1.EventApprovalNeeded && requester:
+		c.action("Cancel", "kubectl pim cancel "+ar.Name)
+	case occ.Event == pimv1.EventApprovalNeeded:
 		c.action("Approve", fmt.Sprintf("kubectl pim approve %s --reason %q", ar.Name, "REASON"))
 		c.action("Deny", fmt.Sprintf("kubectl pim deny %s --reason %q", ar.Name, "REASON"))
 		c.action("Approve with kubectl", fmt.Sprintf("kubectl annotate activationrequest %s %s=%q", ar.Name, pimv1.AnnotationApprove, "REASON"))
-	case pimv1.EventActivated:
+	case occ.Event == pimv1.EventActivated && requester:
 		c.action("Deactivate when done", fmt.Sprintf("kubectl pim deactivate %s --reason %q", ar.Name, "done"))
-	case pimv1.EventExpiringSoon:
+	case occ.Event == pimv1.EventExpiringSoon && requester:
 		c.action("Extend", fmt.Sprintf("kubectl pim extend %s --for 1h --reason %q", ar.Name, "REASON"))
 	}
 	return c
 }
 
-// AssignmentContent says what happened to an assignment.
-func AssignmentContent(ra *pimv1.RoleAssignment, occ policy.Occurrence) Content {
+// AssignmentContent says what happened to an assignment; the assignee (of
+// audience Requester) is told how to activate.
+func AssignmentContent(ra *pimv1.RoleAssignment, occ policy.Occurrence, audience string) Content {
 	who := ra.Spec.Subject.Kind + " " + subjectName(ra.Spec.Subject)
 	grant := policy.RoleDescription(ra.Spec.RoleRef, ra.Spec.Namespace)
 	kind := strings.ToLower(ra.Spec.Type)
@@ -121,7 +127,7 @@ func AssignmentContent(ra *pimv1.RoleAssignment, occ policy.Occurrence) Content 
 		c.fact("Assigned by", ra.Spec.AssignedBy.Username)
 	}
 	c.fact("Name", ra.Name)
-	if occ.Event == pimv1.EventEligibleAssigned && ra.Spec.Subject.Kind == pimv1.SubjectKindUser {
+	if occ.Event == pimv1.EventEligibleAssigned && audience == pimv1.AudienceRequester && ra.Spec.Subject.Kind != pimv1.SubjectKindServiceAccount {
 		activate := "kubectl pim activate " + ra.Spec.RoleRef.Name
 		if ra.Spec.RoleRef.Kind == pimv1.RoleKindRole {
 			activate += " --kind Role"

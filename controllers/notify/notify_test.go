@@ -74,7 +74,7 @@ func approvalNeeded() *pimv1.Notification {
 		},
 		Status: pimv1.ActivationRequestStatus{ApprovalDeadline: &metav1.Time{Time: t0.Add(24 * time.Hour)}},
 	}
-	c := ActivationContent(ar, policy.Occurrence{Event: pimv1.EventApprovalNeeded, At: t0})
+	c := ActivationContent(ar, policy.Occurrence{Event: pimv1.EventApprovalNeeded, At: t0}, pimv1.AudienceApprovers)
 	return &pimv1.Notification{
 		ObjectMeta: metav1.ObjectMeta{Name: "approvalneeded-abc", UID: "u-1"},
 		Spec: pimv1.NotificationSpec{Event: pimv1.EventApprovalNeeded, Audience: pimv1.AudienceApprovers, Critical: true, Channel: "c",
@@ -106,6 +106,15 @@ func TestActivationContent(t *testing.T) {
 		`kubectl annotate activationrequest alice-admin-x7 kubepim.io/approve="REASON"`}
 	if !reflect.DeepEqual(commands, want) {
 		t.Errorf("commands %q, want %q", commands, want)
+	}
+}
+
+func TestRequesterIsNotOfferedToApprove(t *testing.T) {
+	ar := &pimv1.ActivationRequest{ObjectMeta: metav1.ObjectMeta{Name: "r1"}, Spec: pimv1.ActivationRequestSpec{
+		RoleRef: pimv1.RoleRef{Kind: "ClusterRole", Name: "admin"}, Requester: &pimv1.UserInfo{Username: "alice"}}}
+	c := ActivationContent(ar, policy.Occurrence{Event: pimv1.EventApprovalNeeded, At: t0}, pimv1.AudienceRequester)
+	if len(c.Actions) != 1 || c.Actions[0].Command != "kubectl pim cancel r1" {
+		t.Errorf("requester's actions %v", c.Actions)
 	}
 }
 
