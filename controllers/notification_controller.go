@@ -71,7 +71,11 @@ func (r *NotificationReconciler) Reconcile(ctx context.Context, req reconcile.Re
 	before := n.DeepCopy()
 	result := r.attempt(ctx, n, now)
 	r.record(n, result, now)
-	if err := patchStatus(ctx, r.Client, before, n, false); err != nil {
+	// What was sent is recorded even when the manager is stopping: a
+	// graceful shutdown must not turn a delivery into a repeat.
+	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := patchStatus(recordCtx, r.Client, before, n, false); err != nil {
 		return reconcile.Result{}, err
 	}
 	if n.Status.Phase == pimv1.NotificationPending {

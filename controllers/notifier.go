@@ -224,6 +224,9 @@ func (n *Notifier) routes(src *notifySource, audience string) []route {
 	case pimv1.AudienceApprovers:
 		out = append(out, route{channel: email, mail: func(dir notify.Directory) notify.Addresses {
 			a := principalAddresses(dir, src.setting.Activation.Approval.Approvers)
+			for _, addr := range p.Approvers.Emails {
+				a.Add(addr)
+			}
 			// The requester cannot approve their own request.
 			for _, addr := range src.requester(dir).To {
 				a.Remove(addr)

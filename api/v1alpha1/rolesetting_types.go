@@ -148,8 +148,9 @@ type NotificationPolicy struct {
 	// +optional
 	Admins NotificationAudience `json:"admins,omitempty"`
 
-	// Approvers may also be reached on chat channels (for example a team's
-	// approvals channel), besides the approvers' own addresses.
+	// Approvers may also be reached at extra addresses (a team mailbox) and
+	// on chat channels (a team's approvals channel), besides the approvers'
+	// own addresses.
 	// +optional
 	Approvers NotificationAudience `json:"approvers,omitempty"`
 
