@@ -42,11 +42,18 @@ func main() {
 		leaderElectionNamespace, namespace           string
 		mfaClaim, mfaClaimValues, auditSinkURL       string
 		activationRetention, auditRetention          time.Duration
+		leaseDuration, renewDeadline, retryPeriod    time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one of several replicas acts at a time.")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: --namespace).")
+	// How fast a standby takes over bounds how late an expiry can be
+	// revoked after the leader dies: at most about lease duration + 2 retry
+	// periods (docs/reliability.md). The defaults are controller-runtime's.
+	flag.DurationVar(&leaseDuration, "leader-elect-lease-duration", 15*time.Second, "How long a standby waits after the leader's last renewal before it takes over (whole seconds).")
+	flag.DurationVar(&renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "How long the leader keeps retrying to renew before it gives up leadership (and exits); less than the lease duration.")
+	flag.DurationVar(&retryPeriod, "leader-elect-retry-period", 2*time.Second, "How often the leader renews and a standby tries to acquire the lease.")
 	flag.BoolVar(&enableWebhooks, "enable-webhooks", true, "Serve the admission webhooks.")
 	flag.StringVar(&webhookHost, "webhook-host", "", "Address the webhook server binds to (default: all).")
 	flag.IntVar(&webhookPort, "webhook-port", 9443, "Port of the webhook server.")
@@ -71,6 +78,11 @@ func main() {
 		leaderElectionNamespace = namespace
 	}
 	log := ctrl.Log.WithName("setup")
+	if leaderElect && !(retryPeriod > 0 && retryPeriod < renewDeadline && renewDeadline < leaseDuration) {
+		log.Error(nil, "leader election needs 0 < --leader-elect-retry-period < --leader-elect-renew-deadline < --leader-elect-lease-duration",
+			"retryPeriod", retryPeriod, "renewDeadline", renewDeadline, "leaseDuration", leaseDuration)
+		os.Exit(2)
+	}
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                  scheme,
@@ -80,6 +92,9 @@ func main() {
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        "kubepim.io",
 		LeaderElectionNamespace: leaderElectionNamespace,
+		LeaseDuration:           &leaseDuration,
+		RenewDeadline:           &renewDeadline,
+		RetryPeriod:             &retryPeriod,
 		// Release the lease on a clean shutdown so a standby takes over at
 		// once: expiry deadlines must not wait out a lease duration.
 		LeaderElectionReleaseOnCancel: true,
