@@ -415,7 +415,9 @@ start_manager() {
   need_port "${name} (webhooks)" "${wport}" DEV_WEBHOOK_PORT
   need_port "${name} (metrics)" "${mport}" DEV_METRICS_PORT
   need_port "${name} (probes)" "${pport}" DEV_PROBE_PORT
-  [[ -s "${MANAGER_KUBECONFIG}" && "${name}" != manager ]] || write_manager_kubeconfig
+  # A new token at each `up` and restart-manager; `start` (fault recovery)
+  # and the further replicas reuse it.
+  [[ -s "${MANAGER_KUBECONFIG}" && ("${name}" != manager || "${REUSE_TOKEN:-false}" == true) ]] || write_manager_kubeconfig
   local args=(
     --kubeconfig="${MANAGER_KUBECONFIG}"
     --webhook-host=127.0.0.1
@@ -431,7 +433,9 @@ start_manager() {
     args+=(--namespace="${NAMESPACE}")
   fi
   log "starting ${name} as system:serviceaccount:${MANAGER_SA_NAMESPACE}:${MANAGER_SA} (webhooks https://127.0.0.1:${wport}, metrics :${mport}, probes :${pport}, leader election ${LEADER_ELECT})"
-  start "${name}" env POD_NAMESPACE="${NAMESPACE}" "${MANAGER_BIN}" "${args[@]}" ${DEV_MANAGER_ARGS:-}
+  # POD_NAME plays the pod's name: the replica's identity in the leader
+  # election Lease, stable across restarts of that replica (docs/reliability.md).
+  start "${name}" env POD_NAMESPACE="${NAMESPACE}" POD_NAME="kubepim-${name}" "${MANAGER_BIN}" "${args[@]}" ${DEV_MANAGER_ARGS:-}
   wait_for "${name}" "${name}'s /readyz" manager_ready "${name}"
 }
 
@@ -513,7 +517,7 @@ cmd_start() {
       kube-apiserver) find_assets; start_apiserver ;;
       kube-controller-manager) find_assets; start_kcm ;;
       webhook-proxy) start_webhook_proxy ;;
-      manager | manager-[0-9]) start_manager "${name}" ;;
+      manager | manager-[0-9]) REUSE_TOKEN=true start_manager "${name}" ;;
       *) die "unknown component ${name}" ;;
     esac
   done
