@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -475,4 +476,30 @@ func (w *bindingWatch) revoked(binding string, u user, verb, resource, ns string
 	at := w.deletedAt(binding, timeout)
 	Eventually(func() (bool, error) { return u.can(verb, resource, ns) }).Should(BeFalse())
 	return at
+}
+
+// kill9 kills components at once with SIGKILL (as hack/dev.sh kill does,
+// without a shell's start-up in between, so the moment is precise) and
+// returns when all are gone.
+func kill9(components ...string) {
+	GinkgoHelper()
+	var pids []int
+	for _, c := range components {
+		b, err := os.ReadFile(filepath.Join(devDir, c+".pid"))
+		Expect(err).NotTo(HaveOccurred(), "%s is not running", c)
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(syscall.Kill(pid, syscall.SIGKILL)).To(Succeed(), "kill -9 %s (pid %d)", c, pid)
+		pids = append(pids, pid)
+	}
+	for _, pid := range pids {
+		// Gone, or a zombie of hack/dev.sh's setsid: either way it no longer runs.
+		Eventually(func() bool {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			return err != nil || strings.Contains(string(b), ") Z ")
+		}).WithTimeout(5 * time.Second).WithPolling(10 * time.Millisecond).Should(BeTrue())
+	}
+	for _, c := range components {
+		_ = os.Remove(filepath.Join(devDir, c+".pid"))
+	}
 }

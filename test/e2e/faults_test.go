@@ -59,7 +59,7 @@ var _ = Describe("Faults", Ordered, func() {
 		}).Should(Equal(1))
 
 		By("an activation that will expire while the managers are down")
-		_, err = alice.kubectlIn(sampleActivation("alice-e2e-kill", "prod", 5*time.Second), "create", "-f", "-")
+		_, err = alice.kubectlIn(sampleActivation("alice-e2e-kill", "prod", 10*time.Second), "create", "-f", "-")
 		Expect(err).NotTo(HaveOccurred())
 		expires := activeUntil("alice-e2e-kill")
 		bE2eKill := bindingOf("alice-e2e-kill")
@@ -67,9 +67,9 @@ var _ = Describe("Faults", Ordered, func() {
 		By("an activation created the moment both replicas are killed")
 		leader := leaderIndex()
 		Expect(leader).To(BeNumerically(">=", 0))
-		_, err = alice.kubectlIn(sampleActivation("alice-e2e-mid", "default", 20*time.Second), "create", "-f", "-")
+		_, err = alice.kubectlIn(sampleActivation("alice-e2e-mid", "default", 25*time.Second), "create", "-f", "-")
 		Expect(err).NotTo(HaveOccurred())
-		dev(append([]string{"kill"}, replicas...)...)
+		kill9(replicas...)
 		killed := time.Now() // both are dead by now: the downtime is not overstated
 		Expect(killed).To(BeTemporally("<", expires), "the managers must die before alice-e2e-kill expires")
 		mid, err := getActivation("alice-e2e-mid")
@@ -141,24 +141,37 @@ var _ = Describe("Faults", Ordered, func() {
 		Expect(leader).To(BeNumerically(">=", 0))
 		standby := 1 - leader
 
-		_, err := alice.kubectlIn(sampleActivation("alice-e2e-ha", "prod", 4*time.Second), "create", "-f", "-")
+		_, err := alice.kubectlIn(sampleActivation("alice-e2e-ha", "prod", 8*time.Second), "create", "-f", "-")
 		Expect(err).NotTo(HaveOccurred())
 		expires := activeUntil("alice-e2e-ha")
 		bE2eHa := bindingOf("alice-e2e-ha")
 
-		By(fmt.Sprintf("kill -9 the leader %s half a second before the expiry", replicas[leader]))
-		sleepUntil(expires.Add(-500 * time.Millisecond))
+		By(fmt.Sprintf("kill -9 the leader %s two seconds before the expiry", replicas[leader]))
+		sleepUntil(expires.Add(-2 * time.Second))
+		kill9(replicas[leader])
 		killed := time.Now()
-		dev("kill", replicas[leader])
+		Expect(killed).To(BeTemporally("<", expires), "the leader must die before the expiry")
+		// Watch the standby's leader gauge from now on.
+		tookOver := make(chan time.Time, 1)
+		go func() {
+			defer GinkgoRecover()
+			for time.Since(killed) < time.Minute {
+				if isLeader(standby) {
+					tookOver <- time.Now()
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}()
 
 		By("the standby's webhooks answer meanwhile: a refusal, not a failure to call")
 		_, err = mallory.kubectlIn(sampleActivation("mallory-e2e-ha", "prod", time.Hour), "create", "-f", "-")
 		Expect(err).To(MatchError(ContainSubstring("not eligible")))
 
 		at := wProd.revoked(bE2eHa, alice, "get", "pods", "prod", 30*time.Second)
-		var tookOver time.Time
-		Eventually(func() bool { tookOver = time.Now(); return isLeader(standby) }).Should(BeTrue())
-		figure("leader kill -9: takeover (kill → standby leads, upper bound)", tookOver.Sub(killed), fmt.Sprintf("≤ lease duration + 1 s = %s", leaseDuration+time.Second))
+		var took time.Time
+		Eventually(tookOver).Should(Receive(&took))
+		figure("leader kill -9: takeover (kill → standby's leader gauge is 1)", took.Sub(killed), "—")
 		figure("leader kill -9: expiry overshoot (revoked − expiresAt)", at.Sub(expires), fmt.Sprintf("≤ lease duration + 1 s = %s", leaseDuration+time.Second))
 		Expect(at.Sub(expires)).To(BeNumerically("<=", leaseDuration+time.Second))
 		Eventually(stateOf("alice-e2e-ha")).Should(Equal(pimv1.ActivationStateExpired))
@@ -177,7 +190,7 @@ var _ = Describe("Faults", Ordered, func() {
 
 		By("kill -9 kube-apiserver and etcd; the expiry falls in the outage")
 		killed := time.Now()
-		dev("kill", "kube-apiserver", "etcd")
+		kill9("kube-apiserver", "etcd")
 		sleepUntil(expires.Add(time.Second))
 		_, err = alice.can("get", "pods", "prod")
 		Expect(err).To(HaveOccurred())
@@ -204,8 +217,14 @@ var _ = Describe("Faults", Ordered, func() {
 
 		By("activation works again")
 		wProd := watchBindings("prod")
-		_, err = alice.kubectlIn(sampleActivation("alice-e2e-apiserver-after", "prod", 2*time.Second), "create", "-f", "-")
-		Expect(err).NotTo(HaveOccurred())
+		// A replica that lived through the outage may answer from a cache
+		// whose watch is still backing off: it sees alice's old request as
+		// Active and refuses (fails closed) until the cache catches up.
+		Eventually(func() error {
+			_, err := alice.kubectlIn(sampleActivation("alice-e2e-apiserver-after", "prod", 2*time.Second), "create", "-f", "-")
+			return err
+		}).WithTimeout(90 * time.Second).WithPolling(time.Second).Should(Succeed())
+		figure("etcd + apiserver kill -9: apiserver ready → a new activation is admitted", time.Since(back), "—")
 		after := activeUntil("alice-e2e-apiserver-after")
 		bE2eApiserverAfter := bindingOf("alice-e2e-apiserver-after")
 		at = wProd.revoked(bE2eApiserverAfter, alice, "get", "pods", "prod", 20*time.Second)
