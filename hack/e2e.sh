@@ -38,7 +38,7 @@ export E2E_LEASE_DURATION="${E2E_LEASE_DURATION:-4s}"
 export DEV_MANAGER_ARGS="--leader-elect-lease-duration=${E2E_LEASE_DURATION} --leader-elect-renew-deadline=${E2E_RENEW_DEADLINE:-3s} --leader-elect-retry-period=${E2E_RETRY_PERIOD:-200ms}"
 export E2E=1
 
-for tool in go kubectl curl setsid; do
+for tool in go kubectl setsid; do
   command -v "${tool}" >/dev/null || { echo "e2e: ${tool} is not on PATH" >&2; exit 1; }
 done
 [[ -x bin/manager && -x bin/kubectl-pim ]] || { echo "e2e: run 'make build' first (or 'make e2e')" >&2; exit 1; }
