@@ -1,4 +1,4 @@
-# kubepim Makefile. `make test` is the test command; `make dev` the main one.
+# kubepim Makefile. `make ci` is the test command (make test, then make e2e); `make dev` the main one.
 SHELL := /usr/bin/env bash -o pipefail
 .SHELLFLAGS := -ec
 
@@ -56,6 +56,15 @@ control-plane: ## Build kube-apiserver and etcd into bin/ (once).
 .PHONY: test
 test: manifests generate vet control-plane ## Run all tests against a real kube-apiserver and etcd (envtest).
 	KUBEBUILDER_ASSETS="$$(hack/install-control-plane.sh)" go test ./... -count=1 -timeout 25m $(GINKGO_FLAGS)
+
+.PHONY: e2e
+e2e: build control-plane ## End-to-end suite with fault injection: bin/manager x2 on a control plane of its own, driven by kubectl (~3 min).
+	hack/e2e.sh
+
+.PHONY: ci
+ci: ## What CI runs: make test, then make e2e.
+	$(MAKE) test
+	$(MAKE) e2e
 
 .PHONY: bench
 bench: control-plane ## Benchmark the manager end to end against a real API server, ~9 min (BENCH_FLAGS="-scale 5000" for less; docs/performance.md).

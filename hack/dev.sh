@@ -3,12 +3,18 @@
 # kube-controller-manager (when it can be built) and bin/manager, all on
 # 127.0.0.1, no containers, no kubelet. See docs/development.md.
 #
-# Usage: hack/dev.sh run|up|down|status|restart-manager
+# Usage: hack/dev.sh run|up|down|status|restart-manager|start|stop|kill
 #   run              start everything, follow the manager's log; Ctrl-C stops all
-#   up               start everything in the background; return when ready
-#   down             stop everything (manager, controller-manager, apiserver, etcd)
+#   up               start everything in the background (or what is missing); return when ready
+#   down             stop everything (managers, controller-manager, apiserver, etcd)
 #   status           say what runs
 #   restart-manager  restart bin/manager only (after `make build`)
+#   start NAME...    start one component that is down (etcd, kube-apiserver, webhook-proxy, manager, manager-1, ...)
+#   stop NAME...     stop components gracefully (SIGTERM)
+#   kill NAME...     kill components at once (SIGKILL), for fault injection
+#
+# DEV_REPLICAS=2 runs two manager replicas (manager, manager-1) with leader
+# election, behind hack/devproxy on the webhook port (docs/reliability.md).
 #
 # State lives under bin/dev/ (DEV_DIR): etcd's data (kept across restarts),
 # certificates, kubeconfig (the admin's, for people), manager.kubeconfig (the
@@ -33,6 +39,15 @@ NAMESPACE="${DEV_NAMESPACE:-kubepim-system}"
 MANAGER_BIN="${MANAGER_BIN:-${ROOT}/bin/manager}"
 TIMEOUT="${DEV_TIMEOUT:-120}"           # seconds to wait for each component
 WITH_KCM="${DEV_CONTROLLER_MANAGER:-true}"
+WITH_SAMPLES="${DEV_SAMPLES:-true}"
+# Several replicas: replica 0 is "manager", replica i is "manager-i". The
+# webhook configurations name DEV_WEBHOOK_PORT; with more than one replica
+# hack/devproxy listens there and replica i serves webhooks on
+# DEV_WEBHOOK_PORT+1+i, metrics on DEV_METRICS_PORT+2i and probes on
+# DEV_PROBE_PORT+2i. Leader election is on whenever there are several.
+REPLICAS="${DEV_REPLICAS:-1}"
+[[ "${REPLICAS}" =~ ^[1-9]$ ]] || { echo "dev: ERROR: DEV_REPLICAS must be 1 to 9" >&2; exit 1; }
+LEADER_ELECT="${DEV_LEADER_ELECT:-$([[ "${REPLICAS}" -gt 1 ]] && echo true || echo false)}"
 SERVICE_CIDR="10.0.0.0/24"
 
 PKI="${DEV_DIR}/pki"
@@ -48,8 +63,14 @@ MANAGER_SA_NAMESPACE="kubepim-system"
 MANAGER_KUBECONFIG="${DEV_DIR}/manager.kubeconfig"
 MANAGER_TOKEN_TTL="${DEV_MANAGER_TOKEN_TTL:-8760h}"
 TOOLS="${DEV_DIR}/tools"
+# replica_name I prints the component name of manager replica I.
+replica_name() { if (($1 == 0)); then echo manager; else echo "manager-$1"; fi; }
+MANAGERS=()
+for ((i = 0; i < REPLICAS; i++)); do MANAGERS+=("$(replica_name "${i}")"); done
 # Components in start order; `down` stops them in reverse.
-COMPONENTS=(etcd kube-apiserver kube-controller-manager manager)
+COMPONENTS=(etcd kube-apiserver kube-controller-manager)
+((REPLICAS > 1)) && COMPONENTS+=(webhook-proxy)
+COMPONENTS+=("${MANAGERS[@]}")
 
 log() { echo "dev: $*" >&2; }
 warn() { echo "dev: WARNING: $*" >&2; }
@@ -60,14 +81,19 @@ pidfile() { echo "${DEV_DIR}/$1.pid"; }
 logfile() { echo "${DEV_DIR}/$1.log"; }
 
 # pid_of NAME prints the pid of a running component, or fails. The command
-# line must still name the component, so a recycled pid does not count.
+# line must still name the component's program, so a recycled pid does not
+# count.
 pid_of() {
-  local f pid
+  local f pid program="$1"
+  case "$1" in
+    manager-*) program=manager ;;
+    webhook-proxy) program=devproxy ;;
+  esac
   f="$(pidfile "$1")"
   [[ -f "${f}" ]] || return 1
   pid="$(<"${f}")"
   [[ "${pid}" =~ ^[0-9]+$ ]] && kill -0 "${pid}" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null | grep -q -- "$1" || return 1
+  tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null | grep -q -- "${program}" || return 1
   echo "${pid}"
 }
 running() { pid_of "$1" >/dev/null; }
@@ -152,6 +178,17 @@ stop() {
   rm -f "$(pidfile "${name}")"
 }
 
+# kill_now NAME: SIGKILL, no chance to clean up (fault injection); returns
+# once the process is gone.
+kill_now() {
+  local name="$1" pid i
+  pid="$(pid_of "${name}")" || { rm -f "$(pidfile "${name}")"; return 0; }
+  log "killing ${name} (pid ${pid}) with SIGKILL"
+  kill -KILL "${pid}" 2>/dev/null || true
+  for i in $(seq 100); do kill -0 "${pid}" 2>/dev/null || break; sleep 0.05; done
+  rm -f "$(pidfile "${name}")"
+}
+
 # ---------------------------------------------------------------------------
 
 preflight() {
@@ -175,6 +212,9 @@ find_assets() {
 build_tools() {
   go build -o "${TOOLS}/devcerts" ./hack/devcerts || die "could not build hack/devcerts"
   go build -o "${TOOLS}/devwebhooks" ./hack/devwebhooks || die "could not build hack/devwebhooks"
+  if ((REPLICAS > 1)); then
+    go build -o "${TOOLS}/devproxy" ./hack/devproxy || die "could not build hack/devproxy"
+  fi
 }
 
 start_etcd() {
@@ -305,7 +345,28 @@ install_kubepim() {
     || die "could not apply the webhook configurations"
 }
 
-manager_ready() { http_ok "http://127.0.0.1:${PROBE_PORT}/readyz"; }
+# replica_index NAME prints I of manager-I (0 for manager).
+replica_index() { if [[ "$1" == manager ]]; then echo 0; else echo "${1#manager-}"; fi; }
+replica_webhook_port() { if ((REPLICAS > 1)); then echo $((WEBHOOK_PORT + 1 + $1)); else echo "${WEBHOOK_PORT}"; fi; }
+replica_metrics_port() { echo $((METRICS_PORT + 2 * $1)); }
+replica_probe_port() { echo $((PROBE_PORT + 2 * $1)); }
+manager_ready() { http_ok "http://127.0.0.1:$(replica_probe_port "$(replica_index "${1:-manager}")")/readyz"; }
+
+start_webhook_proxy() {
+  ((REPLICAS > 1)) || return 0
+  running webhook-proxy && return 0
+  need_port "webhook proxy" "${WEBHOOK_PORT}" DEV_WEBHOOK_PORT
+  local args=(-listen "127.0.0.1:${WEBHOOK_PORT}") i
+  for ((i = 0; i < REPLICAS; i++)); do args+=(-backend "127.0.0.1:$(replica_webhook_port "${i}")"); done
+  log "starting the webhook proxy on 127.0.0.1:${WEBHOOK_PORT} for ${REPLICAS} replicas"
+  start webhook-proxy "${TOOLS}/devproxy" "${args[@]}"
+  wait_for webhook-proxy "the webhook proxy" port_in_use "${WEBHOOK_PORT}"
+}
+
+start_managers() {
+  local m
+  for m in "${MANAGERS[@]}"; do start_manager "${m}"; done
+}
 
 # write_manager_kubeconfig writes bin/dev/manager.kubeconfig: the admin
 # kubeconfig's server and CA, and a fresh token of the manager's
@@ -347,31 +408,39 @@ EOF
 }
 
 start_manager() {
-  running manager && { log "manager already runs (pid $(pid_of manager)); 'hack/dev.sh restart-manager' picks up a new build"; return; }
-  need_port "manager (webhooks)" "${WEBHOOK_PORT}" DEV_WEBHOOK_PORT
-  need_port "manager (metrics)" "${METRICS_PORT}" DEV_METRICS_PORT
-  need_port "manager (probes)" "${PROBE_PORT}" DEV_PROBE_PORT
-  write_manager_kubeconfig
+  local name="${1:-manager}" idx wport mport pport
+  running "${name}" && { log "${name} already runs (pid $(pid_of "${name}")); 'hack/dev.sh restart-manager' picks up a new build"; return; }
+  idx="$(replica_index "${name}")"
+  wport="$(replica_webhook_port "${idx}")" mport="$(replica_metrics_port "${idx}")" pport="$(replica_probe_port "${idx}")"
+  need_port "${name} (webhooks)" "${wport}" DEV_WEBHOOK_PORT
+  need_port "${name} (metrics)" "${mport}" DEV_METRICS_PORT
+  need_port "${name} (probes)" "${pport}" DEV_PROBE_PORT
+  # A new token at each `up` and restart-manager; `start` (fault recovery)
+  # and the further replicas reuse it.
+  [[ -s "${MANAGER_KUBECONFIG}" && ("${name}" != manager || "${REUSE_TOKEN:-false}" == true) ]] || write_manager_kubeconfig
   local args=(
     --kubeconfig="${MANAGER_KUBECONFIG}"
     --webhook-host=127.0.0.1
-    --webhook-port="${WEBHOOK_PORT}"
+    --webhook-port="${wport}"
     --webhook-cert-dir="${WEBHOOK_CERTS}"
-    --metrics-bind-address="127.0.0.1:${METRICS_PORT}"
-    --health-probe-bind-address="127.0.0.1:${PROBE_PORT}"
+    --metrics-bind-address="127.0.0.1:${mport}"
+    --health-probe-bind-address="127.0.0.1:${pport}"
   )
+  [[ "${LEADER_ELECT}" == true ]] && args+=(--leader-elect)
   local help
   help="$("${MANAGER_BIN}" -h 2>&1 || true)"
   if grep -Eq '^[[:space:]]+--?namespace([[:space:]]|$)' <<<"${help}"; then
     args+=(--namespace="${NAMESPACE}")
   fi
-  log "starting manager as system:serviceaccount:${MANAGER_SA_NAMESPACE}:${MANAGER_SA} (webhooks https://127.0.0.1:${WEBHOOK_PORT}, metrics :${METRICS_PORT}, probes :${PROBE_PORT})"
-  start manager env POD_NAMESPACE="${NAMESPACE}" "${MANAGER_BIN}" "${args[@]}" ${DEV_MANAGER_ARGS:-}
-  wait_for manager "the manager's /readyz" manager_ready
+  log "starting ${name} as system:serviceaccount:${MANAGER_SA_NAMESPACE}:${MANAGER_SA} (webhooks https://127.0.0.1:${wport}, metrics :${mport}, probes :${pport}, leader election ${LEADER_ELECT})"
+  # POD_NAME plays the pod's name: the replica's identity in the leader
+  # election Lease, stable across restarts of that replica (docs/reliability.md).
+  start "${name}" env POD_NAMESPACE="${NAMESPACE}" POD_NAME="kubepim-${name}" "${MANAGER_BIN}" "${args[@]}" ${DEV_MANAGER_ARGS:-}
+  wait_for "${name}" "${name}'s /readyz" manager_ready "${name}"
 }
 
 apply_samples() {
-  [[ -f config/samples/kustomization.yaml ]] || return 0
+  [[ "${WITH_SAMPLES}" == true && -f config/samples/kustomization.yaml ]] || return 0
   log "applying config/samples"
   if ! kc apply -k config/samples >/dev/null; then
     warn "applying config/samples failed (messages above). If a webhook refused it, check that the manager serves that path: $(logfile manager)"
@@ -417,16 +486,40 @@ cmd_up() {
   start_apiserver
   start_kcm
   install_kubepim
-  start_manager
+  start_webhook_proxy
+  start_managers
   apply_samples
   log "ready in $((SECONDS - t0))s"
   usage_info
 }
 
 cmd_down() {
-  local i
+  local i f
+  # Replicas and the proxy of an earlier run with more DEV_REPLICAS, too.
+  for f in "${DEV_DIR}"/manager-*.pid "${DEV_DIR}"/webhook-proxy.pid; do
+    [[ -f "${f}" ]] || continue
+    f="$(basename "${f}" .pid)"
+    [[ " ${COMPONENTS[*]} " == *" ${f} "* ]] || stop "${f}"
+  done
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
     stop "${COMPONENTS[i]}"
+  done
+}
+
+# cmd_start NAME...: start components that are down, in the order given
+# (fault injection and recovery: hack/dev.sh kill manager; ...; hack/dev.sh start manager).
+cmd_start() {
+  preflight
+  local name
+  for name in "$@"; do
+    case "${name}" in
+      etcd) find_assets; start_etcd ;;
+      kube-apiserver) find_assets; start_apiserver ;;
+      kube-controller-manager) find_assets; start_kcm ;;
+      webhook-proxy) start_webhook_proxy ;;
+      manager | manager-[0-9]) REUSE_TOKEN=true start_manager "${name}" ;;
+      *) die "unknown component ${name}" ;;
+    esac
   done
 }
 
@@ -496,9 +589,11 @@ cmd_status() {
   if running kube-apiserver; then
     printf '%-24s %s\n' "apiserver /readyz" "$(kc get --raw /readyz 2>&1 | head -n1)"
   fi
-  if running manager; then
-    if manager_ready; then printf '%-24s ok\n' "manager /readyz"; else printf '%-24s failing\n' "manager /readyz"; rc=1; fi
-  fi
+  local m
+  for m in "${MANAGERS[@]}"; do
+    running "${m}" || continue
+    if manager_ready "${m}"; then printf '%-24s ok\n' "${m} /readyz"; else printf '%-24s failing\n' "${m} /readyz"; rc=1; fi
+  done
   echo "kubeconfig: ${KUBECONFIG_FILE}"
   return "${rc}"
 }
@@ -506,10 +601,12 @@ cmd_status() {
 cmd_restart_manager() {
   preflight
   running kube-apiserver || die "the control plane is not running: 'make dev-up' first"
-  stop manager
+  local m
+  for m in "${MANAGERS[@]}"; do stop "${m}"; done
   build_tools
   install_kubepim
-  start_manager
+  start_webhook_proxy
+  start_managers
   log "manager restarted (pid $(pid_of manager))"
 }
 
@@ -519,5 +616,8 @@ case "${1:-}" in
   down) cmd_down ;;
   status) cmd_status ;;
   restart-manager) cmd_restart_manager ;;
-  *) sed -n '6,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  start) shift; cmd_start "$@" ;;
+  stop) shift; for c in "$@"; do stop "${c}"; done ;;
+  kill) shift; for c in "$@"; do kill_now "${c}"; done ;;
+  *) sed -n '6,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -11,6 +11,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -26,6 +30,9 @@ import (
 
 var scheme = runtime.NewScheme()
 
+// leaderElectionID names the Lease the replicas compete for.
+const leaderElectionID = "kubepim.io"
+
 func init() {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(pimv1.AddToScheme(scheme))
@@ -40,13 +47,22 @@ func main() {
 		webhookPort                                  int
 		leaderElect, enableWebhooks                  bool
 		leaderElectionNamespace, namespace           string
+		leaderElectionIdentity                       string
 		mfaClaim, mfaClaimValues, auditSinkURL       string
 		activationRetention, auditRetention          time.Duration
+		leaseDuration, renewDeadline, retryPeriod    time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one of several replicas acts at a time.")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: --namespace).")
+	// How fast a standby takes over bounds how late an expiry can be
+	// revoked after the leader dies: at most about lease duration + 2 retry
+	// periods (docs/reliability.md). The defaults are controller-runtime's.
+	flag.DurationVar(&leaseDuration, "leader-elect-lease-duration", 15*time.Second, "How long a standby waits after the leader's last renewal before it takes over (whole seconds).")
+	flag.DurationVar(&renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "How long the leader keeps retrying to renew before it gives up leadership (and exits); less than the lease duration.")
+	flag.DurationVar(&retryPeriod, "leader-elect-retry-period", 2*time.Second, "How often the leader renews and a standby tries to acquire the lease.")
+	flag.StringVar(&leaderElectionIdentity, "leader-election-identity", os.Getenv("POD_NAME"), "This replica's name in the leader election Lease (default: $POD_NAME, else host name and a random suffix). A restarted replica with the same name takes its lease back at once instead of waiting out the lease duration; never give two live replicas the same name.")
 	flag.BoolVar(&enableWebhooks, "enable-webhooks", true, "Serve the admission webhooks.")
 	flag.StringVar(&webhookHost, "webhook-host", "", "Address the webhook server binds to (default: all).")
 	flag.IntVar(&webhookPort, "webhook-port", 9443, "Port of the webhook server.")
@@ -71,15 +87,33 @@ func main() {
 		leaderElectionNamespace = namespace
 	}
 	log := ctrl.Log.WithName("setup")
+	if leaderElect && !(retryPeriod > 0 && retryPeriod < renewDeadline && renewDeadline < leaseDuration) {
+		log.Error(nil, "leader election needs 0 < --leader-elect-retry-period < --leader-elect-renew-deadline < --leader-elect-lease-duration",
+			"retryPeriod", retryPeriod, "renewDeadline", renewDeadline, "leaseDuration", leaseDuration)
+		os.Exit(2)
+	}
 
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                  scheme,
-		Cache:                   controllers.CacheOptions(),
-		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
-		HealthProbeBindAddress:  probeAddr,
-		LeaderElection:          leaderElect,
-		LeaderElectionID:        "kubepim.io",
-		LeaderElectionNamespace: leaderElectionNamespace,
+	restConfig := ctrl.GetConfigOrDie()
+	var lock resourcelock.Interface
+	if leaderElect && leaderElectionIdentity != "" {
+		var err error
+		if lock, err = leaseLock(restConfig, leaderElectionNamespace, leaderElectionIdentity, renewDeadline); err != nil {
+			log.Error(err, "unable to set up leader election")
+			os.Exit(1)
+		}
+	}
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Scheme:                              scheme,
+		Cache:                               controllers.CacheOptions(),
+		Metrics:                             metricsserver.Options{BindAddress: metricsAddr},
+		HealthProbeBindAddress:              probeAddr,
+		LeaderElection:                      leaderElect,
+		LeaderElectionID:                    leaderElectionID,
+		LeaderElectionNamespace:             leaderElectionNamespace,
+		LeaderElectionResourceLockInterface: lock,
+		LeaseDuration:                       &leaseDuration,
+		RenewDeadline:                       &renewDeadline,
+		RetryPeriod:                         &retryPeriod,
 		// Release the lease on a clean shutdown so a standby takes over at
 		// once: expiry deadlines must not wait out a lease duration.
 		LeaderElectionReleaseOnCancel: true,
@@ -124,6 +158,30 @@ func main() {
 		log.Error(err, "the manager stopped with an error")
 		os.Exit(1)
 	}
+}
+
+// leaseLock is the Lease controller-runtime would use, under a stable
+// identity. controller-runtime names each process host_<random>, so a
+// replica restarted after a crash (kill -9, OOM) must wait a whole lease
+// duration for its own dead predecessor's lease; under its pod name the
+// restarted container recognises the lease as its own and renews it at once
+// (client-go treats a lease whose holder is its own identity as held). The
+// kubelet never runs two containers of one pod at once, so the name is
+// never shared by two live replicas.
+func leaseLock(cfg *rest.Config, namespace, identity string, renewDeadline time.Duration) (resourcelock.Interface, error) {
+	cfg = rest.AddUserAgent(rest.CopyConfig(cfg), "leader-election")
+	// As controller-runtime does: one hung request must not outlast the renew deadline.
+	cfg.Timeout = max(renewDeadline/2, time.Second)
+	core, err := corev1client.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	coordination, err := coordinationv1client.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return resourcelock.New(resourcelock.LeasesResourceLock, namespace, leaderElectionID, core, coordination,
+		resourcelock.ResourceLockConfig{Identity: identity})
 }
 
 func envOr(key, fallback string) string {
