@@ -432,6 +432,11 @@ start_manager() {
   if grep -Eq '^[[:space:]]+--?namespace([[:space:]]|$)' <<<"${help}"; then
     args+=(--namespace="${NAMESPACE}")
   fi
+  # Plain HTTP metrics on loopback for people and hack/bench; a cluster
+  # install serves them over HTTPS behind authentication (--metrics-secure).
+  if grep -Eq '^[[:space:]]+--?metrics-secure([[:space:]]|$)' <<<"${help}"; then
+    args+=(--metrics-secure=false)
+  fi
   log "starting ${name} as system:serviceaccount:${MANAGER_SA_NAMESPACE}:${MANAGER_SA} (webhooks https://127.0.0.1:${wport}, metrics :${mport}, probes :${pport}, leader election ${LEADER_ELECT})"
   # POD_NAME plays the pod's name: the replica's identity in the leader
   # election Lease, stable across restarts of that replica (docs/reliability.md).

@@ -6,7 +6,11 @@
 #   config/rbac/{requester,approver,admin,auditor,metrics_reader}_role.yaml
 #                                     -> charts/kubepim/templates/user-roles.yaml
 #   config/webhook/manifests.yaml     -> charts/kubepim/templates/_webhooks.tpl
-#   config/crd/bases/*.yaml           -> charts/kubepim/crds/
+#   config/crd/bases/*.yaml           -> charts/kubepim/files/crds/
+#                                        (templates/crds.yaml renders them, so
+#                                        that crds.enabled and crds.keep work:
+#                                        Helm's own crds/ directory cannot be
+#                                        switched off or templated)
 #
 # Usage: hack/sync-chart.sh [--check]
 #   --check  change nothing; exit 1 and name the files that are out of date.
@@ -20,7 +24,7 @@ CHECK=false
 
 OUT="$(mktemp -d)"
 trap 'rm -rf "${OUT}"' EXIT
-mkdir -p "${OUT}/templates" "${OUT}/crds"
+mkdir -p "${OUT}/templates" "${OUT}/files/crds"
 
 # --- manager RBAC ----------------------------------------------------------
 # Each document of role.yaml becomes a ClusterRole or Role named
@@ -109,15 +113,15 @@ grep -q 'kubepim.generated.mutatingWebhooks' "${OUT}/templates/_webhooks.tpl" \
   && grep -q 'kubepim.generated.validatingWebhooks' "${OUT}/templates/_webhooks.tpl" \
   || { echo "sync-chart: config/webhook/manifests.yaml lacks a Mutating or Validating configuration" >&2; exit 1; }
 
-cp config/crd/bases/*.yaml "${OUT}/crds/"
+cp config/crd/bases/*.yaml "${OUT}/files/crds/"
 
 # --- compare or install -------------------------------------------------------
 stale=()
-for f in templates/manager-rbac.yaml templates/user-roles.yaml templates/_webhooks.tpl $(cd "${OUT}" && ls crds/*.yaml); do
+for f in templates/manager-rbac.yaml templates/user-roles.yaml templates/_webhooks.tpl $(cd "${OUT}" && ls files/crds/*.yaml); do
   cmp -s "${OUT}/${f}" "${CHART}/${f}" || stale+=("${CHART}/${f}")
 done
-for f in "${CHART}"/crds/*.yaml; do
-  [[ -e "${f}" && ! -e "${OUT}/crds/$(basename "${f}")" ]] && stale+=("${f} (no longer generated)")
+for f in "${CHART}"/files/crds/*.yaml; do
+  [[ -e "${f}" && ! -e "${OUT}/files/crds/$(basename "${f}")" ]] && stale+=("${f} (no longer generated)")
 done
 if ${CHECK}; then
   if ((${#stale[@]})); then
@@ -127,8 +131,8 @@ if ${CHECK}; then
   fi
   exit 0
 fi
-mkdir -p "${CHART}/templates" "${CHART}/crds"
+mkdir -p "${CHART}/templates" "${CHART}/files/crds"
 cp "${OUT}/templates/manager-rbac.yaml" "${OUT}/templates/user-roles.yaml" "${OUT}/templates/_webhooks.tpl" "${CHART}/templates/"
-rm -f "${CHART}"/crds/*.yaml
-cp "${OUT}"/crds/*.yaml "${CHART}/crds/"
+rm -f "${CHART}"/files/crds/*.yaml
+cp "${OUT}"/files/crds/*.yaml "${CHART}/files/crds/"
 if ((${#stale[@]})); then printf 'sync-chart: updated %s\n' "${stale[@]}" >&2; fi

@@ -3,7 +3,10 @@ package main
 
 import (
 	"crypto/tls"
+	"errors"
 	"flag"
+	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -19,10 +22,12 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/certs"
 	"github.com/kubepim/kubepim/controllers"
 	"github.com/kubepim/kubepim/controllers/notify"
 	"github.com/kubepim/kubepim/webhooks"
@@ -45,7 +50,9 @@ func main() {
 	var (
 		metricsAddr, probeAddr, webhookHost, certDir string
 		webhookPort                                  int
-		leaderElect, enableWebhooks                  bool
+		leaderElect, enableWebhooks, secureMetrics   bool
+		certManagement                               string
+		certOpts                                     certs.Options
 		leaderElectionNamespace, namespace           string
 		leaderElectionIdentity                       string
 		mfaClaim, mfaClaimValues, auditSinkURL       string
@@ -66,7 +73,17 @@ func main() {
 	flag.BoolVar(&enableWebhooks, "enable-webhooks", true, "Serve the admission webhooks.")
 	flag.StringVar(&webhookHost, "webhook-host", "", "Address the webhook server binds to (default: all).")
 	flag.IntVar(&webhookPort, "webhook-port", 9443, "Port of the webhook server.")
-	flag.StringVar(&certDir, "webhook-cert-dir", "", "Directory holding tls.crt and tls.key for the webhook server.")
+	flag.StringVar(&certDir, "webhook-cert-dir", "", "Directory holding tls.crt and tls.key for the webhook server (with --cert-management=builtin: where the certificate Secret is mounted).")
+	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, only to clients the API server authenticates and authorizes (get on the /metrics non-resource URL); false serves plain HTTP to anyone.")
+	flag.StringVar(&certManagement, "cert-management", "external", "Who provides the webhook server's certificate: \"external\" (files in --webhook-cert-dir, e.g. a cert-manager Secret, and caBundle set by someone else) or \"builtin\" (the manager keeps a CA and certificate in --cert-secret-name, renews them and injects the CA into the webhook configurations).")
+	flag.StringVar(&certOpts.SecretName, "cert-secret-name", "kubepim-webhook-server-cert", "builtin: the Secret in --namespace holding the CA and certificate (must exist, mounted at --webhook-cert-dir).")
+	flag.StringVar(&certOpts.ServiceName, "webhook-service-name", "kubepim-webhook-service", "builtin: the webhook Service in --namespace the certificate is valid for.")
+	flag.StringVar(&certOpts.MutatingWebhookConfiguration, "mutating-webhook-configuration", "kubepim-mutating-webhook-configuration", "builtin: the MutatingWebhookConfiguration that gets the CA.")
+	flag.StringVar(&certOpts.ValidatingWebhookConfiguration, "validating-webhook-configuration", "kubepim-validating-webhook-configuration", "builtin: the ValidatingWebhookConfiguration that gets the CA.")
+	flag.DurationVar(&certOpts.CAValidity, "cert-ca-validity", certs.DefaultCAValidity, "builtin: validity of a new CA.")
+	flag.DurationVar(&certOpts.CertValidity, "cert-validity", certs.DefaultCertValidity, "builtin: validity of a new serving certificate.")
+	flag.DurationVar(&certOpts.RenewBefore, "cert-renew-before", certs.DefaultRenewBefore, "builtin: renew the CA or the certificate this long before it expires.")
+	flag.DurationVar(&certOpts.CheckInterval, "cert-check-interval", certs.DefaultCheckInterval, "builtin: how often to check the certificates (also checked whenever the Secret changes).")
 	flag.StringVar(&namespace, "namespace", envOr("POD_NAMESPACE", "kubepim-system"), "Namespace kubepim keeps its Secrets (TOTP enrollments) in.")
 	flag.StringVar(&mfaClaim, "mfa-claim", "amr", "User-extra key that carries the identity provider's authentication methods (map the OIDC amr claim to it).")
 	flag.StringVar(&mfaClaimValues, "mfa-claim-values", strings.Join(webhooks.DefaultMFAClaimValues, ","), "Comma-separated values of --mfa-claim that prove a second factor.")
@@ -93,6 +110,23 @@ func main() {
 		os.Exit(2)
 	}
 
+	if certManagement != "external" && certManagement != "builtin" {
+		log.Error(fmt.Errorf("--cert-management=%q", certManagement), "want external or builtin")
+		os.Exit(2)
+	}
+	builtinCerts := enableWebhooks && certManagement == "builtin"
+
+	metricsOpts := metricsserver.Options{BindAddress: metricsAddr}
+	if secureMetrics {
+		// HTTPS with a self-signed certificate controller-runtime makes at
+		// start; each scrape is authenticated (TokenReview) and authorized
+		// (SubjectAccessReview for get /metrics), so metrics are not open to
+		// anything that reaches the pod.
+		metricsOpts.SecureServing = true
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+		metricsOpts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }}
+	}
+
 	restConfig := ctrl.GetConfigOrDie()
 	var lock resourcelock.Interface
 	if leaderElect && leaderElectionIdentity != "" {
@@ -105,7 +139,7 @@ func main() {
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                              scheme,
 		Cache:                               controllers.CacheOptions(),
-		Metrics:                             metricsserver.Options{BindAddress: metricsAddr},
+		Metrics:                             metricsOpts,
 		HealthProbeBindAddress:              probeAddr,
 		LeaderElection:                      leaderElect,
 		LeaderElectionID:                    leaderElectionID,
@@ -137,19 +171,50 @@ func main() {
 		log.Error(err, "unable to set up the controllers")
 		os.Exit(1)
 	}
-	if enableWebhooks {
-		webhooks.Setup(mgr, webhooks.Config{
-			Clock:          clock.RealClock{},
-			MFAClaim:       mfaClaim,
-			MFAClaimValues: strings.Split(mfaClaimValues, ","),
-			Namespace:      namespace,
-		})
+	webhookCfg := webhooks.Config{
+		Clock:          clock.RealClock{},
+		MFAClaim:       mfaClaim,
+		MFAClaimValues: strings.Split(mfaClaimValues, ","),
+		Namespace:      namespace,
+	}
+	ready := healthz.Ping
+	switch {
+	case builtinCerts:
+		certOpts.Namespace, certOpts.CertDir = namespace, certDir
+		certsReady, err := certs.Setup(mgr, certOpts)
+		if err != nil {
+			log.Error(err, "unable to set up built-in certificate management")
+			os.Exit(1)
+		}
+		// The webhook server cannot start without its certificate files:
+		// register the webhooks (which adds the server to the running
+		// manager) once the rotator has them in place. The replica is not
+		// ready, so gets no webhook traffic, until then.
+		go func() {
+			select {
+			case <-certsReady:
+				log.Info("webhook certificate ready; starting the webhook server")
+				webhooks.Setup(mgr, webhookCfg)
+			case <-ctx.Done():
+			}
+		}()
+		ready = func(req *http.Request) error {
+			select {
+			case <-certsReady:
+				return mgr.GetWebhookServer().StartedChecker()(req)
+			default:
+				return errors.New("waiting for the webhook certificate")
+			}
+		}
+	case enableWebhooks:
+		webhooks.Setup(mgr, webhookCfg)
+		ready = mgr.GetWebhookServer().StartedChecker()
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		log.Error(err, "unable to set up the health check")
 		os.Exit(1)
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+	if err := mgr.AddReadyzCheck("readyz", ready); err != nil {
 		log.Error(err, "unable to set up the ready check")
 		os.Exit(1)
 	}

@@ -59,3 +59,11 @@ app.kubernetes.io/part-of: kubepim
 {{- define "kubepim.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+
+{{- define "kubepim.mutatingWebhookConfigurationName" -}}
+{{- printf "%s-mutating-webhook-configuration" (include "kubepim.fullname" .) }}
+{{- end }}
+
+{{- define "kubepim.validatingWebhookConfigurationName" -}}
+{{- printf "%s-validating-webhook-configuration" (include "kubepim.fullname" .) }}
+{{- end }}
