@@ -73,7 +73,7 @@ func (o *Options) defaults() error {
 	var missing []string
 	for name, v := range map[string]string{
 		"namespace": o.Namespace, "secret name": o.SecretName, "service name": o.ServiceName,
-		"mutating webhook configuration": o.MutatingWebhookConfiguration,
+		"mutating webhook configuration":   o.MutatingWebhookConfiguration,
 		"validating webhook configuration": o.ValidatingWebhookConfiguration, "certificate directory": o.CertDir,
 	} {
 		if v == "" {
