@@ -55,6 +55,10 @@ type Options struct {
 	CertDir string
 	// Validity, renewal and check period; zero means the default.
 	CAValidity, CertValidity, RenewBefore, CheckInterval time.Duration
+	// ControllerName defaults to kubepim-cert-rotator. Controller names are
+	// unique per process: tests that run several replicas in one process
+	// give each its own.
+	ControllerName string
 }
 
 func (o *Options) defaults() error {
@@ -69,6 +73,9 @@ func (o *Options) defaults() error {
 	}
 	if o.CheckInterval == 0 {
 		o.CheckInterval = DefaultCheckInterval
+	}
+	if o.ControllerName == "" {
+		o.ControllerName = "kubepim-cert-rotator"
 	}
 	var missing []string
 	for name, v := range map[string]string{
@@ -135,7 +142,7 @@ func Setup(mgr manager.Manager, o Options) (<-chan struct{}, error) {
 		// server is not told to trust a CA whose certificate no replica
 		// serves yet.
 		EnableReadinessCheck: true,
-		ControllerName:       "kubepim-cert-rotator",
+		ControllerName:       o.ControllerName,
 	})
 	if err != nil {
 		return nil, err
