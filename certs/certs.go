@@ -28,6 +28,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 )
 
+// Default names: those of config/default (namespace kubepim-system, prefix
+// kubepim-) and of the Helm chart installed as release "kubepim".
+const (
+	DefaultSecretName                     = "kubepim-webhook-server-cert"
+	DefaultServiceName                    = "kubepim-webhook-service"
+	DefaultMutatingWebhookConfiguration   = "kubepim-mutating-webhook-configuration"
+	DefaultValidatingWebhookConfiguration = "kubepim-validating-webhook-configuration"
+)
+
 // Defaults: a 10-year CA, a 1-year serving certificate, both renewed 90 days
 // before they expire, checked twice a day (and whenever the Secret changes).
 const (
