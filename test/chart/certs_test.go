@@ -99,7 +99,10 @@ func startReplica(r release, o certs.Options, n int) *replica {
 	mctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 2)
 	go func() { defer GinkgoRecover(); done <- mgr.Start(mctx) }()
-	go func() { defer GinkgoRecover(); done <- kubelet(mctx, types.NamespacedName{Namespace: r.namespace, Name: o.SecretName}, o.CertDir) }()
+	go func() {
+		defer GinkgoRecover()
+		done <- kubelet(mctx, types.NamespacedName{Namespace: r.namespace, Name: o.SecretName}, o.CertDir)
+	}()
 	return &replica{dir: o.CertDir, ready: ready, stop: func() {
 		cancel()
 		Expect(<-done).To(Succeed())
