@@ -47,6 +47,12 @@ const DefaultAuditRetention = 90 * 24 * time.Hour
 // auditPruneInterval is how often events past their retention are pruned.
 const auditPruneInterval = time.Hour
 
+// DefaultMaxConcurrentReconciles is how many objects of one kind are
+// reconciled at once. The work queue never hands the same object to two
+// workers, so this only lets independent objects proceed side by side: an
+// expiry due now does not wait behind other requests' grants.
+const DefaultMaxConcurrentReconciles = 4
+
 // Options are what every reconciler shares.
 type Options struct {
 	// Clock is the source of "now" for every decision; tests pass a fake.
@@ -83,7 +89,8 @@ type Options struct {
 	// (DefaultNotificationGiveUp when zero).
 	NotificationGiveUp time.Duration
 	// Controller options for every controller (tests install a queue whose
-	// delays follow the fake clock).
+	// delays follow the fake clock). MaxConcurrentReconciles defaults to
+	// DefaultMaxConcurrentReconciles.
 	Controller controller.Options
 }
 
@@ -98,6 +105,9 @@ func (o Options) maxRequeue() time.Duration {
 func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) error {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
+	}
+	if opts.Controller.MaxConcurrentReconciles <= 0 {
+		opts.Controller.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles
 	}
 	if err := index.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -58,6 +59,7 @@ func main() {
 		mfaClaim, mfaClaimValues, auditSinkURL       string
 		activationRetention, auditRetention          time.Duration
 		leaseDuration, renewDeadline, retryPeriod    time.Duration
+		maxConcurrentReconciles                      int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
@@ -96,6 +98,7 @@ func main() {
 	flag.DurationVar(&notifyOpts.NotificationMaxAge, "notification-max-age", controllers.DefaultNotificationMaxAge, "Events older than this are not notified (a manager starting on a cluster with history stays quiet about it).")
 	flag.DurationVar(&notifyOpts.NotificationRetention, "notification-retention", controllers.DefaultNotificationRetention, "How long delivered and failed Notifications are kept; must exceed --notification-max-age.")
 	flag.DurationVar(&notifyOpts.NotificationGiveUp, "notification-give-up", controllers.DefaultNotificationGiveUp, "How long delivery of a notification is retried before it is marked Failed.")
+	flag.IntVar(&maxConcurrentReconciles, "max-concurrent-reconciles", controllers.DefaultMaxConcurrentReconciles, "How many objects of each kind are reconciled at once (never the same object twice).")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -167,6 +170,7 @@ func main() {
 		Clock: clock.RealClock{}, ActivationRetention: activationRetention, AuditRetention: auditRetention, AuditSinkURL: auditSinkURL, Namespace: namespace,
 		UserDirectory: notifyOpts.UserDirectory, EmailClaim: notifyOpts.EmailClaim,
 		NotificationMaxAge: notifyOpts.NotificationMaxAge, NotificationRetention: notifyOpts.NotificationRetention, NotificationGiveUp: notifyOpts.NotificationGiveUp,
+		Controller: controller.Options{MaxConcurrentReconciles: maxConcurrentReconciles},
 	}); err != nil {
 		log.Error(err, "unable to set up the controllers")
 		os.Exit(1)
