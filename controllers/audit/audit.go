@@ -89,30 +89,19 @@ func Name(e Entry) string {
 }
 
 // Record writes e unless it was written before.
+//
+// Controllers run several workers, so Record is called concurrently: the
+// lock covers only what must be serial to keep the chain gapless and
+// exactly-once — reading the head, linking and creating the event, and
+// advancing the head. The event's content is built before, the log line and
+// sink copy are made after.
 func (r *Recorder) Record(ctx context.Context, e Entry) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.head == nil {
-		h, err := r.loadHead(ctx)
-		if err != nil {
-			return fmt.Errorf("reading the audit chain: %w", err)
-		}
-		r.head = h
-	}
 	ev := &pimv1.AuditEvent{ObjectMeta: metav1.ObjectMeta{Name: Name(e)}}
 	ev.Spec = r.spec(e)
-	ev.Spec.Sequence = r.head.sequence + 1
-	ev.Spec.PreviousHash = r.head.hash
-	ev.Spec.Hash = Hash(ev.Spec)
-	if err := r.Client.Create(ctx, ev); err != nil {
-		if apierrors.IsAlreadyExists(err) {
-			return nil
-		}
-		// Whether it was stored is unknown: read the head again next time.
-		r.head = nil
-		return fmt.Errorf("recording audit event %s: %w", ev.Spec.Action, err)
+	stored, err := r.link(ctx, ev)
+	if err != nil || !stored {
+		return err
 	}
-	r.head = &head{sequence: ev.Spec.Sequence, hash: ev.Spec.Hash}
 	if r.Sink != nil {
 		r.Sink.Enqueue(ev)
 	}
@@ -121,6 +110,33 @@ func (r *Recorder) Record(ctx context.Context, e Entry) error {
 		"namespace", ev.Spec.Namespace, "subject", ev.Spec.Subject, "outcome", ev.Spec.Outcome,
 		"reason", ev.Spec.Reason, "time", ev.Spec.Time.UTC().Format(time.RFC3339), "hash", ev.Spec.Hash)
 	return nil
+}
+
+// link appends ev to the chain under the lock; it reports false when ev
+// was recorded before.
+func (r *Recorder) link(ctx context.Context, ev *pimv1.AuditEvent) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.head == nil {
+		h, err := r.loadHead(ctx)
+		if err != nil {
+			return false, fmt.Errorf("reading the audit chain: %w", err)
+		}
+		r.head = h
+	}
+	ev.Spec.Sequence = r.head.sequence + 1
+	ev.Spec.PreviousHash = r.head.hash
+	ev.Spec.Hash = Hash(ev.Spec)
+	if err := r.Client.Create(ctx, ev); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return false, nil
+		}
+		// Whether it was stored is unknown: read the head again next time.
+		r.head = nil
+		return false, fmt.Errorf("recording audit event %s: %w", ev.Spec.Action, err)
+	}
+	r.head = &head{sequence: ev.Spec.Sequence, hash: ev.Spec.Hash}
+	return true, nil
 }
 
 func (r *Recorder) spec(e Entry) pimv1.AuditEventSpec {
