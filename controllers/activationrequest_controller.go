@@ -47,7 +47,7 @@ type ActivationRequestReconciler struct {
 	Options
 }
 
-// +kubebuilder:rbac:groups=kubepim.io,resources=activationrequests,verbs=get;list;watch;patch;delete
+// +kubebuilder:rbac:groups=kubepim.io,resources=activationrequests,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=kubepim.io,resources=activationrequests/status,verbs=get;update;patch
 
 // Reconcile advances one ActivationRequest at this instant and asks to be
@@ -79,9 +79,6 @@ func (r *ActivationRequestReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		return ctrl.Result{}, aerr
 	}
 	if perr := patchStatus(ctx, r.Client, before, ar, equalStatus(before.Status, ar.Status)); perr != nil {
-		return ctrl.Result{}, perr
-	}
-	if perr := r.labelState(ctx, ar); perr != nil {
 		return ctrl.Result{}, perr
 	}
 	if err != nil {
@@ -259,6 +256,10 @@ func (r *ActivationRequestReconciler) grant(ctx context.Context, ar *pimv1.Activ
 		Subject:   rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: ar.Spec.Requester.Username},
 		RoleRef:   ar.Spec.RoleRef,
 		Namespace: ar.Spec.Namespace,
+		Annotations: map[string]string{
+			pimv1.AnnotationActivatedAt: ar.Status.ActivatedAt.UTC().Format(time.RFC3339),
+			pimv1.AnnotationExpiresAt:   ar.Status.ExpiresAt.UTC().Format(time.RFC3339),
+		},
 	})
 	outcome, err := r.Bindings.Sync(ctx, r.owner(ar), want)
 	if err != nil {
@@ -279,23 +280,44 @@ func (r *ActivationRequestReconciler) grant(ctx context.Context, ar *pimv1.Activ
 	return policy.Earliest(ar.Status.ExpiresAt.Time, eligibleEnd), nil
 }
 
-// fixTiming writes activatedAt and expiresAt, in whole seconds, and stores
-// them before any binding exists: the deadline is on record first, so a
-// manager that dies right after granting still revokes on time.
+// fixTiming sets activatedAt and expiresAt, in whole seconds. They are
+// stored with this pass's status; a grant in this pass also stamps them on
+// the binding (in the binding's own create), so the deadline is on record
+// wherever access exists: a manager that dies after granting and before
+// storing the status finds them there, and revokes on time.
 func (r *ActivationRequestReconciler) fixTiming(ctx context.Context, ar *pimv1.ActivationRequest, now time.Time) error {
 	w := policy.RequestedWindow(ar, now)
-	// Patch a copy with only the timing changed: the rest of this pass's
-	// status is stored at its end, and must not be overwritten by the
-	// server's answer here.
-	timed := ar.DeepCopy()
-	timed.Status.ActivatedAt = &metav1.Time{Time: w.Start}
-	timed.Status.ExpiresAt = &metav1.Time{Time: *w.End}
-	if err := r.Status().Patch(ctx, timed, client.MergeFrom(ar)); err != nil {
+	start, end := w.Start, *w.End
+	granted, err := r.grantedTiming(ctx, ar)
+	if err != nil {
 		return err
 	}
-	ar.Status.ActivatedAt, ar.Status.ExpiresAt = timed.Status.ActivatedAt, timed.Status.ExpiresAt
-	ar.ResourceVersion = timed.ResourceVersion
+	if granted != nil {
+		start, end = granted.Start, *granted.End
+	}
+	ar.Status.ActivatedAt = &metav1.Time{Time: start}
+	ar.Status.ExpiresAt = &metav1.Time{Time: end}
 	return nil
+}
+
+// grantedTiming reads the timing stamped on a binding this very request
+// was granted with, if any.
+func (r *ActivationRequestReconciler) grantedTiming(ctx context.Context, ar *pimv1.ActivationRequest) (*policy.Window, error) {
+	owned, err := r.Bindings.Owned(ctx, r.owner(ar))
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range owned {
+		if b.GetLabels()[pimv1.LabelOwnerUID] != string(ar.UID) {
+			continue
+		}
+		start, err1 := time.Parse(time.RFC3339, b.GetAnnotations()[pimv1.AnnotationActivatedAt])
+		end, err2 := time.Parse(time.RFC3339, b.GetAnnotations()[pimv1.AnnotationExpiresAt])
+		if err1 == nil && err2 == nil {
+			return &policy.Window{Start: start, End: &end}, nil
+		}
+	}
+	return nil, nil
 }
 
 // end moves the request to a final state and removes its binding.
@@ -381,7 +403,8 @@ func (r *ActivationRequestReconciler) setState(ar *pimv1.ActivationRequest, now 
 		Message: message, ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
 }
 
-// announce records each state change in the audit trail and as an Event.
+// announce records each state change in the audit trail and as an Event
+// (but for the scheduled expiry of an activation).
 // A pass can take a new request straight to Active: its request is
 // recorded too.
 func (r *ActivationRequestReconciler) announce(ctx context.Context, before, after *pimv1.ActivationRequest) error {
@@ -401,6 +424,13 @@ func (r *ActivationRequestReconciler) announce(ctx context.Context, before, afte
 		if err := r.Audit.Record(ctx, r.auditEntry(after, to)); err != nil {
 			return err
 		}
+	}
+	if ready := meta.FindStatusCondition(after.Status.Conditions, pimv1.ConditionReady); from == pimv1.ActivationStateActive &&
+		to == pimv1.ActivationStateExpired && ready != nil && ready.Reason == pimv1.ReasonExpired {
+		// An expiry at the instant the Activated Event announced ("active
+		// until ...") tells nothing new: status and the audit trail record
+		// it, and the Event would be one more write per activation.
+		return nil
 	}
 	kind := corev1.EventTypeNormal
 	if to == pimv1.ActivationStateFailed {
@@ -508,20 +538,6 @@ func requesterName(ar *pimv1.ActivationRequest) string {
 		return "unknown requester"
 	}
 	return ar.Spec.Requester.Username
-}
-
-// labelState mirrors the state in a label, so that approvers can select
-// what waits for them.
-func (r *ActivationRequestReconciler) labelState(ctx context.Context, ar *pimv1.ActivationRequest) error {
-	if ar.Status.State == "" || ar.Labels[pimv1.LabelState] == ar.Status.State {
-		return nil
-	}
-	patch := client.MergeFrom(ar.DeepCopy())
-	if ar.Labels == nil {
-		ar.Labels = map[string]string{}
-	}
-	ar.Labels[pimv1.LabelState] = ar.Status.State
-	return client.IgnoreNotFound(r.Patch(ctx, ar, patch))
 }
 
 func (r *ActivationRequestReconciler) owner(ar *pimv1.ActivationRequest) bindings.Owner {

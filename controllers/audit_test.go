@@ -105,6 +105,40 @@ var _ = Describe("Audit trail", Ordered, func() {
 		Consistently(func() []string { return actionsAndActors(eventsAbout(uid)) }, "1s").Should(Equal(want))
 	})
 
+	It("stays gapless and records each action once while many activations are reconciled at once", func() {
+		// The manager runs several workers per controller: these requests
+		// are granted side by side, and their audit events all go through
+		// one chain.
+		const n = 12
+		var reqs []*pimv1.ActivationRequest
+		for i := range n {
+			name := uniq(fmt.Sprintf("crowd%d", i))
+			role, _ := eligibleFor(user(name), nil)
+			ar := activation(uniq("crowd"), role, time.Hour, "parallel")
+			reqs = append(reqs, ar)
+			DeferCleanup(func() { _ = k8s.Delete(ctx, ar) })
+			obj := ar.DeepCopy()
+			go func() {
+				defer GinkgoRecover()
+				Expect(as(name, nil, nil).Create(ctx, obj)).To(Succeed())
+			}()
+		}
+		for _, ar := range reqs {
+			Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStateActive))
+		}
+		for _, ar := range reqs {
+			uid := string(getActivation(ar).UID)
+			Eventually(func() []string {
+				var actions []string
+				for _, ev := range eventsAbout(uid) {
+					actions = append(actions, ev.Spec.Action)
+				}
+				return actions
+			}).Should(Equal([]string{pimv1.AuditActivationRequested, pimv1.AuditActivated}))
+		}
+		Expect(verify().OK()).To(BeTrue(), verify().String())
+	})
+
 	It("records an assignment's life, with who made it", func() {
 		role := uniq("audited-role")
 		clusterRoleFor(role, "pods", "get")

@@ -46,9 +46,15 @@ const (
 	// AnnotationDecisions holds the signed approval records; only kubepim's
 	// webhook writes it.
 	AnnotationDecisions = "kubepim.io/decisions"
-	// LabelState mirrors status.state so approvers can select what waits
-	// for them: -l kubepim.io/state=PendingApproval.
-	LabelState = "kubepim.io/state"
+	// AnnotationActivatedAt and AnnotationExpiresAt (RFC 3339, whole
+	// seconds) are stamped on the binding an activation grants with: the
+	// deadline is stored with the access it bounds, in the same write, so a
+	// manager that dies before storing the status still revokes on time.
+	AnnotationActivatedAt = "kubepim.io/activated-at"
+	AnnotationExpiresAt   = "kubepim.io/expires-at"
+	// FieldState is the field selector of an ActivationRequest's state:
+	// --field-selector status.state=PendingApproval.
+	FieldState = "status.state"
 )
 
 // Ticket is a change or incident ticket backing an activation.
@@ -193,6 +199,7 @@ type ActivationRequestStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=pimar;pimact,categories=pim
+// +kubebuilder:selectablefield:JSONPath=`.status.state`
 // +kubebuilder:printcolumn:name="Role",type=string,JSONPath=`.spec.roleRef.name`
 // +kubebuilder:printcolumn:name="Namespace",type=string,JSONPath=`.spec.namespace`
 // +kubebuilder:printcolumn:name="Requester",type=string,JSONPath=`.spec.requester.username`

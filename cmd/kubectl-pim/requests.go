@@ -75,7 +75,7 @@ func (p *pim) approvalsCommand() *cobra.Command {
 					}
 				}
 				return true
-			}, client.MatchingLabels{pimv1.LabelState: pimv1.ActivationStatePendingApproval})
+			}, client.MatchingFields{pimv1.FieldState: pimv1.ActivationStatePendingApproval})
 		},
 	}
 }

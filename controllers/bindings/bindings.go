@@ -2,8 +2,10 @@
 // grants with: exactly the one an owner (a RoleAssignment or an
 // ActivationRequest) should have, or none. Every binding it makes carries the
 // managed-by label and its owner's kind, name and UID, so that drift can be
-// repaired and orphans removed, and every revocation re-reads the binding from
-// the API server and deletes it with a UID precondition.
+// repaired and orphans removed, and every revocation deletes exactly the
+// version of the binding that was seen (UID and resourceVersion
+// preconditions), re-reading it from the API server when that version is
+// gone.
 package bindings
 
 import (
@@ -64,6 +66,8 @@ type Grant struct {
 	Subject   rbacv1.Subject
 	RoleRef   pimv1.RoleRef
 	Namespace string // empty: a ClusterRoleBinding
+	// Annotations are added to the binding's own (and kept there).
+	Annotations map[string]string
 }
 
 // SubjectFor converts a kubepim subject to an RBAC subject.
@@ -91,6 +95,11 @@ func Name(prefix, ownerName string) string {
 
 // Desired builds the binding for a grant.
 func Desired(owner Owner, name string, g Grant) client.Object {
+	annotations := maps.Clone(g.Annotations)
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	annotations[pimv1.AnnotationOwnerName] = owner.Name
 	meta := metav1.ObjectMeta{
 		Name:      name,
 		Namespace: g.Namespace,
@@ -99,7 +108,7 @@ func Desired(owner Owner, name string, g Grant) client.Object {
 			pimv1.LabelOwnerKind: owner.Kind,
 			pimv1.LabelOwnerUID:  string(owner.UID),
 		},
-		Annotations: map[string]string{pimv1.AnnotationOwnerName: owner.Name},
+		Annotations: annotations,
 		// A second line of defence: in a cluster running garbage collection,
 		// deleting the owner deletes the binding even if kubepim is down.
 		OwnerReferences: []metav1.OwnerReference{{
@@ -160,7 +169,7 @@ type Syncer struct {
 // repairs want and revokes every other binding the owner has.
 func (s *Syncer) Sync(ctx context.Context, owner Owner, want client.Object) (Outcome, error) {
 	var out Outcome
-	owned, err := s.owned(ctx, owner)
+	owned, err := s.Owned(ctx, owner)
 	if err != nil {
 		return out, err
 	}
@@ -187,9 +196,10 @@ func (s *Syncer) Sync(ctx context.Context, owner Owner, want client.Object) (Out
 	return out, nil
 }
 
-// owned lists the managed bindings recorded for owner (by kind and name; an
-// earlier owner of the same name shows up here too and is revoked).
-func (s *Syncer) owned(ctx context.Context, owner Owner) ([]client.Object, error) {
+// Owned lists the managed bindings recorded for owner, from the cache (by
+// kind and name: an earlier owner of the same name shows up here too, and
+// Sync revokes it).
+func (s *Syncer) Owned(ctx context.Context, owner Owner) ([]client.Object, error) {
 	var crbs rbacv1.ClusterRoleBindingList
 	if err := s.Client.List(ctx, &crbs, client.MatchingFields{OwnerIndex: owner.indexKey()}); err != nil {
 		return nil, err
@@ -213,20 +223,26 @@ func (s *Syncer) ensure(ctx context.Context, owner Owner, want client.Object) (c
 	current := want.DeepCopyObject().(client.Object)
 	err = s.Client.Get(ctx, client.ObjectKeyFromObject(want), current)
 	if apierrors.IsNotFound(err) {
-		// The cache only holds managed bindings: an unmanaged binding of the
-		// same name, or one whose label was removed, is invisible to it.
-		err = s.APIReader.Get(ctx, client.ObjectKeyFromObject(want), current)
-	}
-	switch {
-	case apierrors.IsNotFound(err):
-		if err := s.Client.Create(ctx, want); err != nil {
-			if apierrors.IsAlreadyExists(err) {
-				return false, false, fmt.Errorf("binding appeared while creating it, will retry: %w", err)
-			}
+		// Not in the cache: create it straight away, without a read first —
+		// this is the grant's critical path. The cache only holds managed
+		// bindings, so an unmanaged binding of the same name (or one whose
+		// label was removed) may be there: the create then fails and that
+		// binding is read from the API server and judged below.
+		create := want.DeepCopyObject().(client.Object)
+		err = s.Client.Create(ctx, create)
+		if err == nil {
+			want.SetUID(create.GetUID())
+			return true, false, nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
 			return false, false, err
 		}
-		return true, false, nil
-	case err != nil:
+		err = s.APIReader.Get(ctx, client.ObjectKeyFromObject(want), current)
+		if apierrors.IsNotFound(err) {
+			return false, false, fmt.Errorf("binding %s existed and then did not while creating it, will retry: %w", want.GetName(), err)
+		}
+	}
+	if err != nil {
 		return false, false, err
 	}
 	if !ownedBy(current, owner) {
@@ -268,25 +284,43 @@ func (s *Syncer) ensure(ctx context.Context, owner Owner, want client.Object) (c
 	return false, true, nil
 }
 
-// Revoke deletes a managed binding. It re-reads the binding from the API
-// server (the cache may lag) and deletes it with a UID precondition, so that
-// only the very binding that was read is deleted. It reports whether a
-// binding was deleted.
+// Revoke deletes a managed binding. It deletes the very version it was
+// given (UID and resourceVersion preconditions), which was managed by
+// kubepim when it was read; if the binding changed since (the cache may
+// lag), it re-reads it from the API server, checks that it is still
+// kubepim's, and deletes that version. It reports whether a binding was
+// deleted.
 func (s *Syncer) Revoke(ctx context.Context, obj client.Object) (bool, error) {
+	if isKubepims(obj) && obj.GetUID() != "" && obj.GetResourceVersion() != "" {
+		removed, err := s.deleteExactly(ctx, obj)
+		if !apierrors.IsConflict(err) {
+			return removed, err
+		}
+	}
 	fresh := obj.DeepCopyObject().(client.Object)
 	if err := s.APIReader.Get(ctx, client.ObjectKeyFromObject(obj), fresh); err != nil {
 		return false, client.IgnoreNotFound(err)
 	}
-	if fresh.GetLabels()[pimv1.LabelManagedBy] != pimv1.ManagedByValue && !hasKubepimOwnerRef(fresh) {
+	if !isKubepims(fresh) {
 		// Not ours (any more): never delete what kubepim does not manage.
 		return false, nil
 	}
-	uid := fresh.GetUID()
-	err := s.Client.Delete(ctx, fresh, client.Preconditions{UID: &uid})
+	return s.deleteExactly(ctx, fresh)
+}
+
+// deleteExactly deletes obj if it is still the version read: a Conflict
+// means it changed (or was replaced) since.
+func (s *Syncer) deleteExactly(ctx context.Context, obj client.Object) (bool, error) {
+	uid, rv := obj.GetUID(), obj.GetResourceVersion()
+	err := s.Client.Delete(ctx, obj, client.Preconditions{UID: &uid, ResourceVersion: &rv})
 	if apierrors.IsNotFound(err) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+func isKubepims(obj client.Object) bool {
+	return obj.GetLabels()[pimv1.LabelManagedBy] == pimv1.ManagedByValue || hasKubepimOwnerRef(obj)
 }
 
 func ownedBy(obj client.Object, owner Owner) bool {

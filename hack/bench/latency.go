@@ -32,12 +32,12 @@ func (b *bench) quiet(ctx context.Context, d, timeout time.Duration) error {
 }
 
 // settled waits until the pass that activated ar has finished (its last
-// write is the state label) and its follow-up pass (the binding's watch
+// write is the status) and its follow-up pass (the binding's watch
 // event) has run, so that the next measurement starts on an idle manager.
 func (b *bench) settled(ctx context.Context, name string) error {
 	err := poll(ctx, 2*time.Millisecond, 30*time.Second, func() (bool, error) {
 		got, err := b.getActivation(ctx, name)
-		return err == nil && got.Labels[pimv1.LabelState] == pimv1.ActivationStateActive, err
+		return err == nil && got.Status.State == pimv1.ActivationStateActive, err
 	})
 	if err != nil {
 		return fmt.Errorf("%s did not settle: %w", name, err)
@@ -66,7 +66,7 @@ func (b *bench) lifecycle(ctx context.Context, res *results) error {
 		}
 		err := poll(ctx, 20*time.Millisecond, 30*time.Second, func() (bool, error) {
 			got, err := b.getActivation(ctx, ar.Name)
-			return err == nil && got.Status.State == pimv1.ActivationStateExpired && got.Labels[pimv1.LabelState] == pimv1.ActivationStateExpired, err
+			return err == nil && got.Status.State == pimv1.ActivationStateExpired, err
 		})
 		if err != nil {
 			return fmt.Errorf("%s did not expire: %w", ar.Name, err)
@@ -372,7 +372,7 @@ func (b *bench) throughput(ctx context.Context, res *results) error {
 	err = poll(ctx, 100*time.Millisecond, 10*time.Minute, func() (bool, error) {
 		list := &metav1.PartialObjectMetadataList{}
 		list.SetGroupVersionKind(pimv1.GroupVersion.WithKind("ActivationRequestList"))
-		if err := b.admin.List(ctx, list, client.MatchingLabels{pimv1.LabelState: pimv1.ActivationStateActive}); err != nil {
+		if err := b.admin.List(ctx, list, client.MatchingFields{pimv1.FieldState: pimv1.ActivationStateActive}); err != nil {
 			return false, err
 		}
 		active := 0
@@ -391,7 +391,7 @@ func (b *bench) throughput(ctx context.Context, res *results) error {
 	writes, w, _ := delta(before, b.counter.snapshot())
 	res.add(row{Metric: fmt.Sprintf("Throughput: %d activations in flight, create → all Active", n), P50: "—", P99: "—",
 		Max: fmt.Sprintf("%.0f activations/s (%s)", float64(n)/total.Seconds(), secs(total)), Target: "—", Verdict: "reported"})
-	res.note("Throughput run: the %d creates (100 at a time, through both admission webhooks) took %s; all were Active (state label) %s after the first; the manager sent %.1f writes per activation up to Active (%s).",
+	res.note("Throughput run: the %d creates (100 at a time, through both admission webhooks) took %s; all were Active (status.state) %s after the first; the manager sent %.1f writes per activation up to Active (%s).",
 		n, secs(created), secs(total), float64(w)/float64(n), formatBreakdown(maps.Clone(writes), float64(n)))
 	return nil
 }
