@@ -11,6 +11,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -100,6 +101,37 @@ var _ = Describe("ActivationRequest", func() {
 		fakeClock.SetTime(got.Status.ExpiresAt.Time)
 		Eventually(func() bool { return canI(alice, nil, "list", "pods", "default") }).Should(BeFalse())
 		Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStateExpired))
+	})
+
+	It("stamps the deadline on the binding, and keeps it when the status lost it", func() {
+		alice := uniq("alice")
+		role, _ := eligibleFor(user(alice), nil)
+		ar := activation(uniq("stamped"), role, time.Hour, "INC-7")
+		Expect(as(alice, nil, nil).Create(ctx, ar)).To(Succeed())
+		DeferCleanup(func() { _ = k8s.Delete(ctx, ar) })
+		Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStateActive))
+		got := getActivation(ar)
+		b := &rbacv1.ClusterRoleBinding{}
+		Expect(k8s.Get(ctx, client.ObjectKey{Name: got.Status.Binding.Name}, b)).To(Succeed())
+		Expect(b.Annotations).To(HaveKeyWithValue(pimv1.AnnotationActivatedAt, got.Status.ActivatedAt.UTC().Format(time.RFC3339)))
+		Expect(b.Annotations).To(HaveKeyWithValue(pimv1.AnnotationExpiresAt, got.Status.ExpiresAt.UTC().Format(time.RFC3339)))
+
+		// As if the manager had died after creating the binding and before
+		// storing the status: the next pass, later, must not start the hour
+		// again.
+		activatedAt, expiresAt := got.Status.ActivatedAt.DeepCopy(), got.Status.ExpiresAt.DeepCopy()
+		Expect(k8s.Status().Patch(ctx, got.DeepCopy(), client.RawPatch(types.MergePatchType,
+			[]byte(`{"status":{"activatedAt":null,"expiresAt":null}}`)))).To(Succeed())
+		fakeClock.Step(10 * time.Minute)
+		Expect(annotate(k8s, ar, "example.com/touched", "yes")).To(Succeed())
+		Eventually(func() string {
+			if e := getActivation(ar).Status.ExpiresAt; e != nil {
+				return e.UTC().Format(time.RFC3339)
+			}
+			return "not set"
+		}).Should(Equal(expiresAt.UTC().Format(time.RFC3339)))
+		Expect(getActivation(ar).Status.ActivatedAt.UTC()).To(Equal(activatedAt.UTC()))
+		Expect(activationState(ar)()).To(Equal(pimv1.ActivationStateActive))
 	})
 
 	It("binds the requester alone when eligibility comes through a group", func() {
