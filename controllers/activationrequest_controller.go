@@ -562,7 +562,7 @@ func latest(a, b time.Time) time.Time {
 // the requests they extend and the bindings they own.
 func (r *ActivationRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	activeCollector.reader = mgr.GetClient()
-	ownedBindings := enqueueBindingOwner("ActivationRequest")
+	ownedBindings := enqueueBindingOwner("ActivationRequest", r.Bindings)
 	// An eligible assignment that changes or goes may end activations at once.
 	byAssignment := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
 		ra := obj.(*pimv1.RoleAssignment)

@@ -228,7 +228,7 @@ func (r *RoleAssignmentReconciler) auditEntry(ra *pimv1.RoleAssignment, action s
 
 // SetupWithManager watches RoleAssignments and the bindings they own.
 func (r *RoleAssignmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	ownerRequests := enqueueBindingOwner("RoleAssignment")
+	ownerRequests := enqueueBindingOwner("RoleAssignment", r.Bindings)
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&pimv1.RoleAssignment{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&rbacv1.ClusterRoleBinding{}, ownerRequests).

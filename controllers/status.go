@@ -6,7 +6,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -33,12 +35,28 @@ func patchStatus(ctx context.Context, c client.Client, before, after client.Obje
 }
 
 // enqueueBindingOwner maps a managed binding to the kubepim object of kind
-// that owns it, so that drift is repaired at once.
-func enqueueBindingOwner(kind string) handler.EventHandler {
-	return handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
+// that owns it, so that drift is repaired at once. The echoes of the
+// syncer's own creates and deletes are left out: the pass that made them
+// has done the work.
+func enqueueBindingOwner(kind string, syncer *bindings.Syncer) handler.EventHandler {
+	owner := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
 		if name := bindings.OwnerName(obj, kind); name != "" {
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
 		}
 		return nil
 	})
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if !syncer.Echo(kind, e.Object, false) {
+				owner.Create(ctx, e, q)
+			}
+		},
+		UpdateFunc: owner.Update,
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if !syncer.Echo(kind, e.Object, true) {
+				owner.Delete(ctx, e, q)
+			}
+		},
+		GenericFunc: owner.Generic,
+	}
 }

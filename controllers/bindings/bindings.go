@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -163,6 +164,54 @@ type Syncer struct {
 	// APIReader reads from the API server directly, for revocations and for
 	// names the cache cannot see.
 	APIReader client.Reader
+
+	// echoes are the creations and deletions this Syncer made whose watch
+	// events have not come back yet, by binding UID (the resourceVersion
+	// created; "" for a deletion).
+	mu      sync.Mutex
+	created map[types.UID]string
+	deleted map[types.UID]bool
+}
+
+// Echo reports whether a binding's create (deleted false) or delete
+// (deleted true) watch event is the echo of this Syncer's own write for an
+// owner of kind, and forgets it then. The pass that wrote it already knew:
+// running the owner's reconcile again for it, from a cache that may not yet
+// hold that pass's own status, would repeat its work. A binding changed by
+// anyone since (another resourceVersion) is no echo.
+func (s *Syncer) Echo(kind string, obj client.Object, deleted bool) bool {
+	if obj.GetLabels()[pimv1.LabelOwnerKind] != kind {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if deleted {
+		if s.deleted[obj.GetUID()] {
+			delete(s.deleted, obj.GetUID())
+			return true
+		}
+		return false
+	}
+	rv, ok := s.created[obj.GetUID()]
+	delete(s.created, obj.GetUID())
+	return ok && rv == obj.GetResourceVersion()
+}
+
+func (s *Syncer) wrote(obj client.Object, deleted bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if deleted {
+		if s.deleted == nil {
+			s.deleted = map[types.UID]bool{}
+		}
+		delete(s.created, obj.GetUID())
+		s.deleted[obj.GetUID()] = true
+		return
+	}
+	if s.created == nil {
+		s.created = map[types.UID]string{}
+	}
+	s.created[obj.GetUID()] = obj.GetResourceVersion()
 }
 
 // Sync makes want (nil for none) the only binding of owner: it creates or
@@ -231,6 +280,7 @@ func (s *Syncer) ensure(ctx context.Context, owner Owner, want client.Object) (c
 		create := want.DeepCopyObject().(client.Object)
 		err = s.Client.Create(ctx, create)
 		if err == nil {
+			s.wrote(create, false)
 			want.SetUID(create.GetUID())
 			return true, false, nil
 		}
@@ -260,6 +310,7 @@ func (s *Syncer) ensure(ctx context.Context, owner Owner, want client.Object) (c
 		if err := s.Client.Create(ctx, want); err != nil {
 			return false, false, err
 		}
+		s.wrote(want, false)
 		return false, true, nil
 	}
 	repairedObj := current.DeepCopyObject().(client.Object)
@@ -315,6 +366,9 @@ func (s *Syncer) deleteExactly(ctx context.Context, obj client.Object) (bool, er
 	err := s.Client.Delete(ctx, obj, client.Preconditions{UID: &uid, ResourceVersion: &rv})
 	if apierrors.IsNotFound(err) {
 		return false, nil
+	}
+	if err == nil {
+		s.wrote(obj, true)
 	}
 	return err == nil, err
 }
