@@ -32,13 +32,18 @@ const DefaultMaxRequeue = 5 * time.Minute
 
 // CacheOptions restricts the manager's cache of RoleBindings and
 // ClusterRoleBindings to the ones kubepim manages: a large cluster has many
-// bindings kubepim never needs to hold in memory.
+// bindings kubepim never needs to hold in memory. Nothing in kubepim reads
+// managedFields, so the cache drops them: they are a large share of each
+// cached object (and an update that omits them keeps them on the server).
 func CacheOptions() cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{pimv1.LabelManagedBy: pimv1.ManagedByValue})
-	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&rbacv1.ClusterRoleBinding{}: {Label: managed},
-		&rbacv1.RoleBinding{}:        {Label: managed},
-	}}
+	return cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&rbacv1.ClusterRoleBinding{}: {Label: managed},
+			&rbacv1.RoleBinding{}:        {Label: managed},
+		},
+	}
 }
 
 // DefaultAuditRetention is how long AuditEvents are kept.

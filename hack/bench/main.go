@@ -15,11 +15,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -76,6 +78,9 @@ func main() {
 	ctrl.SetLogger(logr.New(&errorSink{}))
 	ctx, cancel := context.WithTimeout(context.Background(), *flagTimeout)
 	defer cancel()
+	// Ctrl-C stops the runs and still tears the control plane down.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	res := &results{}
 	start := time.Now()
 	err := run(ctx, res)
@@ -105,7 +110,7 @@ func run(ctx context.Context, res *results) error {
 		return err
 	}
 	if enabled("lifecycle") || enabled("bare") || enabled("grant") || enabled("approval") || enabled("revoke") || enabled("throughput") {
-		b, err := setup(ctx, root)
+		b, err := setup(ctx, root, true)
 		if err != nil {
 			return err
 		}
@@ -117,12 +122,16 @@ func run(ctx context.Context, res *results) error {
 	}
 	if enabled("scale") {
 		// A fresh control plane: the scale steps count only their own
-		// assignments.
-		b, err := setup(ctx, root)
+		// assignments. The manager runs as its own process (cmd/manager),
+		// so that its memory and CPU are measured without the benchmark's.
+		b, err := setup(ctx, root, false)
 		if err != nil {
 			return err
 		}
-		err = b.scale(ctx, res)
+		err = b.startProcess(ctx, root)
+		if err == nil {
+			err = b.scale(ctx, res)
+		}
 		b.teardown()
 		if err != nil {
 			return err
@@ -165,9 +174,13 @@ type bench struct {
 	stopMgr func()
 	// bareGrant is the physical limit, for the grant ratio.
 	bareGrant sample
+	// proc is the manager as a process of its own (scale steps), or nil.
+	proc *managerProcess
 }
 
-func setup(ctx context.Context, root string) (*bench, error) {
+// setup starts a control plane and, with inProcess, kubepim's manager in
+// this process.
+func setup(ctx context.Context, root string, inProcess bool) (*bench, error) {
 	logf("starting kube-apiserver and etcd")
 	env, err := kubepimtest.Start(root)
 	if err != nil {
@@ -209,11 +222,34 @@ func setup(ctx context.Context, root string) (*bench, error) {
 			return nil, b.fail(err)
 		}
 	}
+	if !inProcess {
+		return b, nil
+	}
 	logf("starting the kubepim manager")
 	if b.stopMgr, err = env.StartManager(clock.RealClock{}); err != nil {
 		return nil, b.fail(err)
 	}
 	return b, nil
+}
+
+// startProcess builds and starts cmd/manager as a process of its own and
+// waits until its webhooks admit an assignment.
+func (b *bench) startProcess(ctx context.Context, root string) error {
+	logf("building and starting cmd/manager as its own process")
+	var err error
+	if b.proc, err = newManagerProcess(ctx, root, b.env); err != nil {
+		return err
+	}
+	if err := b.proc.start(); err != nil {
+		return err
+	}
+	if err := b.clusterRole(ctx, "bench-warmup"); err != nil {
+		return err
+	}
+	warmup := assignment("warmup", "bench-warmup", "warmup-user", "bench-warmup", pimv1.AssignmentEligible, nil)
+	return poll(ctx, 20*time.Millisecond, 2*time.Minute, func() (bool, error) {
+		return b.admin.Create(ctx, warmup.DeepCopy()) == nil, nil
+	})
 }
 
 func (b *bench) fail(err error) error {
@@ -239,6 +275,9 @@ func (b *bench) stopManager() {
 
 func (b *bench) teardown() {
 	b.stopManager()
+	if b.proc != nil {
+		b.proc.cleanup()
+	}
 	if err := b.env.Stop(); err != nil {
 		logf("stopping the control plane: %v", err)
 	}

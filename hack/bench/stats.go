@@ -115,3 +115,6 @@ func (r *results) print(w io.Writer) {
 		}
 	}
 }
+
+// verdictMax judges a value against an upper bound.
+func verdictMax(v, target float64) string { return verdict(v <= target, v/target) }
