@@ -165,20 +165,32 @@ type Syncer struct {
 	// names the cache cannot see.
 	APIReader client.Reader
 
-	// echoes are the creations and deletions this Syncer made whose watch
-	// events have not come back yet, by binding UID (the resourceVersion
-	// created; "" for a deletion).
+	// echoes are the creates (by kind/namespace/name) and deletes (by
+	// UID) this Syncer sent whose watch events have not come back yet.
+	// They are noted before the request is sent: the watch event may be
+	// delivered before the response.
 	mu      sync.Mutex
-	created map[types.UID]string
-	deleted map[types.UID]bool
+	created map[string]*echo
+	deleted map[types.UID]*echo
+}
+
+// echo is one expected watch event.
+type echo struct {
+	done bool   // the request returned
+	rv   string // the resourceVersion created
+	seen bool   // the event came while the request was in flight
+}
+
+func echoKey(obj client.Object) string {
+	return Reference(obj).Kind + "/" + obj.GetNamespace() + "/" + obj.GetName()
 }
 
 // Echo reports whether a binding's create (deleted false) or delete
-// (deleted true) watch event is the echo of this Syncer's own write for an
-// owner of kind, and forgets it then. The pass that wrote it already knew:
-// running the owner's reconcile again for it, from a cache that may not yet
-// hold that pass's own status, would repeat its work. A binding changed by
-// anyone since (another resourceVersion) is no echo.
+// (deleted true) watch event is the echo of this Syncer's own request for
+// an owner of kind, and forgets it then. The pass that sent it already
+// knew: running the owner's reconcile again for it, from a cache that may
+// not yet hold that pass's own status, would only repeat its work. A
+// binding changed by anyone since (another resourceVersion) is no echo.
 func (s *Syncer) Echo(kind string, obj client.Object, deleted bool) bool {
 	if obj.GetLabels()[pimv1.LabelOwnerKind] != kind {
 		return false
@@ -186,32 +198,54 @@ func (s *Syncer) Echo(kind string, obj client.Object, deleted bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if deleted {
-		if s.deleted[obj.GetUID()] {
-			delete(s.deleted, obj.GetUID())
-			return true
-		}
-		return false
+		return consume(s.deleted, obj.GetUID(), "")
 	}
-	rv, ok := s.created[obj.GetUID()]
-	delete(s.created, obj.GetUID())
-	return ok && rv == obj.GetResourceVersion()
+	return consume(s.created, echoKey(obj), obj.GetResourceVersion())
 }
 
-func (s *Syncer) wrote(obj client.Object, deleted bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if deleted {
-		if s.deleted == nil {
-			s.deleted = map[types.UID]bool{}
+func consume[K comparable](m map[K]*echo, key K, rv string) bool {
+	e := m[key]
+	if e == nil {
+		return false
+	}
+	if !e.done {
+		e.seen = true
+		return true
+	}
+	delete(m, key)
+	return rv == "" || e.rv == rv
+}
+
+// expect notes a request about to be sent; its result is given to the
+// returned function.
+func expect[K comparable](mu *sync.Mutex, m *map[K]*echo, key K) func(ok bool, rv string) {
+	mu.Lock()
+	if *m == nil {
+		*m = map[K]*echo{}
+	}
+	e := &echo{}
+	(*m)[key] = e
+	mu.Unlock()
+	return func(ok bool, rv string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if (*m)[key] != e {
+			return
 		}
-		delete(s.created, obj.GetUID())
-		s.deleted[obj.GetUID()] = true
-		return
+		if !ok || e.seen {
+			delete(*m, key)
+			return
+		}
+		e.done, e.rv = true, rv
 	}
-	if s.created == nil {
-		s.created = map[types.UID]string{}
-	}
-	s.created[obj.GetUID()] = obj.GetResourceVersion()
+}
+
+// create creates obj, noting its echo.
+func (s *Syncer) create(ctx context.Context, obj client.Object) error {
+	done := expect(&s.mu, &s.created, echoKey(obj))
+	err := s.Client.Create(ctx, obj)
+	done(err == nil, obj.GetResourceVersion())
+	return err
 }
 
 // Sync makes want (nil for none) the only binding of owner: it creates or
@@ -278,9 +312,8 @@ func (s *Syncer) ensure(ctx context.Context, owner Owner, want client.Object) (c
 		// label was removed) may be there: the create then fails and that
 		// binding is read from the API server and judged below.
 		create := want.DeepCopyObject().(client.Object)
-		err = s.Client.Create(ctx, create)
+		err = s.create(ctx, create)
 		if err == nil {
-			s.wrote(create, false)
 			want.SetUID(create.GetUID())
 			return true, false, nil
 		}
@@ -307,10 +340,9 @@ func (s *Syncer) ensure(ctx context.Context, owner Owner, want client.Object) (c
 		if _, err := s.Revoke(ctx, current); err != nil {
 			return false, false, err
 		}
-		if err := s.Client.Create(ctx, want); err != nil {
+		if err := s.create(ctx, want); err != nil {
 			return false, false, err
 		}
-		s.wrote(want, false)
 		return false, true, nil
 	}
 	repairedObj := current.DeepCopyObject().(client.Object)
@@ -363,12 +395,11 @@ func (s *Syncer) Revoke(ctx context.Context, obj client.Object) (bool, error) {
 // means it changed (or was replaced) since.
 func (s *Syncer) deleteExactly(ctx context.Context, obj client.Object) (bool, error) {
 	uid, rv := obj.GetUID(), obj.GetResourceVersion()
+	done := expect(&s.mu, &s.deleted, uid)
 	err := s.Client.Delete(ctx, obj, client.Preconditions{UID: &uid, ResourceVersion: &rv})
+	done(err == nil, "")
 	if apierrors.IsNotFound(err) {
 		return false, nil
-	}
-	if err == nil {
-		s.wrote(obj, true)
 	}
 	return err == nil, err
 }

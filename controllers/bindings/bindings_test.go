@@ -180,3 +180,53 @@ func TestOwnerKeyAndName(t *testing.T) {
 		})
 	}
 }
+
+func TestEcho(t *testing.T) {
+	binding := func(rv string) *rbacv1.ClusterRoleBinding {
+		return &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "kubepim-ar-x", UID: "u1", ResourceVersion: rv,
+			Labels: map[string]string{pimv1.LabelOwnerKind: "ActivationRequest"}}}
+	}
+	s := &Syncer{}
+
+	// The watch event comes back after the response: an echo once.
+	done := expect(&s.mu, &s.created, echoKey(binding("")))
+	done(true, "5")
+	if s.Echo("RoleAssignment", binding("5"), false) {
+		t.Error("an echo for another owner kind")
+	}
+	if !s.Echo("ActivationRequest", binding("5"), false) {
+		t.Error("the create's own event is no echo")
+	}
+	if s.Echo("ActivationRequest", binding("5"), false) {
+		t.Error("an echo counted twice")
+	}
+
+	// Before the response: an echo, and nothing is left behind.
+	done = expect(&s.mu, &s.created, echoKey(binding("")))
+	if !s.Echo("ActivationRequest", binding("7"), false) {
+		t.Error("an event before the response is no echo")
+	}
+	done(true, "7")
+	if len(s.created) != 0 {
+		t.Errorf("left behind: %v", s.created)
+	}
+
+	// Changed by someone else since the create: not an echo.
+	done = expect(&s.mu, &s.created, echoKey(binding("")))
+	done(true, "8")
+	if s.Echo("ActivationRequest", binding("9"), false) {
+		t.Error("a later version taken for the echo")
+	}
+
+	// A failed request expects nothing.
+	done = expect(&s.mu, &s.deleted, types.UID("u1"))
+	done(false, "")
+	if s.Echo("ActivationRequest", binding("9"), true) || len(s.deleted) != 0 {
+		t.Error("a failed delete left an echo")
+	}
+	done = expect(&s.mu, &s.deleted, types.UID("u1"))
+	done(true, "")
+	if !s.Echo("ActivationRequest", binding("9"), true) || len(s.deleted) != 0 {
+		t.Error("a delete's own event is no echo")
+	}
+}
