@@ -15,7 +15,7 @@ type scaleStep struct {
 	n, added                 int
 	create, settle           time.Duration // from the first create
 	cpu, controlPlaneCPU     time.Duration // while creating and settling
-	peakRSS, rss             uint64 // the manager process, before the restart
+	peakRSS, rss             uint64        // the manager process, before the restart
 	heap                     float64
 	restartPeakRSS, cpRSS    uint64
 	ready, catchUp, fresh    time.Duration // after a restart, from StartManager
@@ -50,7 +50,7 @@ func (b *bench) scale(ctx context.Context, res *results) error {
 			Max: fmt.Sprintf("%s (%.0f/s; creates done at %s)", secs(s.settle), float64(s.added)/s.settle.Seconds(), secs(s.create)), Target: "—", Verdict: "reported"})
 		peak := max(s.peakRSS, s.restartPeakRSS)
 		rssRow := row{Metric: fmt.Sprintf("Scale %d: peak RSS of the manager process", n), P50: "—", P99: "—",
-			Max: fmt.Sprintf("%s (settling %s, after the restart %s; Go heap in use %s)", mib(peak), mib(s.peakRSS), mib(s.restartPeakRSS), mib(uint64(s.heap))),
+			Max:    fmt.Sprintf("%s (settling %s, after the restart %s; Go heap in use %s)", mib(peak), mib(s.peakRSS), mib(s.restartPeakRSS), mib(uint64(s.heap))),
 			Target: "—", Verdict: "reported"}
 		if n >= 10000 {
 			rssRow.Target, rssRow.Verdict = "≤ 150 MiB", verdictMax(float64(peak)/(1<<20), 150)
