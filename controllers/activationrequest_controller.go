@@ -87,7 +87,10 @@ func (r *ActivationRequestReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	if next.IsZero() {
 		return ctrl.Result{}, nil
 	}
-	return ctrl.Result{RequeueAfter: policy.RequeueAfter(now, next, r.maxRequeue())}, nil
+	// Counted from the end of this pass, not from its start: the queue
+	// starts the delay now, and a deadline (an expiry) must not be missed
+	// by the time the pass took.
+	return ctrl.Result{RequeueAfter: policy.RequeueAfter(r.Clock.Now(), next, r.maxRequeue())}, nil
 }
 
 // advance runs the lifecycle, in order: history of ended requests, the

@@ -101,7 +101,10 @@ func (r *RoleAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	case syncErr != nil:
 		return ctrl.Result{}, syncErr
 	}
-	return ctrl.Result{RequeueAfter: policy.RequeueAfter(now, next, r.maxRequeue())}, nil
+	// Counted from the end of this pass, not from its start: the queue
+	// starts the delay now, and a deadline (an expiry) must not be missed
+	// by the time the pass took.
+	return ctrl.Result{RequeueAfter: policy.RequeueAfter(r.Clock.Now(), next, r.maxRequeue())}, nil
 }
 
 // summarize writes the state, binding and conditions into status.
