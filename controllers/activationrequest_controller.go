@@ -330,7 +330,8 @@ func (r *ActivationRequestReconciler) end(ctx context.Context, ar *pimv1.Activat
 		return time.Time{}, err
 	}
 	if outcome.Removed > 0 && state == pimv1.ActivationStateExpired && ar.Status.ExpiresAt != nil {
-		revocationLagSeconds.Observe(now.Sub(ar.Status.ExpiresAt.Time).Seconds())
+		// Until the DELETE returned, not the pass's start.
+		revocationLagSeconds.Observe(r.Clock.Now().Sub(ar.Status.ExpiresAt.Time).Seconds())
 	}
 	ar.Status.Binding = nil
 	ar.Status.EndedAt = &metav1.Time{Time: now.Truncate(time.Second)}
