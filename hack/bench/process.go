@@ -61,6 +61,8 @@ func newManagerProcess(ctx context.Context, root string, env *kubepimtest.Env) (
 		"--kubeconfig=" + kubeconfig,
 		"--namespace=" + kubepimtest.Namespace,
 		"--metrics-bind-address=" + m.metricsAddr,
+		// Plain HTTP on loopback, for the benchmark to scrape.
+		"--metrics-secure=false",
 		"--health-probe-bind-address=0",
 		"--webhook-host=" + wh.LocalServingHost,
 		"--webhook-port=" + strconv.Itoa(wh.LocalServingPort),
