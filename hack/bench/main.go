@@ -58,6 +58,7 @@ var (
 	flagWriters        = flag.Int("writers", 16, "concurrent writers when creating many objects")
 	flagOnly           = flag.String("only", "", "comma-separated subset of: lifecycle,bare,grant,approval,revoke,throughput,scale")
 	flagTrace          = flag.Bool("trace-writes", false, "print every write the manager sends during the counted lifecycles")
+	flagMemLimit       = flag.String("manager-gomemlimit", "", "GOMEMLIMIT for the cmd/manager process of the scale steps (e.g. 120MiB; empty: none)")
 	flagTimeout        = flag.Duration("timeout", 20*time.Minute, "give up after this long")
 )
 

@@ -95,6 +95,9 @@ func freeAddr() (string, error) {
 func (m *managerProcess) start() error {
 	m.cmd = exec.Command(m.bin, m.args...)
 	m.cmd.Stdout, m.cmd.Stderr = os.Stderr, os.Stderr
+	if *flagMemLimit != "" {
+		m.cmd.Env = append(os.Environ(), "GOMEMLIMIT="+*flagMemLimit)
+	}
 	if err := m.cmd.Start(); err != nil {
 		return err
 	}
