@@ -329,6 +329,25 @@ func (r *ActivationRequestReconciler) end(ctx context.Context, ar *pimv1.Activat
 	if err != nil {
 		return time.Time{}, err
 	}
+	if ref := ar.Status.Binding; outcome.Removed == 0 && ref != nil {
+		// The cache may not hold the binding yet (its watch lagging after
+		// an API server restart, say), and the binding's late create event
+		// is taken for the echo of the grant: revoke what status says was
+		// granted, read from the API server.
+		var b client.Object = &rbacv1.ClusterRoleBinding{}
+		if ref.Kind == "RoleBinding" {
+			b = &rbacv1.RoleBinding{}
+		}
+		b.SetName(ref.Name)
+		b.SetNamespace(ref.Namespace)
+		removed, err := r.Bindings.Revoke(ctx, b)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if removed {
+			outcome.Removed++
+		}
+	}
 	if outcome.Removed > 0 && state == pimv1.ActivationStateExpired && ar.Status.ExpiresAt != nil {
 		// Until the DELETE returned, not the pass's start.
 		revocationLagSeconds.Observe(r.Clock.Now().Sub(ar.Status.ExpiresAt.Time).Seconds())

@@ -57,7 +57,7 @@ var _ = Describe("The documented flows, with kubectl as real users", Ordered, fu
 		_, err := bob.kubectlIn(secretReaderActivation("bob-e2e-secrets", 8*time.Second), "create", "-f", "-")
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(stateOf("bob-e2e-secrets")).Should(Equal(pimv1.ActivationStatePendingApproval))
-		out, err := carol.kubectl("get", "activationrequests", "-l", "kubepim.io/state=PendingApproval", "-o", "name")
+		out, err := carol.kubectl("get", "activationrequests", "--field-selector", "status.state=PendingApproval", "-o", "name")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(out).To(ContainSubstring("bob-e2e-secrets"))
 		Expect(bob.can("get", "secrets", "prod")).To(BeFalse())
