@@ -334,13 +334,7 @@ func (r *ActivationRequestReconciler) end(ctx context.Context, ar *pimv1.Activat
 		// an API server restart, say), and the binding's late create event
 		// is taken for the echo of the grant: revoke what status says was
 		// granted, read from the API server.
-		var b client.Object = &rbacv1.ClusterRoleBinding{}
-		if ref.Kind == "RoleBinding" {
-			b = &rbacv1.RoleBinding{}
-		}
-		b.SetName(ref.Name)
-		b.SetNamespace(ref.Namespace)
-		removed, err := r.Bindings.Revoke(ctx, b)
+		removed, err := r.Bindings.RevokeRef(ctx, ref)
 		if err != nil {
 			return time.Time{}, err
 		}

@@ -85,6 +85,16 @@ func (r *RoleAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		})
 	}
 	outcome, syncErr := r.Bindings.Sync(ctx, owner, want)
+	if ref := ra.Status.Binding; syncErr == nil && want == nil && outcome.Removed == 0 && ref != nil {
+		// The cache may not hold the binding yet (a lagging watch; its late
+		// create event is taken for the grant's echo): revoke what status
+		// says was granted, read from the API server.
+		removed, err := r.Bindings.RevokeRef(ctx, ref)
+		if removed {
+			outcome.Removed++
+		}
+		syncErr = err
+	}
 
 	r.summarize(ra, now, state, outcome, syncErr)
 	if err := r.announce(ctx, before, ra, outcome); err != nil {

@@ -391,6 +391,19 @@ func (s *Syncer) Revoke(ctx context.Context, obj client.Object) (bool, error) {
 	return s.deleteExactly(ctx, fresh)
 }
 
+// RevokeRef revokes the binding a status reference names, read from the
+// API server: for when the cache shows none (a lagging watch) although
+// status says one was granted.
+func (s *Syncer) RevokeRef(ctx context.Context, ref *pimv1.BindingReference) (bool, error) {
+	var b client.Object = &rbacv1.ClusterRoleBinding{}
+	if ref.Kind == "RoleBinding" {
+		b = &rbacv1.RoleBinding{}
+	}
+	b.SetName(ref.Name)
+	b.SetNamespace(ref.Namespace)
+	return s.Revoke(ctx, b)
+}
+
 // deleteExactly deletes obj if it is still the version read: a Conflict
 // means it changed (or was replaced) since.
 func (s *Syncer) deleteExactly(ctx context.Context, obj client.Object) (bool, error) {
