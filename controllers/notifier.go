@@ -8,14 +8,18 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
@@ -54,6 +58,9 @@ type Notifier struct {
 // ReconcileActivation announces what has happened to one ActivationRequest.
 func (n *Notifier) ReconcileActivation(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	now := n.Clock.Now()
+	if on, err := n.notifying(ctx); err != nil || !on {
+		return reconcile.Result{}, err
+	}
 	ar := &pimv1.ActivationRequest{}
 	if err := n.Get(ctx, req.NamespacedName, ar); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
@@ -85,6 +92,9 @@ func (n *Notifier) ReconcileActivation(ctx context.Context, req reconcile.Reques
 // ReconcileAssignment announces what has happened to one RoleAssignment.
 func (n *Notifier) ReconcileAssignment(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	now := n.Clock.Now()
+	if on, err := n.notifying(ctx); err != nil || !on {
+		return reconcile.Result{}, err
+	}
 	ra := &pimv1.RoleAssignment{}
 	if err := n.Get(ctx, req.NamespacedName, ra); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
@@ -106,6 +116,17 @@ func (n *Notifier) ReconcileAssignment(ctx context.Context, req reconcile.Reques
 		return reconcile.Result{}, err
 	}
 	return untilReminder(now, next), nil
+}
+
+// notifying reports whether any NotificationChannel exists: without one
+// there is nobody to tell, and the notifier does no work at all. Creating
+// the first channel looks at every object again (SetupWithManager).
+func (n *Notifier) notifying(ctx context.Context) (bool, error) {
+	var channels pimv1.NotificationChannelList
+	if err := n.List(ctx, &channels); err != nil {
+		return false, err
+	}
+	return len(channels.Items) > 0, nil
 }
 
 // setting is the role's policy; when two RoleSettings conflict, nobody
@@ -330,18 +351,64 @@ func principalAddresses(dir notify.Directory, principals []pimv1.Principal) noti
 	return a
 }
 
-// SetupWithManager runs one controller per source kind.
+// SetupWithManager runs one controller per source kind. Only changes of
+// spec or status can make news: metadata-only updates are not looked at.
+// A new channel makes every object be looked at again, so that reminders
+// due after its creation are sent.
 func (n *Notifier) SetupWithManager(mgr manager.Manager) error {
+	news := predicate.Or(predicate.GenerationChangedPredicate{}, statusChanged)
+	channelCreated := ctrl.WithPredicates(predicate.Funcs{
+		CreateFunc: func(event.CreateEvent) bool { return true },
+		UpdateFunc: func(event.UpdateEvent) bool { return false },
+		DeleteFunc: func(event.DeleteEvent) bool { return false },
+	})
 	if err := ctrl.ControllerManagedBy(mgr).
 		Named("notify-activationrequest").
-		For(&pimv1.ActivationRequest{}).
+		For(&pimv1.ActivationRequest{}, ctrl.WithPredicates(news)).
+		Watches(&pimv1.NotificationChannel{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
+			var list pimv1.ActivationRequestList
+			if err := n.List(ctx, &list); err != nil {
+				return nil
+			}
+			var reqs []reconcile.Request
+			for _, ar := range list.Items {
+				if !policy.IsFinal(ar.Status.State) {
+					reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: ar.Name}})
+				}
+			}
+			return reqs
+		}), channelCreated).
 		WithOptions(n.Controller).
 		Complete(reconcile.Func(n.ReconcileActivation)); err != nil {
 		return err
 	}
 	return ctrl.ControllerManagedBy(mgr).
 		Named("notify-roleassignment").
-		For(&pimv1.RoleAssignment{}).
+		For(&pimv1.RoleAssignment{}, ctrl.WithPredicates(news)).
+		Watches(&pimv1.NotificationChannel{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
+			var list pimv1.RoleAssignmentList
+			if err := n.List(ctx, &list); err != nil {
+				return nil
+			}
+			reqs := make([]reconcile.Request, 0, len(list.Items))
+			for _, ra := range list.Items {
+				reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: ra.Name}})
+			}
+			return reqs
+		}), channelCreated).
 		WithOptions(n.Controller).
 		Complete(reconcile.Func(n.ReconcileAssignment))
 }
+
+// statusChanged passes updates that changed an object's status.
+var statusChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	switch o := e.ObjectNew.(type) {
+	case *pimv1.ActivationRequest:
+		old, ok := e.ObjectOld.(*pimv1.ActivationRequest)
+		return !ok || !equality.Semantic.DeepEqual(old.Status, o.Status)
+	case *pimv1.RoleAssignment:
+		old, ok := e.ObjectOld.(*pimv1.RoleAssignment)
+		return !ok || !equality.Semantic.DeepEqual(old.Status, o.Status)
+	}
+	return true
+}}
