@@ -64,14 +64,29 @@ func (q *queue) AddAfter(item reconcile.Request, d time.Duration) {
 	if !ok {
 		from = q.clock.Now()
 	}
-	wait := from.Add(d).Sub(q.clock.Now())
-	if wait <= 0 {
-		q.Add(item)
-		return
-	}
-	q.clock.AfterFunc(wait, func() {
-		if !q.ShuttingDown() {
+	q.addAt(item, from.Add(d))
+}
+
+// addAt adds item when clk reaches due. The fake clock's AfterFunc takes a
+// duration, not an instant: if a test steps the clock between reading "now"
+// and registering the timer, the timer would fall due late. So the timer is
+// registered again, from the new "now", until "now" held still (duplicate
+// adds are one item in a workqueue).
+func (q *queue) addAt(item reconcile.Request, due time.Time) {
+	for {
+		now := q.clock.Now()
+		wait := due.Sub(now)
+		if wait <= 0 {
 			q.Add(item)
+			return
 		}
-	})
+		q.clock.AfterFunc(wait, func() {
+			if !q.ShuttingDown() {
+				q.Add(item)
+			}
+		})
+		if q.clock.Now().Equal(now) {
+			return
+		}
+	}
 }
