@@ -23,7 +23,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
@@ -31,6 +30,7 @@ import (
 	"github.com/kubepim/kubepim/certs"
 	"github.com/kubepim/kubepim/controllers"
 	"github.com/kubepim/kubepim/controllers/notify"
+	"github.com/kubepim/kubepim/controllers/reviewauth"
 	"github.com/kubepim/kubepim/webhooks"
 )
 
@@ -126,7 +126,7 @@ func main() {
 		// (SubjectAccessReview for get /metrics), so metrics are not open to
 		// anything that reaches the pod.
 		metricsOpts.SecureServing = true
-		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+		metricsOpts.FilterProvider = reviewauth.MetricsFilter
 		metricsOpts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }}
 	}
 

@@ -12,11 +12,11 @@ import (
 	"strings"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers/reviewauth"
 )
 
 // +kubebuilder:rbac:groups=kubepim.io,resources=auditevents,verbs=get;list;watch;create;delete
@@ -161,38 +161,14 @@ func (h *ExportHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "use GET", http.StatusMethodNotAllowed)
 		return
 	}
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || token == "" {
-		http.Error(w, "send a bearer token: Authorization: Bearer <token>", http.StatusUnauthorized)
+	status, msg := reviewauth.Check(r.Context(), h.Client, r, func(s *authorizationv1.SubjectAccessReviewSpec) {
+		s.ResourceAttributes = &authorizationv1.ResourceAttributes{Group: pimv1.GroupVersion.Group, Resource: "auditevents", Verb: "list"}
+	})
+	if status != http.StatusOK {
+		http.Error(w, msg, status)
 		return
 	}
 	ctx := r.Context()
-	tr := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}
-	if err := h.Client.Create(ctx, tr); err != nil {
-		http.Error(w, "token review failed", http.StatusInternalServerError)
-		return
-	}
-	if !tr.Status.Authenticated {
-		http.Error(w, "the token is not valid", http.StatusUnauthorized)
-		return
-	}
-	u := tr.Status.User
-	extra := map[string]authorizationv1.ExtraValue{}
-	for k, v := range u.Extra {
-		extra[k] = authorizationv1.ExtraValue(v)
-	}
-	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-		User: u.Username, UID: u.UID, Groups: u.Groups, Extra: extra,
-		ResourceAttributes: &authorizationv1.ResourceAttributes{Group: pimv1.GroupVersion.Group, Resource: "auditevents", Verb: "list"},
-	}}
-	if err := h.Client.Create(ctx, sar); err != nil {
-		http.Error(w, "access review failed", http.StatusInternalServerError)
-		return
-	}
-	if !sar.Status.Allowed {
-		http.Error(w, fmt.Sprintf("%s may not list auditevents.kubepim.io", u.Username), http.StatusForbidden)
-		return
-	}
 	q := r.URL.Query()
 	f := Filter{Role: q.Get("role"), User: q.Get("user"), Action: q.Get("action")}
 	for key, into := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
