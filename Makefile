@@ -58,7 +58,12 @@ control-plane: ## Build kube-apiserver and etcd into bin/ (once).
 	@hack/install-control-plane.sh >/dev/null
 
 .PHONY: test
-test: manifests generate vet control-plane helm-check ## Run all tests against a real kube-apiserver and etcd (envtest).
+test: ## The test command (CI runs it): test-go, then the e2e suite.
+	$(MAKE) test-go
+	$(MAKE) e2e
+
+.PHONY: test-go
+test-go: manifests generate vet control-plane helm-check ## Every Go test: table tests and the envtest suites against a real kube-apiserver and etcd.
 	KUBEBUILDER_ASSETS="$$(hack/install-control-plane.sh)" HELM="$(HELM)" go test ./... -count=1 -timeout 25m $(GINKGO_FLAGS)
 
 # The chart's main switches; test/chart applies the same renderings to a real
@@ -83,9 +88,7 @@ e2e: build control-plane ## End-to-end suite with fault injection: bin/manager x
 	hack/e2e.sh
 
 .PHONY: ci
-ci: ## What CI runs: make test, then make e2e.
-	$(MAKE) test
-	$(MAKE) e2e
+ci: test ## Same as make test.
 
 .PHONY: bench
 bench: control-plane ## Benchmark the manager end to end against a real API server, ~9 min (BENCH_FLAGS="-scale 5000" for less; docs/performance.md).
