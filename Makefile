@@ -1,4 +1,4 @@
-# kubepim Makefile. `make ci` is the test command (make test, then make e2e); `make dev` the main one.
+# kubepim Makefile. `make test` is the test command (test-go, then e2e); `make dev` the main one.
 SHELL := /usr/bin/env bash -o pipefail
 .SHELLFLAGS := -ec
 
