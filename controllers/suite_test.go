@@ -127,28 +127,11 @@ func unstructuredFrom(obj map[string]any) *unstructured.Unstructured {
 const kubepimNamespace = kubepimtest.Namespace
 
 // grantRequesterRole lets every authenticated user work with
-// ActivationRequests, as config/rbac's kubepim-requester role does.
+// ActivationRequests (and decide on AccessReviews) exactly as the shipped
+// kubepim-requester role does, bound as docs/install.md suggests.
 func grantRequesterRole() {
-	ctx := context.Background()
-	role := &rbacv1.ClusterRole{
-		ObjectMeta: metav1.ObjectMeta{Name: "test-kubepim-requester"},
-		Rules: []rbacv1.PolicyRule{{
-			APIGroups: []string{"kubepim.io"},
-			Resources: []string{"activationrequests"},
-			Verbs:     []string{"get", "list", "watch", "create", "update", "patch"},
-		}, {
-			// Reviewers and self-reviewers decide by annotating.
-			APIGroups: []string{"kubepim.io"},
-			Resources: []string{"accessreviews"},
-			Verbs:     []string{"get", "list", "watch", "patch"},
-		}},
-	}
-	Expect(k8s.Create(ctx, role)).To(Succeed())
-	Expect(k8s.Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "test-kubepim-requester"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "system:authenticated"}},
-	})).To(Succeed())
+	_, err := env.Bind(kubepimtest.RoleRequester, rbacv1.GroupKind, "system:authenticated")
+	Expect(err).NotTo(HaveOccurred())
 }
 
 // as returns a client that acts as user, with groups and extra claims, by

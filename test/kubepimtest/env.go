@@ -88,7 +88,82 @@ func Start(root string) (*Env, error) {
 	if err := e.installManagerIdentity(root); err != nil {
 		return nil, errors.Join(err, env.Stop())
 	}
+	if err := e.installUserRoles(root); err != nil {
+		return nil, errors.Join(err, env.Stop())
+	}
 	return e, nil
+}
+
+// The ClusterRoles kubepim ships for people (config/rbac/*_role.yaml), with
+// the names config/default gives them. Tests bind them to play a hostile
+// user with exactly the power an installation hands out.
+const (
+	RoleRequester = "kubepim-requester"
+	RoleApprover  = "kubepim-approver"
+	RoleAdmin     = "kubepim-admin"
+	RoleAuditor   = "kubepim-auditor"
+)
+
+// installUserRoles creates the shipped user ClusterRoles, as they are in
+// config/rbac.
+func (e *Env) installUserRoles(root string) error {
+	for _, name := range []string{"requester", "approver", "admin", "auditor"} {
+		raw, err := os.ReadFile(filepath.Join(root, "config", "rbac", name+"_role.yaml"))
+		if err != nil {
+			return err
+		}
+		role := &rbacv1.ClusterRole{}
+		if err := yaml.Unmarshal(raw, role); err != nil {
+			return err
+		}
+		role.Name = "kubepim-" + name
+		if err := e.Client.Create(context.Background(), role); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Bind binds a ClusterRole (one of the Role* constants, say) to a User or
+// Group cluster-wide, and waits until the API server's authorizer sees it.
+// It returns a function that removes the binding.
+func (e *Env) Bind(clusterRole, kind, name string) (func(), error) {
+	ctx := context.Background()
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "test-" + clusterRole + "-"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: clusterRole},
+		Subjects:   []rbacv1.Subject{{Kind: kind, APIGroup: rbacv1.GroupName, Name: name}},
+	}
+	if err := e.Client.Create(ctx, crb); err != nil {
+		return nil, err
+	}
+	remove := func() { _ = e.Client.Delete(context.Background(), crb) }
+	role := &rbacv1.ClusterRole{}
+	if err := e.Client.Get(ctx, client.ObjectKey{Name: clusterRole}, role); err != nil || len(role.Rules) == 0 || len(role.Rules[0].Verbs) == 0 {
+		return remove, err
+	}
+	rule := role.Rules[0]
+	attrs := authorizationv1.ResourceAttributes{Verb: rule.Verbs[0]}
+	if len(rule.APIGroups) > 0 {
+		attrs.Group = rule.APIGroups[0]
+	}
+	if len(rule.Resources) > 0 {
+		attrs.Resource = rule.Resources[0]
+	}
+	spec := authorizationv1.SubjectAccessReviewSpec{ResourceAttributes: &attrs}
+	if kind == rbacv1.GroupKind {
+		spec.User, spec.Groups = "kubepimtest-probe", []string{name}
+	} else {
+		spec.User = name
+	}
+	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		sar := &authorizationv1.SubjectAccessReview{Spec: spec}
+		if err := e.Client.Create(ctx, sar); err != nil {
+			return false, err
+		}
+		return sar.Status.Allowed, nil
+	})
+	return remove, err
 }
 
 // installManagerIdentity makes ManagerUser and gives it the manager's
