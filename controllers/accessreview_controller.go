@@ -1,9 +1,11 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -55,6 +57,11 @@ func (r *AccessReviewReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	rev.Status.Progress = fmt.Sprintf("%d/%d", rev.Status.Reviewed, rev.Status.Total)
 	meta.SetStatusCondition(&rev.Status.Conditions, metav1.Condition{Type: pimv1.ConditionReady, Status: metav1.ConditionTrue,
 		Reason: rev.Status.State, Message: "instance " + fmt.Sprint(rev.Status.Instance), ObservedGeneration: rev.Generation, LastTransitionTime: metav1.NewTime(now)})
+	if before.Status.ObservedGeneration != rev.Generation {
+		if err := r.Audit.Record(ctx, reviewChangeEntry(rev, before.Status.ObservedGeneration == 0)); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	if before.Status.State != rev.Status.State {
 		r.Recorder.Eventf(rev, nil, corev1.EventTypeNormal, rev.Status.State, "Review", "instance %d is %s (%s reviewed)", rev.Status.Instance, rev.Status.State, rev.Status.Progress)
 	}
@@ -187,7 +194,12 @@ func inReviewScope(scope pimv1.AccessReviewScope, ra *pimv1.RoleAssignment) bool
 	return len(scope.Namespaces) == 0 || slices.Contains(scope.Namespaces, ra.Spec.Namespace)
 }
 
-// foldDecisions copies the verified decisions of this instance into items.
+// foldDecisions applies the verified decisions of this instance to its
+// items, in the order the webhook numbered them (a later decision on an
+// item stands), and records each decision not recorded yet in the audit
+// trail, exactly once and in order: status.decisionsRecorded is the last
+// one recorded, and the webhook keeps a superseded decision in the
+// annotation until then.
 func (r *AccessReviewReconciler) foldDecisions(ctx context.Context, rev *pimv1.AccessReview) error {
 	signed, err := approval.ParseReview(rev.Annotations[pimv1.AnnotationReviewDecisions])
 	if err != nil {
@@ -202,6 +214,14 @@ func (r *AccessReviewReconciler) foldDecisions(ctx context.Context, rev *pimv1.A
 	if err != nil {
 		return err
 	}
+	// Records signed before decisions were numbered (seq 0) come first,
+	// by time.
+	slices.SortStableFunc(signed, func(a, b approval.SignedReviewRecord) int {
+		if a.Record.Seq != b.Record.Seq {
+			return cmp.Compare(a.Record.Seq, b.Record.Seq)
+		}
+		return a.Record.Time.Time.Compare(b.Record.Time.Time)
+	})
 	for _, s := range signed {
 		if s.Record.Instance != rev.Status.Instance {
 			continue
@@ -210,24 +230,47 @@ func (r *AccessReviewReconciler) foldDecisions(ctx context.Context, rev *pimv1.A
 			r.Recorder.Eventf(rev, nil, corev1.EventTypeWarning, "ForgedDecision", "Review", "ignored a decision by %q that kubepim did not sign", s.Record.Reviewer.Username)
 			continue
 		}
-		for i := range rev.Status.Items {
-			item := &rev.Status.Items[i]
-			if item.ID != s.Record.Item || item.Applied {
+		item := findReviewItem(rev.Status.Items, s.Record.Item)
+		if item == nil || item.Applied {
+			// Moot: the assignment is gone already.
+			rev.Status.DecisionsRecorded = max(rev.Status.DecisionsRecorded, s.Record.Seq)
+			continue
+		}
+		fresh := s.Record.Seq > rev.Status.DecisionsRecorded
+		if s.Record.Seq == 0 {
+			// Unnumbered: recorded when it changes what the item shows.
+			if item.DecidedAt != nil && item.DecidedAt.After(s.Record.Time.Time) {
 				continue
 			}
-			if item.DecidedAt != nil && item.DecidedAt.After(s.Record.Time.Time) {
-				continue // a later decision stands
-			}
-			changed := item.Decision != s.Record.Decision || item.Reviewer != s.Record.Reviewer.Username || item.Reason != s.Record.Reason
-			item.Decision, item.Reviewer, item.Reason, item.DecidedAt = s.Record.Decision, s.Record.Reviewer.Username, s.Record.Reason, s.Record.Time.DeepCopy()
-			if changed {
-				reviewDecisionsTotal.WithLabelValues(s.Record.Decision, "reviewer").Inc()
-				reviewer := s.Record.Reviewer
-				if err := r.Audit.Record(ctx, r.itemEntry(rev, item, pimv1.AuditReviewDecision, &reviewer,
-					fmt.Sprintf("%d/%s/%s/%d", rev.Status.Instance, item.ID, reviewer.Username, s.Record.Time.Unix()))); err != nil {
-					return err
-				}
-			}
+			fresh = item.Decision != s.Record.Decision || item.Reviewer != s.Record.Reviewer.Username || item.Reason != s.Record.Reason
+		}
+		item.Decision, item.Reviewer, item.Reason, item.DecidedAt = s.Record.Decision, s.Record.Reviewer.Username, s.Record.Reason, s.Record.Time.DeepCopy()
+		if !fresh {
+			continue
+		}
+		reviewDecisionsTotal.WithLabelValues(s.Record.Decision, "reviewer").Inc()
+		reviewer := s.Record.Reviewer
+		disc := fmt.Sprintf("%d/%s/%s/seq-%d", rev.Status.Instance, item.ID, reviewer.Username, s.Record.Seq)
+		if s.Record.Seq == 0 {
+			disc = fmt.Sprintf("%d/%s/%s/%d", rev.Status.Instance, item.ID, reviewer.Username, s.Record.Time.Unix())
+		}
+		e := r.itemEntry(rev, item, pimv1.AuditReviewDecision, &reviewer, disc)
+		e.Details["decidedAt"] = s.Record.Time.UTC().Format(time.RFC3339)
+		if s.Record.Seq > 0 {
+			e.Details["seq"] = fmt.Sprint(s.Record.Seq)
+		}
+		if err := r.Audit.Record(ctx, e); err != nil {
+			return err
+		}
+		rev.Status.DecisionsRecorded = max(rev.Status.DecisionsRecorded, s.Record.Seq)
+	}
+	return nil
+}
+
+func findReviewItem(items []pimv1.ReviewItem, id string) *pimv1.ReviewItem {
+	for i := range items {
+		if items[i].ID == id {
+			return &items[i]
 		}
 	}
 	return nil
@@ -259,7 +302,10 @@ func (r *AccessReviewReconciler) close(ctx context.Context, rev *pimv1.AccessRev
 			continue
 		}
 		rev.Status.State = pimv1.ReviewStateApplying
-		if err := r.Audit.Record(ctx, r.itemEntry(rev, item, pimv1.AuditReviewApplied, nil, fmt.Sprintf("%d/%s", rev.Status.Instance, item.ID))); err != nil {
+		applied := r.itemEntry(rev, item, pimv1.AuditReviewApplied, nil, fmt.Sprintf("%d/%s", rev.Status.Instance, item.ID))
+		applied.Details["decidedBy"] = item.Reviewer
+		applied.Details["reviewSetBy"] = rev.Annotations[pimv1.AnnotationChangedBy]
+		if err := r.Audit.Record(ctx, applied); err != nil {
 			return err
 		}
 		uid := types.UID(item.AssignmentUID)
@@ -283,6 +329,35 @@ func (r *AccessReviewReconciler) itemEntry(rev *pimv1.AccessReview, item *pimv1.
 	return audit.Entry{Action: action, Actor: actor, Target: rev, TargetKind: "AccessReview", Subject: &subject, RoleRef: &role,
 		Namespace: item.Namespace, Reason: item.Decision + ": " + item.Reason, Discriminator: disc,
 		Details: map[string]string{"assignment": item.Assignment, "item": item.ID, "instance": fmt.Sprint(rev.Status.Instance), "recommendation": item.Recommendation}}
+}
+
+// reviewChangeEntry records who created or changed a review, and what it
+// now decides with: a review removes access, so its settings are part of
+// the trail (the admission webhook stamped the changer).
+func reviewChangeEntry(rev *pimv1.AccessReview, created bool) audit.Entry {
+	spec := rev.Spec
+	reviewers := make([]string, 0, len(spec.Reviewers))
+	for _, p := range spec.Reviewers {
+		reviewers = append(reviewers, p.Kind+" "+p.Name)
+	}
+	roles := make([]string, 0, len(spec.Scope.RoleRefs))
+	for _, ref := range spec.Scope.RoleRefs {
+		roles = append(roles, ref.Kind+"/"+ref.Name)
+	}
+	e := audit.Entry{Action: pimv1.AuditReviewChanged, Target: rev, TargetKind: "AccessReview", Discriminator: fmt.Sprint(rev.Generation),
+		Details: map[string]string{
+			"generation": fmt.Sprint(rev.Generation), "reviewerType": spec.ReviewerType, "reviewers": strings.Join(reviewers, ", "),
+			"duration": spec.Duration.Duration.String(), "recurrence": spec.Recurrence.Type, "roles": strings.Join(roles, ", "),
+			"namespaces": strings.Join(spec.Scope.Namespaces, ","), "defaultDecision": spec.Settings.DefaultDecision,
+			"autoApply": fmt.Sprint(spec.Settings.AutoApply),
+		}}
+	if created {
+		e.Action = pimv1.AuditReviewCreated
+	}
+	if by := rev.Annotations[pimv1.AnnotationChangedBy]; by != "" {
+		e.Actor = &pimv1.UserInfo{Username: by}
+	}
+	return e
 }
 
 func compareStrings(a, b string) int {

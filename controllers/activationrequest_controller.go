@@ -254,14 +254,20 @@ func approverNames(records []pimv1.ApprovalRecord, decision string) string {
 
 // grant keeps the binding while the request is in force.
 func (r *ActivationRequestReconciler) grant(ctx context.Context, ar *pimv1.ActivationRequest, now time.Time, eligible *pimv1.RoleAssignment) (time.Time, error) {
+	key, err := r.Keys.Key(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	timing := r.grantTiming(ar, ar.Status.ActivatedAt.Time, ar.Status.ExpiresAt.Time)
 	want := bindings.Desired(r.owner(ar), bindings.Name("ar", ar.Name), bindings.Grant{
 		// The requester alone, as a User, even when eligible through a group.
 		Subject:   rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: ar.Spec.Requester.Username},
 		RoleRef:   ar.Spec.RoleRef,
 		Namespace: ar.Spec.Namespace,
 		Annotations: map[string]string{
-			pimv1.AnnotationActivatedAt: ar.Status.ActivatedAt.UTC().Format(time.RFC3339),
-			pimv1.AnnotationExpiresAt:   ar.Status.ExpiresAt.UTC().Format(time.RFC3339),
+			pimv1.AnnotationActivatedAt:     timing.Start.UTC().Format(time.RFC3339),
+			pimv1.AnnotationExpiresAt:       timing.End.UTC().Format(time.RFC3339),
+			pimv1.AnnotationTimingSignature: approval.SignTiming(key, timing),
 		},
 	})
 	outcome, err := r.Bindings.Sync(ctx, r.owner(ar), want)
@@ -284,43 +290,72 @@ func (r *ActivationRequestReconciler) grant(ctx context.Context, ar *pimv1.Activ
 }
 
 // fixTiming sets activatedAt and expiresAt, in whole seconds. They are
-// stored with this pass's status; a grant in this pass also stamps them on
-// the binding (in the binding's own create), so the deadline is on record
-// wherever access exists: a manager that dies after granting and before
-// storing the status finds them there, and revokes on time.
+// stored with this pass's status; a grant in this pass also stamps them,
+// signed, on the binding (in the binding's own create), so the deadline is
+// on record wherever access exists: a manager that dies after granting and
+// before storing the status finds them there, and revokes on time.
 func (r *ActivationRequestReconciler) fixTiming(ctx context.Context, ar *pimv1.ActivationRequest, now time.Time) error {
 	w := policy.RequestedWindow(ar, now)
-	start, end := w.Start, *w.End
-	granted, err := r.grantedTiming(ctx, ar)
+	granted, err := r.grantedTiming(ctx, ar, now)
 	if err != nil {
 		return err
 	}
 	if granted != nil {
-		start, end = granted.Start, *granted.End
+		w = *granted
 	}
-	ar.Status.ActivatedAt = &metav1.Time{Time: start}
-	ar.Status.ExpiresAt = &metav1.Time{Time: end}
+	ar.Status.ActivatedAt = &metav1.Time{Time: w.Start}
+	ar.Status.ExpiresAt = &metav1.Time{Time: *w.End}
 	return nil
 }
 
-// grantedTiming reads the timing stamped on a binding this very request
-// was granted with, if any.
-func (r *ActivationRequestReconciler) grantedTiming(ctx context.Context, ar *pimv1.ActivationRequest) (*policy.Window, error) {
+// grantedTiming reads the timing kubepim stamped on the binding it granted
+// this very request with, if any. Anyone who may create a binding
+// anywhere can dress one up with kubepim's labels and annotations, so a
+// timing counts only on the binding this request is granted with (its
+// deterministic name, kind and namespace), signed by kubepim for this
+// request's UID and that binding, and of the request's own length.
+// Anything else is ignored, with a Warning: the request then runs on the
+// window computed now, and the forged binding is revoked by the grant's
+// Sync like any other binding that is not the wanted one.
+func (r *ActivationRequestReconciler) grantedTiming(ctx context.Context, ar *pimv1.ActivationRequest, now time.Time) (*policy.Window, error) {
 	owned, err := r.Bindings.Owned(ctx, r.owner(ar))
 	if err != nil {
 		return nil, err
 	}
+	want := bindings.Desired(r.owner(ar), bindings.Name("ar", ar.Name), bindings.Grant{Namespace: ar.Spec.Namespace})
 	for _, b := range owned {
-		if b.GetLabels()[pimv1.LabelOwnerUID] != string(ar.UID) {
+		if !bindings.SameBinding(b, want) || b.GetLabels()[pimv1.LabelOwnerUID] != string(ar.UID) {
 			continue
 		}
 		start, err1 := time.Parse(time.RFC3339, b.GetAnnotations()[pimv1.AnnotationActivatedAt])
 		end, err2 := time.Parse(time.RFC3339, b.GetAnnotations()[pimv1.AnnotationExpiresAt])
-		if err1 == nil && err2 == nil {
-			return &policy.Window{Start: start, End: &end}, nil
+		if err1 != nil || err2 != nil {
+			continue
 		}
+		key, err := r.Keys.Key(ctx)
+		if err != nil {
+			return nil, err
+		}
+		w := policy.Window{Start: start, End: &end}
+		if !approval.VerifyTiming(key, r.grantTiming(ar, start, end), b.GetAnnotations()[pimv1.AnnotationTimingSignature]) {
+			r.Recorder.Eventf(ar, nil, corev1.EventTypeWarning, "ForgedTiming", "Activation",
+				"ignored the timing on %s: kubepim did not sign it", bindings.Reference(b).Kind+" "+b.GetName())
+			continue
+		}
+		if err := policy.RecoveredWindowFits(ar, w, now); err != nil {
+			r.Recorder.Eventf(ar, nil, corev1.EventTypeWarning, "ForgedTiming", "Activation",
+				"ignored the timing on %s: %s", bindings.Reference(b).Kind+" "+b.GetName(), err.Error())
+			continue
+		}
+		return &w, nil
 	}
 	return nil, nil
+}
+
+// grantTiming is what kubepim signs on the binding of ar's grant.
+func (r *ActivationRequestReconciler) grantTiming(ar *pimv1.ActivationRequest, start, end time.Time) approval.GrantTiming {
+	want := bindings.Desired(r.owner(ar), bindings.Name("ar", ar.Name), bindings.Grant{Namespace: ar.Spec.Namespace})
+	return approval.GrantTiming{OwnerUID: ar.UID, Binding: bindings.Key(want), Start: start, End: end}
 }
 
 // end moves the request to a final state and removes its binding.

@@ -3,10 +3,15 @@ package webhooks
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -41,6 +46,12 @@ func (m *reviewMutator) Handle(ctx context.Context, req admission.Request) admis
 		return admission.Denied(fmt.Sprintf("annotation %s is written by kubepim alone; decide with %s<item-id>=\"Approve: <reason>\" or \"Deny: <reason>\"",
 			pimv1.AnnotationReviewDecisions, pimv1.AnnotationReviewDecisionPrefix))
 	}
+	// Who last created or changed what the review decides with; the
+	// validating webhook checks that it is the user (reviewGuard).
+	restore(rev, old, pimv1.AnnotationChangedBy)
+	if req.Operation == admissionv1.Create || len(reviewChanges(old, rev)) > 0 {
+		setAnnotation(rev, pimv1.AnnotationChangedBy, req.UserInfo.Username)
+	}
 	var decisions []string
 	for k := range rev.Annotations {
 		if strings.HasPrefix(k, pimv1.AnnotationReviewDecisionPrefix) {
@@ -48,7 +59,7 @@ func (m *reviewMutator) Handle(ctx context.Context, req admission.Request) admis
 		}
 	}
 	if len(decisions) == 0 {
-		return admission.Allowed("")
+		return patched(req, rev)
 	}
 	if req.Operation == admissionv1.Create {
 		return admission.Denied("decisions are made on a running review, not when creating it")
@@ -65,6 +76,16 @@ func (m *reviewMutator) Handle(ctx context.Context, req admission.Request) admis
 	if err != nil {
 		return admission.Denied(err.Error())
 	}
+	recorded := old.Status.DecisionsRecorded
+	signed = slices.DeleteFunc(signed, func(s approval.SignedReviewRecord) bool {
+		// Decisions of an earlier instance are over, and in the trail.
+		return s.Record.Instance != old.Status.Instance && s.Record.Seq <= recorded
+	})
+	next := recorded
+	for _, s := range signed {
+		next = max(next, s.Record.Seq)
+	}
+	slices.Sort(decisions)
 	for _, k := range decisions {
 		value := rev.Annotations[k]
 		delete(rev.Annotations, k)
@@ -83,19 +104,45 @@ func (m *reviewMutator) Handle(ctx context.Context, req admission.Request) admis
 		if err := policy.MayReview(old.Spec, *item, *user); err != nil {
 			return admission.Denied(err.Error())
 		}
-		rec := approval.ReviewRecord{Instance: old.Status.Instance, Item: id, Reviewer: pimv1.UserInfo{Username: user.Username, UID: user.UID, Groups: user.Groups},
-			Decision: decision, Reason: reason, Time: metav1.NewTime(m.cfg.Clock.Now().UTC().Truncate(1e9))}
-		// The same reviewer's earlier decision on this item is replaced.
-		kept := signed[:0]
-		for _, s := range signed {
-			if !(s.Record.Instance == rec.Instance && s.Record.Item == id && s.Record.Reviewer.Username == user.Username) {
-				kept = append(kept, s)
-			}
+		next++
+		rec := approval.ReviewRecord{Seq: next, Instance: old.Status.Instance, Item: id, Reviewer: pimv1.UserInfo{Username: user.Username, UID: user.UID, Groups: user.Groups},
+			Decision: decision, Reason: reason, Time: metav1.NewTime(m.cfg.Clock.Now().UTC().Truncate(time.Second))}
+		var unrecorded int
+		signed, unrecorded = supersede(signed, rec, recorded)
+		if unrecorded >= maxUnrecordedDecisions {
+			return admission.Denied(fmt.Sprintf("you changed your decision on item %q %d times since kubepim last recorded it; "+
+				"try again in a moment, once kubepim has recorded them (if this persists, kubepim's manager is not running)", id, unrecorded))
 		}
-		signed = append(kept, approval.SignedReviewRecord{Record: rec, Signature: approval.SignReview(key, old.UID, rec)})
+		signed = append(signed, approval.SignedReviewRecord{Record: rec, Signature: approval.SignReview(key, old.UID, rec)})
 	}
 	setAnnotation(rev, pimv1.AnnotationReviewDecisions, approval.EncodeReview(signed))
 	return patched(req, rev)
+}
+
+// maxUnrecordedDecisions bounds how many of one reviewer's decisions on one
+// item wait in the annotation for kubepim to record them.
+const maxUnrecordedDecisions = 5
+
+// supersede drops the reviewer's earlier decisions on rec's item that
+// kubepim has recorded (seq at most recorded): rec replaces them. Earlier
+// decisions not yet recorded stay until the controller has put them in the
+// audit trail — every decision is recorded, even one changed within the
+// same second. It returns the records kept and how many of the reviewer's
+// unrecorded decisions on the item remain.
+func supersede(signed []approval.SignedReviewRecord, rec approval.ReviewRecord, recorded int64) ([]approval.SignedReviewRecord, int) {
+	unrecorded := 0
+	kept := make([]approval.SignedReviewRecord, 0, len(signed)+1)
+	for _, s := range signed {
+		same := s.Record.Instance == rec.Instance && s.Record.Item == rec.Item && s.Record.Reviewer.Username == rec.Reviewer.Username
+		if same && s.Record.Seq <= recorded {
+			continue
+		}
+		if same {
+			unrecorded++
+		}
+		kept = append(kept, s)
+	}
+	return kept, unrecorded
 }
 
 func parseReviewDecision(v string) (decision, reason string, ok bool) {
@@ -123,4 +170,154 @@ func orNone(s string) string {
 		return "not started"
 	}
 	return s
+}
+
+// VerbManage on accessreviews.kubepim.io is needed to create an AccessReview
+// or change what a review decides with; a reviewer needs only patch, to
+// add decision annotations.
+const verbManageReviews = VerbManage
+
+// reviewChanges lists what an update changes that only someone who may
+// manage the review may change: everything but the decision annotations
+// (turned into signed records by the mutating webhook). The spec decides
+// who reviews, for how long, and what happens to undecided items; and
+// labels, annotations, finalizers and owner references are guarded too
+// (an owner reference to a missing owner makes the garbage collector
+// delete the review, a finalizer keeps it from going).
+func reviewChanges(old, cur *pimv1.AccessReview) []string {
+	var changed []string
+	if !equality.Semantic.DeepEqual(old.Spec, cur.Spec) {
+		changed = append(changed, "spec")
+	}
+	if !maps.Equal(old.Labels, cur.Labels) {
+		changed = append(changed, "labels")
+	}
+	if !maps.Equal(guardedAnnotations(old.Annotations), guardedAnnotations(cur.Annotations)) {
+		changed = append(changed, "annotations")
+	}
+	if !slices.Equal(old.Finalizers, cur.Finalizers) {
+		changed = append(changed, "finalizers")
+	}
+	if !equality.Semantic.DeepEqual(old.OwnerReferences, cur.OwnerReferences) {
+		changed = append(changed, "ownerReferences")
+	}
+	return changed
+}
+
+// guardedAnnotations are a review's annotations without those kubepim's
+// webhooks write or turn into records.
+func guardedAnnotations(a map[string]string) map[string]string {
+	out := make(map[string]string, len(a))
+	for k, v := range a {
+		if strings.HasPrefix(k, pimv1.AnnotationReviewDecisionPrefix) || k == pimv1.AnnotationReviewDecisions || k == pimv1.AnnotationChangedBy {
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// reviewGuard decides who may create an AccessReview and who may change a
+// running one. A review removes the assignments its reviewers deny (and,
+// with a default decision of Deny or Recommendation, those nobody
+// decided): so creating one, or changing anything but decisions, needs the
+// verb "manage" on accessreviews.kubepim.io and, when it applies its
+// decisions (autoApply), the right to delete RoleAssignments — the power
+// the review exercises. Decisions themselves are checked by reviewMutator.
+type reviewGuard struct {
+	handlerBase
+	keys *approval.Keys
+}
+
+func (g *reviewGuard) Handle(ctx context.Context, req admission.Request) admission.Response {
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		return admission.Allowed("")
+	}
+	rev := &pimv1.AccessReview{}
+	if err := g.decoder.Decode(req, rev); err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	old := &pimv1.AccessReview{}
+	changes := []string{"a new review"}
+	if req.Operation == admissionv1.Update {
+		if err := g.decoder.DecodeRaw(req.OldObject, old); err != nil {
+			return admission.Errored(http.StatusBadRequest, err)
+		}
+		if resp := g.checkRecords(ctx, old, rev, req.UserInfo.Username); !resp.Allowed {
+			return resp
+		}
+		changes = reviewChanges(old, rev)
+		if len(changes) == 0 {
+			if old.Annotations[pimv1.AnnotationChangedBy] != rev.Annotations[pimv1.AnnotationChangedBy] {
+				return admission.Denied(fmt.Sprintf("annotation %s is written by kubepim alone", pimv1.AnnotationChangedBy))
+			}
+			return admission.Allowed("")
+		}
+	}
+	user := userInfo(req.UserInfo)
+	// Fails closed without the mutating webhook, which stamps the changer.
+	if rev.Annotations[pimv1.AnnotationChangedBy] != user.Username {
+		return admission.Denied(fmt.Sprintf("annotation %s must name the user making the change (kubepim's mutating webhook stamps it; is it installed?)", pimv1.AnnotationChangedBy))
+	}
+	a := access{g.direct}
+	manage, err := a.allowed(ctx, user, &authorizationv1.ResourceAttributes{
+		Group: pimv1.GroupVersion.Group, Resource: "accessreviews", Verb: verbManageReviews, Name: req.Name,
+	}, nil)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	what := strings.Join(changes, ", ")
+	if !manage {
+		return admission.Denied(fmt.Sprintf("%s may not change %s of AccessReview %s: that needs the verb %q on accessreviews.kubepim.io "+
+			"(reviewers decide with the %s<item-id> annotation and may change nothing else)", user.Username, what, req.Name, verbManageReviews, pimv1.AnnotationReviewDecisionPrefix))
+	}
+	if req.Operation == admissionv1.Create {
+		what = "create AccessReview " + req.Name
+	} else {
+		what = "change " + what + " of AccessReview " + req.Name
+	}
+	if rev.Spec.Settings.AutoApply {
+		del, err := a.allowed(ctx, user, &authorizationv1.ResourceAttributes{
+			Group: pimv1.GroupVersion.Group, Resource: "roleassignments", Verb: "delete",
+		}, nil)
+		if err != nil {
+			return admission.Errored(http.StatusInternalServerError, err)
+		}
+		if !del {
+			return admission.Denied(fmt.Sprintf("%s may not %s with settings.autoApply: the review removes denied RoleAssignments, "+
+				"which needs the verb \"delete\" on roleassignments.kubepim.io (or set autoApply: false)", user.Username, what))
+		}
+	}
+	return admission.Allowed("")
+}
+
+// checkRecords fails closed when the mutating webhook was bypassed: every
+// decision record an update adds must be kubepim's, signed for this
+// review, and the user's own.
+func (g *reviewGuard) checkRecords(ctx context.Context, old, cur *pimv1.AccessReview, username string) admission.Response {
+	before, after := old.Annotations[pimv1.AnnotationReviewDecisions], cur.Annotations[pimv1.AnnotationReviewDecisions]
+	if before == after {
+		return admission.Allowed("")
+	}
+	had, err := approval.ParseReview(before)
+	if err != nil {
+		had = nil
+	}
+	has, err := approval.ParseReview(after)
+	if err != nil {
+		return admission.Denied(err.Error())
+	}
+	key, err := g.keys.Key(ctx)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	for _, s := range has {
+		if slices.ContainsFunc(had, func(h approval.SignedReviewRecord) bool { return h.Signature == s.Signature }) {
+			continue
+		}
+		if !approval.VerifyReview(key, cur.UID, s) || s.Record.Reviewer.Username != username {
+			return admission.Denied(fmt.Sprintf("annotation %s is written by kubepim alone", pimv1.AnnotationReviewDecisions))
+		}
+	}
+	return admission.Allowed("")
 }

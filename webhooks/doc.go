@@ -10,6 +10,7 @@
 // +kubebuilder:webhook:path=/validate-kubepim-io-v1alpha1-rolesetting,mutating=false,failurePolicy=fail,sideEffects=None,groups=kubepim.io,resources=rolesettings,verbs=create;update;delete,versions=v1alpha1,name=vrolesetting.kubepim.io,admissionReviewVersions=v1
 // +kubebuilder:webhook:path=/mutate-kubepim-io-v1alpha1-rolesetting,mutating=true,failurePolicy=fail,sideEffects=None,groups=kubepim.io,resources=rolesettings,verbs=create;update,versions=v1alpha1,name=mrolesetting.kubepim.io,admissionReviewVersions=v1
 // +kubebuilder:webhook:path=/mutate-kubepim-io-v1alpha1-accessreview,mutating=true,failurePolicy=fail,sideEffects=None,groups=kubepim.io,resources=accessreviews,verbs=create;update,versions=v1alpha1,name=maccessreview.kubepim.io,admissionReviewVersions=v1
+// +kubebuilder:webhook:path=/validate-kubepim-io-v1alpha1-accessreview,mutating=false,failurePolicy=fail,sideEffects=None,groups=kubepim.io,resources=accessreviews,verbs=create;update,versions=v1alpha1,name=vaccessreview.kubepim.io,admissionReviewVersions=v1
 package webhooks
 
 // The manager reads TOTP enrollments and asks the API server who may

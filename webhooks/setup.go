@@ -59,6 +59,7 @@ func Setup(mgr ctrl.Manager, cfg Config) {
 	server.Register("/mutate-kubepim-io-v1alpha1-roleassignment", &webhook.Admission{Handler: &assignmentMutator{handlerBase: base}})
 	server.Register("/validate-kubepim-io-v1alpha1-roleassignment", &webhook.Admission{Handler: &assignmentValidator{handlerBase: base}})
 	server.Register("/mutate-kubepim-io-v1alpha1-accessreview", &webhook.Admission{Handler: &reviewMutator{handlerBase: base, keys: keys}})
+	server.Register("/validate-kubepim-io-v1alpha1-accessreview", &webhook.Admission{Handler: &reviewGuard{handlerBase: base, keys: keys}})
 	server.Register("/mutate-kubepim-io-v1alpha1-rolesetting", &webhook.Admission{Handler: &settingStamper{handlerBase: base}})
 	server.Register("/validate-kubepim-io-v1alpha1-rolesetting", &webhook.Admission{Handler: &settingGuard{handlerBase: base}})
 	// The audit download shares the webhook server's TLS listener.

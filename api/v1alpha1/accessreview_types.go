@@ -69,6 +69,9 @@ type AccessReviewScope struct {
 	// (cluster-wide assignments are "" and included when this is empty).
 	// +optional
 	// +listType=set
+	// +kubebuilder:validation:MaxItems=10000
+	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:items:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$`
 	Namespaces []string `json:"namespaces,omitempty"`
 }
 
@@ -247,6 +250,13 @@ type AccessReviewStatus struct {
 	// Progress is "reviewed/total", for kubectl get.
 	// +optional
 	Progress string `json:"progress,omitempty"`
+	// DecisionsRecorded is the sequence number of the last signed decision
+	// kubepim has applied and recorded in the audit trail. A reviewer's
+	// earlier decision on an item is kept in the decisions annotation until
+	// it is recorded, so every decision reaches the trail, in order, even
+	// two within one second.
+	// +optional
+	DecisionsRecorded int64 `json:"decisionsRecorded,omitempty"`
 	// Conditions: Ready.
 	// +optional
 	// +listType=map

@@ -52,6 +52,11 @@ const (
 	// manager that dies before storing the status still revokes on time.
 	AnnotationActivatedAt = "kubepim.io/activated-at"
 	AnnotationExpiresAt   = "kubepim.io/expires-at"
+	// AnnotationTimingSignature signs the two above, with kubepim's key,
+	// for this request's UID and this very binding: anyone may create a
+	// binding carrying kubepim's labels and annotations, so a timing is
+	// believed only when kubepim signed it.
+	AnnotationTimingSignature = "kubepim.io/timing-signature"
 	// FieldState is the field selector of an ActivationRequest's state:
 	// --field-selector status.state=PendingApproval.
 	FieldState = "status.state"
@@ -81,6 +86,7 @@ type ActivationRequestSpec struct {
 	// Namespace to activate the role in; empty means cluster-wide.
 	// +optional
 	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self == '' || !format.dns1123Label().validate(self).hasValue()",message="must be a namespace name: lowercase letters, digits and '-', starting and ending with a letter or digit (a DNS-1123 label)"
 	Namespace string `json:"namespace,omitempty"`
 
 	// Duration of the activation, for example "1h"; at most the role's

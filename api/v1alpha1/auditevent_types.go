@@ -23,6 +23,8 @@ const (
 	AuditFailed                = "Failed"
 	AuditReviewDecision        = "ReviewDecision"
 	AuditReviewApplied         = "ReviewApplied"
+	AuditReviewCreated         = "ReviewCreated"
+	AuditReviewChanged         = "ReviewChanged"
 	AuditSettingChanged        = "SettingChanged"
 	AuditAlertRaised           = "AlertRaised"
 	AuditBindingRepaired       = "BindingRepaired"

@@ -61,9 +61,12 @@ type Subject struct {
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
 
-	// Namespace of a ServiceAccount.
+	// Namespace of a ServiceAccount: a DNS-1123 label. (A pattern, not a
+	// CEL rule: subjects are listed in status, where CEL's cost budget
+	// counts every item.)
 	// +optional
 	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Namespace string `json:"namespace,omitempty"`
 }
 

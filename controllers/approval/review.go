@@ -16,6 +16,10 @@ import (
 // ReviewRecord is one reviewer's decision on one item of an AccessReview
 // instance, as kubepim's webhook saw it.
 type ReviewRecord struct {
+	// Seq orders the decisions on one review: each is numbered one past
+	// every number the review has seen (in its records and in
+	// status.decisionsRecorded), by the webhook that signs it.
+	Seq      int64          `json:"seq,omitempty"`
 	Instance int32          `json:"instance"`
 	Item     string         `json:"item"`
 	Reviewer pimv1.UserInfo `json:"reviewer"`

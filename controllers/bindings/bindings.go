@@ -181,9 +181,7 @@ type echo struct {
 	seen bool   // the event came while the request was in flight
 }
 
-func echoKey(obj client.Object) string {
-	return Reference(obj).Kind + "/" + obj.GetNamespace() + "/" + obj.GetName()
-}
+func echoKey(obj client.Object) string { return Key(obj) }
 
 // Echo reports whether a binding's create (deleted false) or delete
 // (deleted true) watch event is the echo of this Syncer's own request for
@@ -435,8 +433,15 @@ func hasKubepimOwnerRef(obj client.Object) bool {
 	})
 }
 
-func sameObject(a, b client.Object) bool {
-	return Reference(a).Kind == Reference(b).Kind && a.GetNamespace() == b.GetNamespace() && a.GetName() == b.GetName()
+func sameObject(a, b client.Object) bool { return Key(a) == Key(b) }
+
+// SameBinding reports whether a and b are the same binding: kind,
+// namespace and name.
+func SameBinding(a, b client.Object) bool { return sameObject(a, b) }
+
+// Key is "<kind>/<namespace>/<name>" of a binding.
+func Key(obj client.Object) string {
+	return Reference(obj).Kind + "/" + obj.GetNamespace() + "/" + obj.GetName()
 }
 
 func matches(current, want client.Object) bool {

@@ -123,6 +123,25 @@ func RequestedWindow(ar *pimv1.ActivationRequest, now time.Time) Window {
 	return Window{Start: start, End: &end}
 }
 
+// RecoveredWindowFits says whether a window found stamped on a binding may
+// stand for the request's activation: it must be the request's own shape
+// — exactly spec.duration long, not before spec.startTime — and already
+// begun (a binding exists only once the activation started). Whatever
+// vouches for the stamp, an activation never lasts longer than asked.
+func RecoveredWindowFits(ar *pimv1.ActivationRequest, w Window, now time.Time) error {
+	switch {
+	case w.End == nil:
+		return errors.New("no end")
+	case w.End.Sub(w.Start) != ar.Spec.Duration.Duration:
+		return fmt.Errorf("lasts %s, not the %s asked", w.End.Sub(w.Start), ar.Spec.Duration.Duration)
+	case ar.Spec.StartTime != nil && w.Start.Before(ar.Spec.StartTime.Time):
+		return fmt.Errorf("starts at %s, before the requested start %s", w.Start.UTC().Format(time.RFC3339), ar.Spec.StartTime.UTC().Format(time.RFC3339))
+	case w.Start.After(now):
+		return fmt.Errorf("starts at %s, in the future", w.Start.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
 // CheckActivation judges a new ActivationRequest against its role's policy.
 // It returns every reason to refuse, joined, so a user fixes them at once.
 func CheckActivation(c ActivationCheck) (*pimv1.RoleAssignment, error) {

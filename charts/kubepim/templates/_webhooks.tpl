@@ -108,6 +108,30 @@
     service:
       name: {{ .serviceName }}
       namespace: {{ .namespace }}
+      path: /validate-kubepim-io-v1alpha1-accessreview
+  failurePolicy: Fail
+  name: vaccessreview.kubepim.io
+  timeoutSeconds: {{ .timeoutSeconds }}
+  rules:
+  - apiGroups:
+    - kubepim.io
+    apiVersions:
+    - v1alpha1
+    operations:
+    - CREATE
+    - UPDATE
+    resources:
+    - accessreviews
+  sideEffects: None
+- admissionReviewVersions:
+  - v1
+  clientConfig:
+    {{- if .caBundle }}
+    caBundle: {{ .caBundle }}
+    {{- end }}
+    service:
+      name: {{ .serviceName }}
+      namespace: {{ .namespace }}
       path: /validate-kubepim-io-v1alpha1-activationrequest
   failurePolicy: Fail
   name: vactivationrequest.kubepim.io

@@ -1,0 +1,294 @@
+package controllers_test
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/test/kubepimtest"
+)
+
+// Trust boundaries, tried as the hostile user: each spec acts as a user
+// holding only the roles kubepim ships (kubepim-requester is bound to
+// every authenticated user by the suite) plus what the spec says.
+var _ = Describe("Trust boundaries", func() {
+	ctx := context.Background()
+
+	// bindAs binds a shipped ClusterRole to a user for this spec.
+	bindAs := func(clusterRole, name string) {
+		GinkgoHelper()
+		remove, err := env.Bind(clusterRole, rbacv1.UserKind, name)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(remove)
+	}
+
+	Describe("a binding forged to carry an activation's timing", func() {
+		var mallory, ns, role string
+		var ar *pimv1.ActivationRequest
+
+		// A namespace admin: may create RoleBindings in her namespace, and
+		// holds an empty Role there (binding it needs no other power).
+		BeforeEach(func() {
+			mallory, ns = uniq("mallory"), uniq("mallory-ns")
+			Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+			Expect(k8s.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "empty", Namespace: ns}})).To(Succeed())
+			Expect(k8s.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "binder", Namespace: ns},
+				Rules: []rbacv1.PolicyRule{{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"rolebindings"}, Verbs: []string{"create", "get", "list"}}}})).To(Succeed())
+			Expect(k8s.Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "mallory-binds", Namespace: ns},
+				RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "binder"},
+				Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: mallory}}})).To(Succeed())
+			Eventually(func() bool {
+				sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{User: mallory,
+					ResourceAttributes: &authorizationv1.ResourceAttributes{Group: rbacv1.GroupName, Resource: "rolebindings", Verb: "create", Namespace: ns}}}
+				Expect(k8s.Create(ctx, sar)).To(Succeed())
+				return sar.Status.Allowed
+			}).Should(BeTrue())
+
+			role, _ = eligibleFor(user(mallory), nil)
+			rs := roleSetting(uniq("forge"), role)
+			rs.Spec.Activation.MaxDuration = metav1.Duration{Duration: time.Hour}
+			rs.Spec.Activation.Approval = pimv1.ApprovalPolicy{Required: true, RequiredApprovals: 1, Timeout: metav1.Duration{Duration: 24 * time.Hour},
+				Approvers: []pimv1.Principal{{Kind: "User", Name: "bob"}}}
+			create(rs)
+			Eventually(settingObserved(rs)).Should(BeTrue())
+		})
+
+		// forge creates, as mallory, a RoleBinding in her namespace dressed
+		// up as the grant of ar, expiring in 2099.
+		forge := func(name string, extra map[string]string) *rbacv1.RoleBinding {
+			GinkgoHelper()
+			annotations := map[string]string{
+				pimv1.AnnotationOwnerName:       ar.Name,
+				pimv1.AnnotationActivatedAt:     fakeClock.Now().UTC().Format(time.RFC3339),
+				pimv1.AnnotationExpiresAt:       "2099-01-01T00:00:00Z",
+				pimv1.AnnotationTimingSignature: "c2lnbmVkIGJ5IG1hbGxvcnk=",
+			}
+			for k, v := range extra {
+				annotations[k] = v
+			}
+			rb := &rbacv1.RoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
+					Labels: map[string]string{pimv1.LabelManagedBy: pimv1.ManagedByValue, pimv1.LabelOwnerKind: "ActivationRequest",
+						pimv1.LabelOwnerUID: string(getActivation(ar).UID)},
+					Annotations: annotations},
+				RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "empty"},
+				Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: mallory}},
+			}
+			Expect(as(mallory, nil, nil).Create(ctx, rb)).To(Succeed())
+			return rb
+		}
+
+		// approveAndCheck has bob approve, then checks that the activation
+		// lasts exactly the 10 minutes asked, on the request and on the
+		// real binding, and ends then.
+		approveAndCheck := func() {
+			GinkgoHelper()
+			Expect(annotate(as("bob", nil, nil), ar, pimv1.AnnotationApprove, "ok")).To(Succeed())
+			Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStateActive))
+			got := getActivation(ar)
+			Expect(got.Status.ExpiresAt.Sub(got.Status.ActivatedAt.Time)).To(Equal(10 * time.Minute))
+			Expect(got.Status.ExpiresAt.Year()).NotTo(Equal(2099))
+			ref := got.Status.Binding
+			Expect(ref).NotTo(BeNil())
+			var granted client.Object = &rbacv1.ClusterRoleBinding{}
+			if ref.Kind == "RoleBinding" {
+				granted = &rbacv1.RoleBinding{}
+			}
+			Expect(k8s.Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, granted)).To(Succeed())
+			Expect(granted.GetAnnotations()[pimv1.AnnotationExpiresAt]).To(Equal(got.Status.ExpiresAt.UTC().Format(time.RFC3339)))
+
+			fakeClock.Step(10 * time.Minute)
+			Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStateExpired))
+			Eventually(func() bool { return canI(mallory, nil, "list", "pods", ns) }).Should(BeFalse())
+		}
+
+		It("in another namespace does not lengthen the activation, and is removed", func() {
+			ar = activation(uniq("stretch"), role, 10*time.Minute, "INC-1")
+			Expect(as(mallory, nil, nil).Create(ctx, ar)).To(Succeed())
+			DeferCleanup(func() { _ = k8s.Delete(ctx, ar) })
+			Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStatePendingApproval))
+			forged := forge("kubepim-ar-"+ar.Name, nil)
+
+			approveAndCheck()
+			Eventually(func() error { return k8s.Get(ctx, keyOf(forged), &rbacv1.RoleBinding{}) }).Should(MatchError(ContainSubstring("not found")),
+				"a binding that claims to be the request's grant but is not the one kubepim wants is revoked")
+		})
+
+		It("under the grant's own name and namespace does not lengthen it either: the timing is not kubepim's signature", func() {
+			ar = activation(uniq("stretch"), role, 10*time.Minute, "INC-2")
+			ar.Spec.Namespace = ns // the grant is then RoleBinding kubepim-ar-<name> in ns
+			Expect(as(mallory, nil, nil).Create(ctx, ar)).To(Succeed())
+			DeferCleanup(func() { _ = k8s.Delete(ctx, ar) })
+			Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStatePendingApproval))
+			forge("kubepim-ar-"+ar.Name, nil)
+
+			approveAndCheck()
+			Expect(warningReasons(getActivation(ar))).To(ContainElement("ForgedTiming"))
+		})
+	})
+
+	Describe("a running AccessReview", func() {
+		var mallory, dana, pam, role string
+		var rev *pimv1.AccessReview
+		var mine, other *pimv1.RoleAssignment
+
+		BeforeEach(func() {
+			mallory, dana, pam = uniq("mallory"), uniq("dana"), uniq("pam")
+			bindAs(kubepimtest.RoleAdmin, pam) // a PIM administrator
+			role = uniq("reviewed")
+			clusterRoleFor(role, "pods", "get")
+			mine = assignment(uniq("mine"), mallory, role, pimv1.AssignmentEligible, nil, nil)
+			other = assignment(uniq("other"), uniq("victim"), role, pimv1.AssignmentEligible, nil, nil)
+			create(mine)
+			create(other)
+			rev = review(uniq("quarterly"), role, func(s *pimv1.AccessReviewSpec) {
+				s.Reviewers = []pimv1.Principal{{Kind: "User", Name: dana}}
+				s.Duration = metav1.Duration{Duration: 24 * time.Hour}
+			})
+			Expect(as(pam, nil, nil).Create(ctx, rev)).To(Succeed())
+			DeferCleanup(func() { _ = k8s.Delete(ctx, rev) })
+			Eventually(reviewState(rev)).Should(Equal(pimv1.ReviewStateInProgress))
+		})
+
+		// change patches the review as c after mutate.
+		change := func(c client.Client, mutate func(*pimv1.AccessReview)) error {
+			got := getReview(rev)
+			patch := client.MergeFrom(got.DeepCopy())
+			mutate(got)
+			return c.Patch(ctx, got, patch)
+		}
+
+		It("cannot be rewritten by an assignee with the shipped requester role", func() {
+			attacker := as(mallory, nil, nil)
+			for what, mutate := range map[string]func(*pimv1.AccessReview){
+				"name herself reviewer": func(r *pimv1.AccessReview) {
+					r.Spec.Reviewers = append(r.Spec.Reviewers, pimv1.Principal{Kind: "User", Name: mallory})
+				},
+				"switch to self-review": func(r *pimv1.AccessReview) { r.Spec.ReviewerType = pimv1.ReviewerTypeSelf },
+				"close it at once with default Deny": func(r *pimv1.AccessReview) {
+					r.Spec.Duration = metav1.Duration{Duration: time.Second}
+					r.Spec.Settings.DefaultDecision = pimv1.ReviewDecisionDeny
+				},
+				"narrow its scope": func(r *pimv1.AccessReview) { r.Spec.Scope.Namespaces = []string{"nowhere"} },
+				"have it garbage-collected": func(r *pimv1.AccessReview) {
+					r.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Namespace", Name: "gone", UID: "00000000-0000-0000-0000-000000000000"}}
+				},
+				"block its deletion": func(r *pimv1.AccessReview) { r.Finalizers = append(r.Finalizers, "example.com/hold") },
+				"forge decision records": func(r *pimv1.AccessReview) {
+					r.Annotations[pimv1.AnnotationReviewDecisions] = `[{"record":{"seq":99,"instance":1,"item":"x","reviewer":{"username":"dana"},"decision":"Deny","time":"2026-01-01T00:00:00Z"},"signature":"AAAA"}]`
+				},
+			} {
+				Expect(change(attacker, mutate)).To(MatchError(Or(ContainSubstring("needs the verb \"manage\""), ContainSubstring("written by kubepim alone"))), what)
+			}
+			// A forged changer is put back by the mutating webhook.
+			_ = change(attacker, func(r *pimv1.AccessReview) { r.Annotations[pimv1.AnnotationChangedBy] = mallory })
+			got := getReview(rev)
+			Expect(got.Spec.Reviewers).To(Equal([]pimv1.Principal{{Kind: "User", Name: dana}}))
+			Expect(got.Spec.Duration.Duration).To(Equal(24 * time.Hour))
+			Expect(got.Annotations[pimv1.AnnotationChangedBy]).To(Equal(pam))
+
+			By("deciding on others is still refused, and the named reviewer still decides with patch alone")
+			Expect(decide(attacker, rev, itemKey(other), "Deny: not needed")).To(MatchError(ContainSubstring("not a reviewer")))
+			Expect(decide(as(dana, nil, nil), rev, itemKey(other), "Approve: needed")).To(Succeed())
+		})
+
+		It("cannot be created by a requester, nor with autoApply by a manager who may not remove assignments", func() {
+			own := review(uniq("mine"), role, func(s *pimv1.AccessReviewSpec) {
+				s.Reviewers = []pimv1.Principal{{Kind: "User", Name: mallory}}
+				s.Settings.DefaultDecision = pimv1.ReviewDecisionDeny
+			})
+			Expect(as(mallory, nil, nil).Create(ctx, own)).To(MatchError(ContainSubstring("forbidden")))
+
+			// Even with create on accessreviews (RBAC) and the manage verb,
+			// removing assignments needs delete on roleassignments.
+			gitops := uniq("gitops")
+			grantUser(gitops, rbacv1.PolicyRule{APIGroups: []string{"kubepim.io"}, Resources: []string{"accessreviews"}, Verbs: []string{"create", "update", "patch", "get", "manage"}})
+			Eventually(func() bool { return canIIn(gitops, "kubepim.io", "manage", "accessreviews") }).Should(BeTrue())
+			Expect(as(gitops, nil, nil).Create(ctx, own.DeepCopy())).To(MatchError(ContainSubstring(`needs the verb "delete" on roleassignments.kubepim.io`)))
+			noApply := own.DeepCopy()
+			noApply.Spec.Settings.AutoApply = false
+			Expect(as(gitops, nil, nil).Create(ctx, noApply)).To(Succeed())
+			DeferCleanup(func() { _ = k8s.Delete(ctx, noApply) })
+
+			// With create alone (no manage), nothing.
+			creator := uniq("creator")
+			grantUser(creator, rbacv1.PolicyRule{APIGroups: []string{"kubepim.io"}, Resources: []string{"accessreviews"}, Verbs: []string{"create"}})
+			Eventually(func() bool { return canIIn(creator, "kubepim.io", "create", "accessreviews") }).Should(BeTrue())
+			another := review(uniq("another"), role, func(s *pimv1.AccessReviewSpec) { s.Reviewers = []pimv1.Principal{{Kind: "User", Name: creator}} })
+			another.Spec.Settings.AutoApply = false
+			Expect(as(creator, nil, nil).Create(ctx, another)).To(MatchError(ContainSubstring(`needs the verb "manage"`)))
+		})
+
+		It("records who created and who changed it, and a change by an administrator stands", func() {
+			Eventually(func() []string { return actionsAndActors(eventsAbout(string(getReview(rev).UID))) }).
+				Should(ContainElement(pimv1.AuditReviewCreated + " by " + pam))
+			Expect(change(as(pam, nil, nil), func(r *pimv1.AccessReview) { r.Spec.Duration = metav1.Duration{Duration: 48 * time.Hour} })).To(Succeed())
+			Eventually(func() []string { return actionsAndActors(eventsAbout(string(getReview(rev).UID))) }).
+				Should(ContainElement(pimv1.AuditReviewChanged + " by " + pam))
+			Expect(getReview(rev).Annotations[pimv1.AnnotationChangedBy]).To(Equal(pam))
+		})
+
+		It("records two decisions by one reviewer within one second, both, in order", func() {
+			key := itemKey(other)
+			Expect(decide(as(dana, nil, nil), rev, key, "Approve: first look")).To(Succeed())
+			Expect(decide(as(dana, nil, nil), rev, key, "Deny: on second thought")).To(Succeed())
+			uid := string(getReview(rev).UID)
+			decisions := func() []string {
+				var out []string
+				for _, ev := range eventsAbout(uid) {
+					if ev.Spec.Action == pimv1.AuditReviewDecision {
+						out = append(out, ev.Spec.Reason)
+					}
+				}
+				return out
+			}
+			Eventually(decisions).Should(Equal([]string{"Approve: first look", "Deny: on second thought"}))
+			Eventually(func() string {
+				for _, item := range getReview(rev).Status.Items {
+					if item.Assignment == other.Name {
+						return item.Decision
+					}
+				}
+				return ""
+			}).Should(Equal(pimv1.ReviewDecisionDeny))
+			Expect(verify().OK()).To(BeTrue(), verify().String())
+
+			By("once recorded, the superseded record leaves the annotation")
+			Expect(decide(as(dana, nil, nil), rev, key, "Approve: third")).To(Succeed())
+			Eventually(decisions).Should(HaveLen(3))
+			Eventually(func() int {
+				return strings.Count(getReview(rev).Annotations[pimv1.AnnotationReviewDecisions], `"item"`)
+			}).Should(BeNumerically("<=", 2))
+		})
+	})
+
+	Describe("namespaces", func() {
+		It("refuses a request or an assignment in something that is not a namespace name", func() {
+			mallory := uniq("mallory")
+			role, _ := eligibleFor(user(mallory), nil)
+			bad := activation(uniq("bad-ns"), role, time.Hour, "x")
+			bad.Spec.Namespace = "Bad_NS!"
+			err := as(mallory, nil, nil).Create(ctx, bad)
+			Expect(err).To(MatchError(ContainSubstring("must be a namespace name")))
+			Expect(k8s.Get(ctx, keyOf(bad), &pimv1.ActivationRequest{})).To(MatchError(ContainSubstring("not found")), "nothing was stored")
+
+			ra := assignment(uniq("traversal"), mallory, role, pimv1.AssignmentEligible, nil, nil)
+			ra.Spec.Namespace = "../kube-system"
+			Expect(k8s.Create(ctx, ra)).To(MatchError(ContainSubstring("must be a namespace name")))
+
+			ra = assignment(uniq("sa"), "", role, pimv1.AssignmentEligible, nil, nil)
+			ra.Spec.Subject = pimv1.Subject{Kind: pimv1.SubjectKindServiceAccount, Name: "robot", Namespace: "kube_system"}
+			Expect(k8s.Create(ctx, ra)).To(MatchError(ContainSubstring("spec.subject.namespace in body should match")))
+		})
+	})
+})
