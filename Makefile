@@ -63,8 +63,26 @@ test: ## The test command (CI runs it): test-go, then the e2e suite.
 	$(MAKE) e2e
 
 .PHONY: test-go
-test-go: manifests generate vet control-plane helm-check ## Every Go test: table tests and the envtest suites against a real kube-apiserver and etcd.
+test-go: manifests generate vet control-plane helm-check ## Every Go test: table tests and the envtest suites against a real kube-apiserver and etcd; each fuzz target briefly.
 	KUBEBUILDER_ASSETS="$$(hack/install-control-plane.sh)" HELM="$(HELM)" go test ./... -count=1 -timeout 25m $(GINKGO_FLAGS)
+	$(MAKE) fuzz FUZZTIME=3s
+
+# Go native fuzz targets (package:Target) for the pure functions that parse
+# user input; docs/threat-model.md lists them.
+FUZZ_TARGETS := \
+	./controllers/approval:FuzzParseReview \
+	./controllers/approval:FuzzParseApprovals \
+	./controllers/approval:FuzzVerifyTiming \
+	./controllers/policy:FuzzActivationWindow \
+	./webhooks:FuzzParseReviewDecision
+FUZZTIME ?= 1m
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 1m; make test uses 3s).
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t%%:*} $${t##*:} for $(FUZZTIME)"; \
+		go test "$${t%%:*}" -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
 
 # The chart's main switches; test/chart applies the same renderings to a real
 # API server.

@@ -272,6 +272,32 @@ var _ = Describe("Trust boundaries", func() {
 		})
 	})
 
+	It("refuses anyone but the requester changing a request's metadata (an owner reference would have it garbage-collected)", func() {
+		victim, mallory := uniq("victim"), uniq("mallory")
+		role, _ := eligibleFor(user(victim), nil)
+		ar := activation(uniq("victims"), role, time.Hour, "on call")
+		Expect(as(victim, nil, nil).Create(ctx, ar)).To(Succeed())
+		DeferCleanup(func() { _ = k8s.Delete(ctx, ar) })
+		Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStateActive))
+
+		for what, mutate := range map[string]func(*pimv1.ActivationRequest){
+			"an owner reference to a missing owner": func(a *pimv1.ActivationRequest) {
+				a.OwnerReferences = []metav1.OwnerReference{{APIVersion: "kubepim.io/v1alpha1", Kind: "ActivationRequest", Name: "gone", UID: "00000000-0000-0000-0000-000000000001"}}
+			},
+			"a finalizer": func(a *pimv1.ActivationRequest) { a.Finalizers = []string{"example.com/hold"} },
+			"a label":     func(a *pimv1.ActivationRequest) { a.Labels = map[string]string{"x": "y"} },
+		} {
+			got := getActivation(ar)
+			patch := client.MergeFrom(got.DeepCopy())
+			mutate(got)
+			Expect(as(mallory, nil, nil).Patch(ctx, got, patch)).To(MatchError(ContainSubstring("only the requester")), what)
+		}
+		got := getActivation(ar)
+		Expect(got.OwnerReferences).To(BeEmpty())
+		Expect(got.Finalizers).To(BeEmpty())
+		Expect(canI(victim, nil, "list", "pods", "default")).To(BeTrue())
+	})
+
 	Describe("namespaces", func() {
 		It("refuses a request or an assignment in something that is not a namespace name", func() {
 			mallory := uniq("mallory")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -186,6 +187,21 @@ func (v *activationValidator) validateUpdate(ctx context.Context, old, ar *pimv1
 			return admission.Denied(fmt.Sprintf("only the requester (%s) or someone allowed to %q activationrequests.kubepim.io can deactivate this request", requesterOf(old), VerbDeactivate))
 		}
 	}
+	if changed := othersMetadataChanges(old, ar); len(changed) > 0 && !isRequester {
+		// Anyone with the shipped requester role may patch every request
+		// (RBAC cannot say "your own"): what they may do to someone else's
+		// is decide and, with the verb, deactivate. An owner reference to
+		// a missing owner would have the garbage collector delete the
+		// request, and its access with it.
+		allowed, err := v.may(ctx, user, VerbManage, ar.Name)
+		if err != nil {
+			return admission.Errored(http.StatusInternalServerError, err)
+		}
+		if !allowed {
+			return admission.Denied(fmt.Sprintf("only the requester (%s) may change the %s of this request; approvers decide with %s or %s",
+				requesterOf(old), strings.Join(changed, ", "), pimv1.AnnotationApprove, pimv1.AnnotationDeny))
+		}
+	}
 	for _, k := range []string{pimv1.AnnotationCancel, pimv1.AnnotationDeactivate} {
 		if _, had := old.Annotations[k]; had {
 			if _, has := ar.Annotations[k]; !has {
@@ -362,4 +378,33 @@ func (v *activationValidator) checkAppended(ctx context.Context, old, ar *pimv1.
 		return forged
 	}
 	return nil
+}
+
+// othersMetadataChanges lists what an update changes of a request's
+// metadata besides the annotations approvers and deactivators use (and
+// kubepim stamps).
+func othersMetadataChanges(old, cur *pimv1.ActivationRequest) []string {
+	var changed []string
+	if !maps.Equal(old.Labels, cur.Labels) {
+		changed = append(changed, "labels")
+	}
+	decisionKeys := []string{pimv1.AnnotationApprove, pimv1.AnnotationDeny, pimv1.AnnotationDecisions,
+		pimv1.AnnotationDeactivate, pimv1.AnnotationDeactivatedBy}
+	other := func(a map[string]string) map[string]string {
+		out := maps.Clone(a)
+		for _, k := range decisionKeys {
+			delete(out, k)
+		}
+		return out
+	}
+	if !maps.Equal(other(old.Annotations), other(cur.Annotations)) {
+		changed = append(changed, "annotations")
+	}
+	if !slices.Equal(old.Finalizers, cur.Finalizers) {
+		changed = append(changed, "finalizers")
+	}
+	if !equality.Semantic.DeepEqual(old.OwnerReferences, cur.OwnerReferences) {
+		changed = append(changed, "ownerReferences")
+	}
+	return changed
 }
