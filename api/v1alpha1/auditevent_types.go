@@ -27,6 +27,10 @@ const (
 	AuditAlertRaised           = "AlertRaised"
 	AuditBindingRepaired       = "BindingRepaired"
 	AuditOutsideBindingRemoved = "OutsideBindingRemoved"
+	// AuditMFAFailed is a refused TOTP attempt: a wrong code, or an
+	// attempt while locked out after too many (recorded by the leader from
+	// the user's enrollment Secret; the webhook never writes the trail).
+	AuditMFAFailed = "MFAFailed"
 	AuditOutcomeSuccess        = "Success"
 	AuditOutcomeFailure        = "Failure"
 )
