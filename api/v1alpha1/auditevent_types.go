@@ -30,9 +30,9 @@ const (
 	// AuditMFAFailed is a refused TOTP attempt: a wrong code, or an
 	// attempt while locked out after too many (recorded by the leader from
 	// the user's enrollment Secret; the webhook never writes the trail).
-	AuditMFAFailed = "MFAFailed"
-	AuditOutcomeSuccess        = "Success"
-	AuditOutcomeFailure        = "Failure"
+	AuditMFAFailed      = "MFAFailed"
+	AuditOutcomeSuccess = "Success"
+	AuditOutcomeFailure = "Failure"
 )
 
 // AuditObjectReference names the kubepim object an audit event is about.
