@@ -164,6 +164,7 @@ var _ = Describe("TOTP failure limit", func() {
 		fakeClock.SetTime(first.Add(5 * time.Minute))
 		code, err = totp.GenerateCode(key.Secret(), fakeClock.Now())
 		Expect(err).NotTo(HaveOccurred())
+		Expect(attempt(code, true)).To(Succeed(), "a dry-run checks the code without using it up")
 		Expect(attempt(code, false)).To(Succeed())
 
 		By("recording each refusal once in the audit trail, by the leader")

@@ -102,9 +102,11 @@ type TOTPVerifier struct {
 // Every refused code is recorded in the enrollment Secret, dry-run or not:
 // a server-side dry-run checks a code without using it up, so without that
 // it would be an unlimited oracle for guessing. This counter (and the
-// lockout entry below) is the one deliberate write a dry-run causes; the
-// webhook still declares sideEffects NoneOnDryRun, because "Some" would
-// make the API server refuse every dry-run of an ActivationRequest.
+// lockout entry below) is the one deliberate write a dry-run causes (a
+// dry-run with a right code only makes an unchanged, version-conditional
+// write; see attempt). The webhook still declares sideEffects
+// NoneOnDryRun, because "Some" would make the API server refuse every
+// dry-run of an ActivationRequest.
 //
 // A right code does not reset the count: if it did, a legitimate login
 // would hand someone guessing with the same user's credentials a fresh
@@ -170,7 +172,15 @@ func (v *TOTPVerifier) attempt(ctx context.Context, limit policy.TOTPLimit, user
 		return ErrTOTP
 	}
 	if dryRun {
-		return nil
+		// Confirm with an unchanged write, conditional on the
+		// resourceVersion this decision was made on. Without it, a burst
+		// of concurrent dry-runs would all be checked against the same
+		// count and a right guess among them answered before the others'
+		// failures were stored: every answer kubepim gives (right, wrong)
+		// follows a write at the version it was decided on, so concurrent
+		// guesses are serialized and no more than MaxFailures are answered
+		// per window. Unchanged, the write does not change the Secret.
+		return v.Client.Update(ctx, secret)
 	}
 	if secret.Annotations == nil {
 		secret.Annotations = map[string]string{}
