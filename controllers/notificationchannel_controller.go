@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +21,7 @@ import (
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/controllers/index"
 	"github.com/kubepim/kubepim/controllers/notify"
+	"github.com/kubepim/kubepim/controllers/safeurl"
 )
 
 // failingAfter is how many failed attempts in a row make a pending
@@ -53,7 +55,7 @@ func (r *NotificationChannelReconciler) Reconcile(ctx context.Context, req recon
 	if err := r.List(ctx, &list, client.InNamespace(r.Namespace), client.MatchingFields{index.NotificationByChannel: ch.Name}); err != nil {
 		return reconcile.Result{}, err
 	}
-	secretProblem, err := r.checkSecret(ctx, ch)
+	secretReason, secretProblem, err := r.checkSecret(ctx, ch)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -64,7 +66,7 @@ func (r *NotificationChannelReconciler) Reconcile(ctx context.Context, req recon
 		Message: "delivering", ObservedGeneration: ch.Generation, LastTransitionTime: metav1.NewTime(now)}
 	switch {
 	case secretProblem != "":
-		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, pimv1.ReasonSecretMissing, secretProblem
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, secretReason, secretProblem
 	case channelFailing(list.Items):
 		ready.Status, ready.Reason = metav1.ConditionFalse, pimv1.ReasonDeliveryFailing
 		ready.Message = fmt.Sprintf("%d notification(s) failing; last error: %s", ch.Status.Failing, ch.Status.LastError)
@@ -83,22 +85,31 @@ func (r *NotificationChannelReconciler) Reconcile(ctx context.Context, req recon
 	return reconcile.Result{RequeueAfter: r.maxRequeue()}, nil
 }
 
-// checkSecret says what is wrong with the channel's Secret, if anything.
-func (r *NotificationChannelReconciler) checkSecret(ctx context.Context, ch *pimv1.NotificationChannel) (string, error) {
+// checkSecret says what is wrong with the channel's Secret, if anything,
+// and the condition reason for it. The message names the Secret and the
+// key, never the value: the URL is the channel's credential.
+func (r *NotificationChannelReconciler) checkSecret(ctx context.Context, ch *pimv1.NotificationChannel) (reason, problem string, err error) {
 	if ch.Spec.SecretRef == nil {
-		return "", nil
+		return "", "", nil
 	}
 	secret := &corev1.Secret{}
-	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: r.Namespace, Name: ch.Spec.SecretRef.Name}, secret)
+	err = r.APIReader.Get(ctx, types.NamespacedName{Namespace: r.Namespace, Name: ch.Spec.SecretRef.Name}, secret)
 	if apierrors.IsNotFound(err) {
-		return fmt.Sprintf("Secret %s/%s does not exist", r.Namespace, ch.Spec.SecretRef.Name), nil
+		return pimv1.ReasonSecretMissing, fmt.Sprintf("Secret %s/%s does not exist", r.Namespace, ch.Spec.SecretRef.Name), nil
 	} else if err != nil {
-		return "", err
+		return "", "", err
 	}
-	if ch.Spec.Type != pimv1.ChannelSMTP && len(secret.Data[notify.SecretKeyURL]) == 0 {
-		return fmt.Sprintf("Secret %s/%s has no key %q", r.Namespace, ch.Spec.SecretRef.Name, notify.SecretKeyURL), nil
+	if ch.Spec.Type == pimv1.ChannelSMTP {
+		return "", "", nil
 	}
-	return "", nil
+	raw := strings.TrimSpace(string(secret.Data[notify.SecretKeyURL]))
+	if raw == "" {
+		return pimv1.ReasonSecretMissing, fmt.Sprintf("Secret %s/%s has no key %q", r.Namespace, ch.Spec.SecretRef.Name, notify.SecretKeyURL), nil
+	}
+	if _, err := safeurl.Parse(raw); err != nil {
+		return pimv1.ReasonSecretInvalid, fmt.Sprintf("Secret %s/%s, key %q: %s", r.Namespace, ch.Spec.SecretRef.Name, notify.SecretKeyURL, err), nil
+	}
+	return "", "", nil
 }
 
 // summarizeDeliveries counts a channel's pending and failing

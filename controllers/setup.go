@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -23,6 +24,7 @@ import (
 	"github.com/kubepim/kubepim/controllers/bindings"
 	"github.com/kubepim/kubepim/controllers/index"
 	"github.com/kubepim/kubepim/controllers/notify"
+	"github.com/kubepim/kubepim/webhooks"
 )
 
 // DefaultMaxRequeue caps how long a reconciler waits before looking at an
@@ -35,15 +37,33 @@ const DefaultMaxRequeue = 5 * time.Minute
 // bindings kubepim never needs to hold in memory. Nothing in kubepim reads
 // managedFields, so the cache drops them: they are a large share of each
 // cached object (and an update that omits them keeps them on the server).
-func CacheOptions() cache.Options {
+//
+// Secrets are cached only when they are TOTP enrollments (by label) in
+// kubepim's namespace: the manager must never hold other Secrets of the
+// cluster, nor even its own signing key, in memory (and its RBAC lets it
+// list and watch Secrets in that namespace only).
+func CacheOptions(namespace string) cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{pimv1.LabelManagedBy: pimv1.ManagedByValue})
+	enrollments := labels.SelectorFromSet(labels.Set{webhooks.LabelTOTPEnrollment: "true"})
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&rbacv1.ClusterRoleBinding{}: {Label: managed},
 			&rbacv1.RoleBinding{}:        {Label: managed},
+			&corev1.Secret{}:             {Namespaces: map[string]cache.Config{namespace: {}}, Label: enrollments, Transform: dropSecretData},
 		},
 	}
+}
+
+// dropSecretData keeps TOTP keys out of the manager's memory: the audit
+// reconciler reads only annotations, and the webhook reads enrollments
+// from the API server. Nothing may update a Secret read from the cache:
+// the update would erase its data.
+func dropSecretData(obj any) (any, error) {
+	if s, ok := obj.(*corev1.Secret); ok {
+		s.Data, s.StringData, s.ManagedFields = nil, nil, nil
+	}
+	return obj, nil
 }
 
 // DefaultAuditRetention is how long AuditEvents are kept.
@@ -158,6 +178,9 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 		return err
 	}
 	if err := setupNotifications(mgr, opts); err != nil {
+		return err
+	}
+	if err := (&TOTPAuditReconciler{Client: mgr.GetClient(), Options: opts}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := mgr.Add(auditPruner(opts)); err != nil {

@@ -15,6 +15,7 @@ import (
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/controllers/approval"
 	"github.com/kubepim/kubepim/controllers/audit"
+	"github.com/kubepim/kubepim/controllers/policy"
 )
 
 // Config is what the webhooks need from the manager.
@@ -28,7 +29,19 @@ type Config struct {
 	MFAClaimValues []string
 	// Namespace holds kubepim's Secrets (TOTP enrollments).
 	Namespace string
+	// TOTPLimit bounds wrong TOTP codes per user (--totp-max-failures,
+	// --totp-failure-window; policy defaults when zero).
+	TOTPLimit TOTPLimit
 }
+
+// TOTPLimit bounds wrong TOTP codes per user; see policy.TOTPLimit.
+type TOTPLimit = policy.TOTPLimit
+
+// Defaults of the TOTP failure limit.
+const (
+	DefaultTOTPMaxFailures   = policy.DefaultTOTPMaxFailures
+	DefaultTOTPFailureWindow = policy.DefaultTOTPFailureWindow
+)
 
 // DefaultMFAClaimValues are the RFC 8176 "amr" values that mean a second
 // factor was used.
@@ -51,7 +64,7 @@ func Setup(mgr ctrl.Manager, cfg Config) {
 		decoder: admission.NewDecoder(mgr.GetScheme()),
 		cfg:     cfg,
 	}
-	totp := &TOTPVerifier{Client: base.direct, Namespace: cfg.Namespace, Clock: cfg.Clock}
+	totp := &TOTPVerifier{Client: base.direct, Namespace: cfg.Namespace, Clock: cfg.Clock, Limit: cfg.TOTPLimit.OrDefault()}
 	keys := &approval.Keys{Client: base.direct, Namespace: cfg.Namespace}
 	server := mgr.GetWebhookServer()
 	server.Register("/mutate-kubepim-io-v1alpha1-activationrequest", &webhook.Admission{Handler: &activationMutator{handlerBase: base, totp: totp, keys: keys}})

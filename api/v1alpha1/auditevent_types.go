@@ -29,8 +29,12 @@ const (
 	AuditAlertRaised           = "AlertRaised"
 	AuditBindingRepaired       = "BindingRepaired"
 	AuditOutsideBindingRemoved = "OutsideBindingRemoved"
-	AuditOutcomeSuccess        = "Success"
-	AuditOutcomeFailure        = "Failure"
+	// AuditMFAFailed is a refused TOTP attempt: a wrong code, or an
+	// attempt while locked out after too many (recorded by the leader from
+	// the user's enrollment Secret; the webhook never writes the trail).
+	AuditMFAFailed      = "MFAFailed"
+	AuditOutcomeSuccess = "Success"
+	AuditOutcomeFailure = "Failure"
 )
 
 // AuditObjectReference names the kubepim object an audit event is about.

@@ -33,6 +33,7 @@ const (
 const (
 	ReasonChannelValid    = "Valid"
 	ReasonSecretMissing   = "SecretMissing"
+	ReasonSecretInvalid   = "SecretInvalid"
 	ReasonDeliveryFailing = "DeliveryFailing"
 )
 

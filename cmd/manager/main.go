@@ -31,6 +31,7 @@ import (
 	"github.com/kubepim/kubepim/controllers"
 	"github.com/kubepim/kubepim/controllers/notify"
 	"github.com/kubepim/kubepim/controllers/reviewauth"
+	"github.com/kubepim/kubepim/controllers/safeurl"
 	"github.com/kubepim/kubepim/webhooks"
 )
 
@@ -60,6 +61,8 @@ func main() {
 		activationRetention, auditRetention          time.Duration
 		leaseDuration, renewDeadline, retryPeriod    time.Duration
 		maxConcurrentReconciles                      int
+		totpMaxFailures                              int
+		totpFailureWindow                            time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
@@ -89,6 +92,8 @@ func main() {
 	flag.StringVar(&namespace, "namespace", envOr("POD_NAMESPACE", "kubepim-system"), "Namespace kubepim keeps its Secrets (TOTP enrollments) in.")
 	flag.StringVar(&mfaClaim, "mfa-claim", "amr", "User-extra key that carries the identity provider's authentication methods (map the OIDC amr claim to it).")
 	flag.StringVar(&mfaClaimValues, "mfa-claim-values", strings.Join(webhooks.DefaultMFAClaimValues, ","), "Comma-separated values of --mfa-claim that prove a second factor.")
+	flag.IntVar(&totpMaxFailures, "totp-max-failures", webhooks.DefaultTOTPMaxFailures, "Wrong TOTP codes a user may give within --totp-failure-window; after that every TOTP attempt of that user is refused until the oldest of them leaves the window (server-side dry-runs count too).")
+	flag.DurationVar(&totpFailureWindow, "totp-failure-window", webhooks.DefaultTOTPFailureWindow, "The window --totp-max-failures counts wrong TOTP codes in.")
 	flag.DurationVar(&activationRetention, "activation-retention", controllers.DefaultActivationRetention, "How long ended ActivationRequests are kept as history before they are deleted.")
 	flag.DurationVar(&auditRetention, "audit-retention", controllers.DefaultAuditRetention, "How long AuditEvents are kept before they are pruned, oldest first.")
 	flag.StringVar(&auditSinkURL, "audit-sink-url", "", "URL that receives a JSON POST of every audit event, with retries (optional).")
@@ -110,6 +115,19 @@ func main() {
 	if leaderElect && !(retryPeriod > 0 && retryPeriod < renewDeadline && renewDeadline < leaseDuration) {
 		log.Error(nil, "leader election needs 0 < --leader-elect-retry-period < --leader-elect-renew-deadline < --leader-elect-lease-duration",
 			"retryPeriod", retryPeriod, "renewDeadline", renewDeadline, "leaseDuration", leaseDuration)
+		os.Exit(2)
+	}
+
+	if auditSinkURL != "" {
+		// The URL may hold a token or password: the error names neither.
+		if _, err := safeurl.Parse(auditSinkURL); err != nil {
+			log.Error(err, "--audit-sink-url")
+			os.Exit(2)
+		}
+	}
+	if totpMaxFailures < 1 || totpFailureWindow <= 0 {
+		log.Error(nil, "--totp-max-failures must be at least 1 and --totp-failure-window positive",
+			"totpMaxFailures", totpMaxFailures, "totpFailureWindow", totpFailureWindow)
 		os.Exit(2)
 	}
 
@@ -141,7 +159,7 @@ func main() {
 	}
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                              scheme,
-		Cache:                               controllers.CacheOptions(),
+		Cache:                               controllers.CacheOptions(namespace),
 		Metrics:                             metricsOpts,
 		HealthProbeBindAddress:              probeAddr,
 		LeaderElection:                      leaderElect,
@@ -180,6 +198,7 @@ func main() {
 		MFAClaim:       mfaClaim,
 		MFAClaimValues: strings.Split(mfaClaimValues, ","),
 		Namespace:      namespace,
+		TOTPLimit:      webhooks.TOTPLimit{MaxFailures: totpMaxFailures, Window: totpFailureWindow},
 	}
 	ready := healthz.Ping
 	switch {

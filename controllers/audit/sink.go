@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers/safeurl"
 )
 
 // Sink POSTs each recorded event, as JSON, to a URL (a SIEM collector, a
@@ -34,9 +38,11 @@ type sinkItem struct {
 	pimv1.AuditEventSpec
 }
 
-// NewSink returns a sink for url with a queue of size events.
+// NewSink returns a sink for url with a queue of size events. The URL
+// may carry a credential (a token in the path or query, a password): logs
+// and errors name only its host (package safeurl).
 func NewSink(url string, size int, log logr.Logger) *Sink {
-	return &Sink{URL: url, Client: &http.Client{Timeout: 10 * time.Second}, Log: log, queue: make(chan sinkItem, size),
+	return &Sink{URL: strings.TrimSpace(url), Client: &http.Client{Timeout: 10 * time.Second}, Log: log, queue: make(chan sinkItem, size),
 		Backoff: wait.Backoff{Duration: time.Second, Factor: 2, Steps: 8, Cap: 2 * time.Minute}}
 }
 
@@ -61,11 +67,16 @@ func (s *Sink) Start(ctx context.Context) error {
 			if err != nil {
 				continue
 			}
+			var last error
 			err = wait.ExponentialBackoffWithContext(ctx, s.Backoff, func(ctx context.Context) (bool, error) {
-				return s.post(ctx, body) == nil, nil
+				last = s.post(ctx, body)
+				return last == nil, nil
 			})
 			if err != nil {
-				s.Log.Error(err, "audit sink gave up on an event", "event", item.Name, "url", s.URL)
+				if last == nil {
+					last = err
+				}
+				s.Log.Error(last, "audit sink gave up on an event", "event", item.Name, "host", safeurl.Host(s.URL))
 			}
 		}
 	}
@@ -74,19 +85,26 @@ func (s *Sink) Start(ctx context.Context) error {
 // NeedLeaderElection: only the leader records events, so only it forwards.
 func (s *Sink) NeedLeaderElection() bool { return true }
 
+// post sends one event. Its errors never contain the URL: they are built
+// from the host, the status and a class of error.
 func (s *Sink) post(ctx context.Context, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(body))
+	u, err := safeurl.Parse(s.URL)
 	if err != nil {
-		return err
+		return fmt.Errorf("audit sink: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return errors.New("audit sink: " + safeurl.Describe(s.URL, err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := s.Client.Do(req)
 	if err != nil {
-		return err
+		return errors.New("audit sink: " + safeurl.Describe(s.URL, err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		return fmt.Errorf("audit sink answered %s", resp.Status)
+		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+		return errors.New("audit sink at " + safeurl.Answered(s.URL, resp.Status, snippet))
 	}
 	return nil
 }

@@ -12,12 +12,14 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers/safeurl"
 )
 
 // Secret keys a channel's Secret holds.
@@ -88,19 +90,28 @@ func tlsConfigFor(ch *pimv1.NotificationChannel) (*tls.Config, error) {
 }
 
 // post sends an HTTP channel's JSON. Any 2xx is delivered.
+//
+// The URL is the channel's credential: no error here formats it. Failures
+// are described by safeurl from its host, the status code and a fixed
+// class of error (see package safeurl for why redacting afterwards is not
+// enough).
 func post(ctx context.Context, t Target, n *pimv1.Notification, tlsConfig *tls.Config) Result {
-	url := string(t.Secret[SecretKeyURL])
-	if url == "" {
+	raw := secretValue(t.Secret, SecretKeyURL)
+	if raw == "" {
 		return Result{Err: fmt.Errorf("secret %q has no key %q", secretName(t.Channel), SecretKeyURL)}
+	}
+	u, err := safeurl.Parse(raw)
+	if err != nil {
+		// The URL itself is wrong; a fixed Secret is read on the next try.
+		return Result{Err: fmt.Errorf("webhook URL in secret %q: %w", secretName(t.Channel), err)}
 	}
 	body, err := Payload(t.Channel.Spec.Type, n)
 	if err != nil {
 		return Result{Err: err, Permanent: true}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
 	if err != nil {
-		// The URL itself is wrong; a fixed Secret is read on the next try.
-		return Result{Err: fmt.Errorf("webhook URL: %w", redact(err, url))}
+		return Result{Err: errors.New(safeurl.Describe(raw, err))}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "kubepim")
@@ -110,25 +121,24 @@ func post(ctx context.Context, t Target, n *pimv1.Notification, tlsConfig *tls.C
 	defer transport.CloseIdleConnections()
 	resp, err := (&http.Client{Transport: transport}).Do(req)
 	if err != nil {
-		return Result{Err: redact(err, url)}
+		return Result{Err: errors.New(safeurl.Describe(raw, err))}
 	}
 	defer func() { _ = resp.Body.Close() }()
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
 	if resp.StatusCode/100 == 2 {
 		return Result{}
 	}
-	err = fmt.Errorf("webhook answered %s: %s", resp.Status, bytes.TrimSpace(snippet))
+	err = errors.New("webhook at " + safeurl.Answered(raw, resp.Status, snippet))
 	permanent := resp.StatusCode/100 == 4 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests
 	return Result{Err: err, Permanent: permanent}
 }
 
-// redact keeps a webhook's URL, which is its credential, out of errors
-// that end up in status and logs.
-func redact(err error, url string) error {
-	if url == "" {
-		return err
-	}
-	return errors.New(string(bytes.ReplaceAll([]byte(err.Error()), []byte(url), []byte("<webhook URL>"))))
+// secretValue reads one value of a channel's Secret without the
+// whitespace around it: `kubectl create secret --from-file` keeps the
+// file's final newline, which would otherwise become part of a URL, user
+// name or password.
+func secretValue(data map[string][]byte, key string) string {
+	return strings.TrimSpace(string(data[key]))
 }
 
 func secretName(ch *pimv1.NotificationChannel) string {
@@ -159,12 +169,13 @@ func sendMail(ctx context.Context, t Target, n *pimv1.Notification, now time.Tim
 		return smtpResult(nil, err)
 	}
 	defer func() { _ = c.Close() }()
-	if user := string(t.Secret[SecretKeyUsername]); user != "" {
+	if user := secretValue(t.Secret, SecretKeyUsername); user != "" {
 		if s.Security == pimv1.SMTPNone {
 			return Result{Err: errors.New("refusing to send SMTP credentials without TLS (security: None)"), Permanent: true}
 		}
-		if err := c.Auth(sasl.NewPlainClient("", user, string(t.Secret[SecretKeyPassword]))); err != nil {
-			return smtpResult(nil, fmt.Errorf("authentication: %w", err))
+		password := secretValue(t.Secret, SecretKeyPassword)
+		if err := c.Auth(sasl.NewPlainClient("", user, password)); err != nil {
+			return smtpResult(nil, authError(err, user, password))
 		}
 	}
 	var delivered []string
@@ -230,6 +241,25 @@ func dialSMTP(ctx context.Context, s *pimv1.SMTPSettings, tlsConfig *tls.Config)
 		// never silently falls back to plain text.
 		return smtp.NewClientStartTLS(conn, tlsConfig)
 	}
+}
+
+// authError describes a failed SMTP login. The server's reply is shown
+// only when it repeats neither the user name nor the password (some
+// servers echo what they were sent); the SMTP code is always kept, so that
+// a 5xx still counts as permanent.
+func authError(err error, user, password string) error {
+	var smtpErr *smtp.SMTPError
+	if errors.As(err, &smtpErr) {
+		msg, ok := safeurl.Clean(smtpErr.Message, user, password)
+		if !ok {
+			msg = "(the reply repeats the credentials; not shown)"
+		}
+		return fmt.Errorf("authentication: %w", &smtp.SMTPError{Code: smtpErr.Code, EnhancedCode: smtpErr.EnhancedCode, Message: msg})
+	}
+	if _, ok := safeurl.Clean(err.Error(), user, password); !ok {
+		return errors.New("authentication failed")
+	}
+	return fmt.Errorf("authentication: %w", err)
 }
 
 func isPermanentSMTP(err error) bool {

@@ -248,7 +248,7 @@ func (e *Env) StartManager(clk clock.WithTicker) (func(), error) {
 	wh := e.Env.WebhookInstallOptions
 	mgr, err := ctrl.NewManager(e.ManagerConfig, ctrl.Options{
 		Scheme:  e.Scheme,
-		Cache:   controllers.CacheOptions(),
+		Cache:   controllers.CacheOptions(Namespace),
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		WebhookServer: webhook.NewServer(webhook.Options{
 			Host: wh.LocalServingHost, Port: wh.LocalServingPort, CertDir: wh.LocalServingCertDir,
