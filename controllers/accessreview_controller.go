@@ -66,7 +66,9 @@ func (r *AccessReviewReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		r.Recorder.Eventf(rev, nil, corev1.EventTypeNormal, rev.Status.State, "Review", "instance %d is %s (%s reviewed)", rev.Status.Instance, rev.Status.State, rev.Status.Progress)
 	}
 	if !equalStatus(before.Status, rev.Status) {
-		if err := r.Status().Patch(ctx, rev, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+		// Optimistic lock: a decision admitted since this pass read the
+		// review must be folded in by the next pass, not closed over.
+		if err := r.Status().Patch(ctx, rev, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
 			return ctrl.Result{}, err
 		}
 	}

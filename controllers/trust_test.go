@@ -238,6 +238,17 @@ var _ = Describe("Trust boundaries", func() {
 			Expect(getReview(rev).Annotations[pimv1.AnnotationChangedBy]).To(Equal(pam))
 		})
 
+		It("refuses a reason long enough to crowd other reviewers out, and decisions after the instance closed", func() {
+			huge := "Approve: " + strings.Repeat("a", 200<<10)
+			Expect(decide(as(dana, nil, nil), rev, itemKey(other), huge)).To(MatchError(ContainSubstring("keep it to 1024")))
+			Expect(decide(as(dana, []string{"everyone", "leads"}, nil), rev, itemKey(other), "Approve: fine")).To(Succeed())
+			Expect(getReview(rev).Annotations[pimv1.AnnotationReviewDecisions]).NotTo(ContainSubstring("everyone"),
+				"the record keeps only the groups through which the reviewer decides")
+
+			fakeClock.Step(24 * time.Hour) // the instance is due
+			Expect(decide(as(dana, nil, nil), rev, itemKey(other), "Deny: too late")).To(MatchError(ContainSubstring("decisions are no longer taken")))
+		})
+
 		It("records two decisions by one reviewer within one second, both, in order", func() {
 			key := itemKey(other)
 			Expect(decide(as(dana, nil, nil), rev, key, "Approve: first look")).To(Succeed())
@@ -292,10 +303,29 @@ var _ = Describe("Trust boundaries", func() {
 			mutate(got)
 			Expect(as(mallory, nil, nil).Patch(ctx, got, patch)).To(MatchError(ContainSubstring("only the requester")), what)
 		}
+		By("a deactivation's reason, once given, stays what the trail records")
+		admin := uniq("pam")
+		bindAs(kubepimtest.RoleAdmin, admin)
+		Expect(annotate(as(admin, nil, nil), ar, pimv1.AnnotationDeactivate, "incident INC-9: contain")).To(Succeed())
+		Expect(annotate(as(mallory, nil, nil), ar, pimv1.AnnotationDeactivate, "routine")).To(MatchError(ContainSubstring("cannot be removed or changed")))
+		Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStateDeactivated))
+
 		got := getActivation(ar)
+		Expect(got.Annotations[pimv1.AnnotationDeactivate]).To(Equal("incident INC-9: contain"))
 		Expect(got.OwnerReferences).To(BeEmpty())
 		Expect(got.Finalizers).To(BeEmpty())
-		Expect(canI(victim, nil, "list", "pods", "default")).To(BeTrue())
+		Expect(canI(victim, nil, "list", "pods", "default")).To(BeFalse())
+	})
+
+	It("refuses a requester padding their own request so that an administrator's deactivation no longer fits", func() {
+		requester := uniq("padder")
+		role, _ := eligibleFor(user(requester), nil)
+		ar := activation(uniq("padded"), role, time.Hour, "on call")
+		Expect(as(requester, nil, nil).Create(ctx, ar)).To(Succeed())
+		DeferCleanup(func() { _ = k8s.Delete(ctx, ar) })
+		Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStateActive))
+		Expect(annotate(as(requester, nil, nil), ar, "example.com/pad", strings.Repeat("p", 200<<10))).To(MatchError(ContainSubstring("keep them under")))
+		Expect(annotate(as(requester, nil, nil), ar, "example.com/note", "small notes are fine")).To(Succeed())
 	})
 
 	Describe("namespaces", func() {

@@ -46,10 +46,10 @@ func (m *reviewMutator) Handle(ctx context.Context, req admission.Request) admis
 		return admission.Denied(fmt.Sprintf("annotation %s is written by kubepim alone; decide with %s<item-id>=\"Approve: <reason>\" or \"Deny: <reason>\"",
 			pimv1.AnnotationReviewDecisions, pimv1.AnnotationReviewDecisionPrefix))
 	}
-	// Who last created or changed what the review decides with; the
-	// validating webhook checks that it is the user (reviewGuard).
+	// Who last created or changed what the review decides with (its
+	// spec); the validating webhook checks that it is the user.
 	restore(rev, old, pimv1.AnnotationChangedBy)
-	if req.Operation == admissionv1.Create || len(reviewChanges(old, rev)) > 0 {
+	if req.Operation == admissionv1.Create || !equality.Semantic.DeepEqual(old.Spec, rev.Spec) {
 		setAnnotation(rev, pimv1.AnnotationChangedBy, req.UserInfo.Username)
 	}
 	var decisions []string
@@ -67,6 +67,11 @@ func (m *reviewMutator) Handle(ctx context.Context, req admission.Request) admis
 	user := userInfo(req.UserInfo)
 	if old.Status.State != pimv1.ReviewStateInProgress {
 		return admission.Denied(fmt.Sprintf("this review is %s, not InProgress: there is nothing to decide", orNone(old.Status.State)))
+	}
+	if due := old.Status.DueAt; due != nil && !m.cfg.Clock.Now().Before(due.Time) {
+		// kubepim may be closing the instance this very moment: a decision
+		// now could be admitted and never applied.
+		return admission.Denied(fmt.Sprintf("instance %d of this review closed at %s: decisions are no longer taken", old.Status.Instance, due.UTC().Format(time.RFC3339)))
 	}
 	key, err := m.keys.Key(ctx)
 	if err != nil {
@@ -105,7 +110,16 @@ func (m *reviewMutator) Handle(ctx context.Context, req admission.Request) admis
 			return admission.Denied(err.Error())
 		}
 		next++
-		rec := approval.ReviewRecord{Seq: next, Instance: old.Status.Instance, Item: id, Reviewer: pimv1.UserInfo{Username: user.Username, UID: user.UID, Groups: user.Groups},
+		if err := policy.CheckReason(reason); err != nil {
+			return admission.Denied(err.Error())
+		}
+		deciders := append(slices.Clone(old.Spec.Reviewers), old.Spec.FallbackReviewers...)
+		if item.Subject.Kind == pimv1.SubjectKindGroup {
+			// A self-review of a group's assignment is decided by its members.
+			deciders = append(deciders, pimv1.Principal{Kind: pimv1.SubjectKindGroup, Name: item.Subject.Name})
+		}
+		groups := policy.DecidingGroups(deciders, user.Groups)
+		rec := approval.ReviewRecord{Seq: next, Instance: old.Status.Instance, Item: id, Reviewer: pimv1.UserInfo{Username: user.Username, UID: user.UID, Groups: groups},
 			Decision: decision, Reason: reason, Time: metav1.NewTime(m.cfg.Clock.Now().UTC().Truncate(time.Second))}
 		var unrecorded int
 		signed, unrecorded = supersede(signed, rec, recorded)
@@ -255,9 +269,13 @@ func (g *reviewGuard) Handle(ctx context.Context, req admission.Request) admissi
 		}
 	}
 	user := userInfo(req.UserInfo)
-	// Fails closed without the mutating webhook, which stamps the changer.
-	if rev.Annotations[pimv1.AnnotationChangedBy] != user.Username {
+	specChanged := req.Operation == admissionv1.Create || !equality.Semantic.DeepEqual(old.Spec, rev.Spec)
+	switch {
+	case specChanged && rev.Annotations[pimv1.AnnotationChangedBy] != user.Username:
+		// Fails closed without the mutating webhook, which stamps the changer.
 		return admission.Denied(fmt.Sprintf("annotation %s must name the user making the change (kubepim's mutating webhook stamps it; is it installed?)", pimv1.AnnotationChangedBy))
+	case !specChanged && old.Annotations[pimv1.AnnotationChangedBy] != rev.Annotations[pimv1.AnnotationChangedBy]:
+		return admission.Denied(fmt.Sprintf("annotation %s is written by kubepim alone", pimv1.AnnotationChangedBy))
 	}
 	a := access{g.direct}
 	manage, err := a.allowed(ctx, user, &authorizationv1.ResourceAttributes{

@@ -203,11 +203,16 @@ func (v *activationValidator) validateUpdate(ctx context.Context, old, ar *pimv1
 		}
 	}
 	for _, k := range []string{pimv1.AnnotationCancel, pimv1.AnnotationDeactivate} {
-		if _, had := old.Annotations[k]; had {
-			if _, has := ar.Annotations[k]; !has {
-				return admission.Denied(fmt.Sprintf("annotation %s cannot be removed once set", k))
+		if was, had := old.Annotations[k]; had {
+			if is, has := ar.Annotations[k]; !has || is != was {
+				// The reason is what the audit trail records.
+				return admission.Denied(fmt.Sprintf("annotation %s cannot be removed or changed once set", k))
 			}
 		}
+	}
+	if n := userAnnotationBytes(ar.Annotations); n > maxUserAnnotationBytes && n > userAnnotationBytes(old.Annotations) {
+		return admission.Denied(fmt.Sprintf("this request's annotations would hold %d bytes; keep them under %d, so that kubepim's own annotations "+
+			"(a deactivation, an approval) always fit", n, maxUserAnnotationBytes))
 	}
 	return admission.Allowed("")
 }
@@ -339,7 +344,7 @@ func (m *activationMutator) decide(ctx context.Context, old, ar *pimv1.Activatio
 		return admission.Denied(err.Error())
 	}
 	record := pimv1.ApprovalRecord{
-		Approver: pimv1.UserInfo{Username: user.Username, UID: user.UID, Groups: user.Groups},
+		Approver: pimv1.UserInfo{Username: user.Username, UID: user.UID, Groups: policy.DecidingGroups(setting.Activation.Approval.Approvers, user.Groups)},
 		Decision: decision,
 		Reason:   strings.TrimSpace(reason),
 		Time:     metav1.NewTime(m.cfg.Clock.Now().UTC().Truncate(1e9)),
@@ -378,6 +383,22 @@ func (v *activationValidator) checkAppended(ctx context.Context, old, ar *pimv1.
 		return forged
 	}
 	return nil
+}
+
+// maxUserAnnotationBytes bounds the annotations of a request that kubepim
+// does not write: a requester padding their own request to the object's
+// size limit would keep an administrator's deactivation from fitting.
+const maxUserAnnotationBytes = 32 << 10
+
+func userAnnotationBytes(a map[string]string) int {
+	n := 0
+	for k, v := range a {
+		if k == pimv1.AnnotationDecisions {
+			continue
+		}
+		n += len(k) + len(v)
+	}
+	return n
 }
 
 // othersMetadataChanges lists what an update changes of a request's

@@ -87,7 +87,9 @@ func SubjectFor(s pimv1.Subject) rbacv1.Subject {
 // shortened with a hash when it would be too long for an object name.
 func Name(prefix, ownerName string) string {
 	name := "kubepim-" + prefix + "-" + ownerName
-	if len(name) <= 253 {
+	// Hashed names are 253 long; plain ones shorter than any hashed name,
+	// so that no owner's plain name is another owner's hashed one.
+	if len(name) < 253-17 {
 		return name
 	}
 	sum := sha256.Sum256([]byte(ownerName))

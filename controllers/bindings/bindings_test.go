@@ -21,8 +21,9 @@ func TestNameShort(t *testing.T) {
 	}{
 		{"ar", "alice-admin", "kubepim-ar-alice-admin"},
 		{"ra", "bob.edit.prod", "kubepim-ra-bob.edit.prod"},
-		// 11 + 242 = 253: the longest name kept as it is.
-		{"ar", strings.Repeat("x", 242), "kubepim-ar-" + strings.Repeat("x", 242)},
+		// 11 + 224 = 235: the longest name kept as it is (shorter than
+		// any hashed name, which is 253 long).
+		{"ar", strings.Repeat("x", 224), "kubepim-ar-" + strings.Repeat("x", 224)},
 	}
 	for _, tc := range cases {
 		if got := Name(tc.prefix, tc.owner); got != tc.want {
@@ -33,7 +34,7 @@ func TestNameShort(t *testing.T) {
 
 func TestNameLong(t *testing.T) {
 	sum := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:])[:16] }
-	long := strings.Repeat("a", 243) // 254 with the prefix
+	long := strings.Repeat("a", 225) // 236 with the prefix
 	longer := strings.Repeat("a", 253)
 	sibling := strings.Repeat("a", 252) + "b" // same first 236 characters as longer
 
@@ -228,5 +229,16 @@ func TestEcho(t *testing.T) {
 	done(true, "")
 	if !s.Echo("ActivationRequest", binding("9"), true) || len(s.deleted) != 0 {
 		t.Error("a delete's own event is no echo")
+	}
+}
+
+// An owner whose plain name equals another owner's hashed name would take
+// the other's binding name (and block its grant).
+func TestNameNoCollisionBetweenPlainAndHashed(t *testing.T) {
+	long := strings.Repeat("l", 250)
+	hashed := Name("ar", long)
+	forger := strings.TrimPrefix(hashed, "kubepim-ar-")
+	if got := Name("ar", forger); got == hashed {
+		t.Fatalf("owner %q gets %q, the binding name of owner %q", forger, got, long)
 	}
 }

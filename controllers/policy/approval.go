@@ -9,6 +9,34 @@ import (
 
 // IsApprover reports whether user may approve under the policy: named as a
 // User, or a member of a named Group at the time of the decision.
+// MaxReasonLength bounds the reason of an approval or a review decision: it
+// is kept in a signed record inside one annotation, and an unbounded one
+// would let one decider fill the annotation and keep everyone else from
+// deciding.
+const MaxReasonLength = 1024
+
+// CheckReason refuses a reason too long to keep.
+func CheckReason(reason string) error {
+	if len(reason) > MaxReasonLength {
+		return fmt.Errorf("the reason is %d bytes long; keep it to %d (link to a ticket for more)", len(reason), MaxReasonLength)
+	}
+	return nil
+}
+
+// DecidingGroups are the groups of a user that principals name: the groups
+// through which the user may decide. A signed record keeps these alone,
+// not every group the user is in (there may be hundreds), which is all an
+// audit of the decision needs and keeps the record small.
+func DecidingGroups(principals []pimv1.Principal, groups []string) []string {
+	var out []string
+	for _, g := range groups {
+		if slices.ContainsFunc(principals, func(p pimv1.Principal) bool { return p.Kind == pimv1.SubjectKindGroup && p.Name == g }) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
 func IsApprover(p pimv1.ApprovalPolicy, user pimv1.UserInfo) bool {
 	for _, a := range p.Approvers {
 		switch a.Kind {
@@ -73,6 +101,9 @@ func CheckDecision(p pimv1.ApprovalPolicy, state, requester string, user pimv1.U
 	}
 	if reason == "" {
 		return fmt.Errorf("give a reason: kubectl annotate activationrequest NAME kubepim.io/%s=\"<reason>\"", map[string]string{pimv1.DecisionApprove: "approve", pimv1.DecisionDeny: "deny"}[decision])
+	}
+	if err := CheckReason(reason); err != nil {
+		return err
 	}
 	for _, r := range records {
 		if r.Approver.Username == user.Username {
