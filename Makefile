@@ -70,10 +70,10 @@ test-go: manifests generate vet control-plane helm-check ## Every Go test: table
 # Go native fuzz targets (package:Target) for the pure functions that parse
 # user input; docs/threat-model.md lists them.
 FUZZ_TARGETS := \
-	./controllers/approval:FuzzParseReview \
-	./controllers/approval:FuzzParseApprovals \
-	./controllers/approval:FuzzVerifyTiming \
-	./controllers/policy:FuzzActivationWindow \
+	./internal/approval:FuzzParseReview \
+	./internal/approval:FuzzParseApprovals \
+	./internal/approval:FuzzVerifyTiming \
+	./internal/policy:FuzzActivationWindow \
 	./webhooks:FuzzParseReviewDecision
 FUZZTIME ?= 1m
 
@@ -110,7 +110,7 @@ ci: test ## Same as make test.
 
 .PHONY: bench
 bench: control-plane ## Benchmark the manager end to end against a real API server, ~9 min (BENCH_FLAGS="-scale 5000" for less; docs/performance.md).
-	KUBEBUILDER_ASSETS="$$(hack/install-control-plane.sh)" go run ./hack/bench $(BENCH_FLAGS)
+	KUBEBUILDER_ASSETS="$$(hack/install-control-plane.sh)" go run ./test/bench $(BENCH_FLAGS)
 
 ##@ Build
 

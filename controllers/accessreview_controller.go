@@ -20,10 +20,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/approval"
-	"github.com/kubepim/kubepim/controllers/audit"
-	"github.com/kubepim/kubepim/controllers/index"
-	"github.com/kubepim/kubepim/controllers/policy"
+	"github.com/kubepim/kubepim/internal/approval"
+	"github.com/kubepim/kubepim/internal/audit"
+	"github.com/kubepim/kubepim/internal/lookup"
+	"github.com/kubepim/kubepim/internal/policy"
 )
 
 // AccessReviewReconciler runs access reviews: each instance snapshots the
@@ -160,12 +160,12 @@ func (r *AccessReviewReconciler) snapshot(ctx context.Context, rev *pimv1.Access
 	var items []pimv1.ReviewItem
 	seen := map[types.UID]bool{}
 	for _, role := range roles {
-		assignments, err := index.AssignmentsOf(ctx, r.Client, role)
+		assignments, err := lookup.AssignmentsOf(ctx, r.Client, role)
 		if err != nil {
 			return nil, err
 		}
 		var activations pimv1.ActivationRequestList
-		if err := r.List(ctx, &activations, client.MatchingFields{index.ActivationByRole: index.RoleKey(role)}); err != nil {
+		if err := r.List(ctx, &activations, client.MatchingFields{lookup.ActivationByRole: lookup.RoleKey(role)}); err != nil {
 			return nil, err
 		}
 		for i := range assignments {

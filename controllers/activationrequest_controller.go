@@ -22,11 +22,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/approval"
-	"github.com/kubepim/kubepim/controllers/audit"
-	"github.com/kubepim/kubepim/controllers/bindings"
-	"github.com/kubepim/kubepim/controllers/index"
-	"github.com/kubepim/kubepim/controllers/policy"
+	"github.com/kubepim/kubepim/internal/approval"
+	"github.com/kubepim/kubepim/internal/audit"
+	"github.com/kubepim/kubepim/internal/grant"
+	"github.com/kubepim/kubepim/internal/lookup"
+	"github.com/kubepim/kubepim/internal/policy"
 )
 
 // DefaultActivationRetention is how long ended ActivationRequests are kept.
@@ -38,7 +38,7 @@ const DefaultActivationRetention = 90 * 24 * time.Hour
 // as a User, to the role; it removes it at expiresAt exactly.
 type ActivationRequestReconciler struct {
 	client.Client
-	Bindings *bindings.Syncer
+	Bindings *grant.Syncer
 	// Keys verifies approval records.
 	Keys     *approval.Keys
 	Recorder events.EventRecorder
@@ -57,7 +57,7 @@ func (r *ActivationRequestReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	ar := &pimv1.ActivationRequest{}
 	if err := r.Get(ctx, req.NamespacedName, ar); err != nil {
 		if apierrors.IsNotFound(err) {
-			_, err := r.Bindings.Sync(ctx, bindings.Owner{Kind: "ActivationRequest", Name: req.Name}, nil)
+			_, err := r.Bindings.Sync(ctx, grant.Owner{Kind: "ActivationRequest", Name: req.Name}, nil)
 			return ctrl.Result{}, err
 		}
 		return ctrl.Result{}, err
@@ -166,7 +166,7 @@ func (r *ActivationRequestReconciler) advance(ctx context.Context, ar *pimv1.Act
 // returns the next deadline and whether the request may proceed to its
 // activation; anything but an approval (or no need for one) stops it.
 func (r *ActivationRequestReconciler) approval(ctx context.Context, ar *pimv1.ActivationRequest, now time.Time) (time.Time, bool, error) {
-	setting, _, err := index.EffectiveSetting(ctx, r.Client, ar.Spec.RoleRef, ar.Spec.Namespace)
+	setting, _, err := lookup.EffectiveSetting(ctx, r.Client, ar.Spec.RoleRef, ar.Spec.Namespace)
 	if err != nil {
 		var conflict *policy.ErrConflictingSettings
 		if errors.As(err, &conflict) {
@@ -259,7 +259,7 @@ func (r *ActivationRequestReconciler) grant(ctx context.Context, ar *pimv1.Activ
 		return time.Time{}, err
 	}
 	timing := r.grantTiming(ar, ar.Status.ActivatedAt.Time, ar.Status.ExpiresAt.Time)
-	want := bindings.Desired(r.owner(ar), bindings.Name("ar", ar.Name), bindings.Grant{
+	want := grant.Desired(r.owner(ar), grant.Name("ar", ar.Name), grant.Grant{
 		// The requester alone, as a User, even when eligible through a group.
 		Subject:   rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: ar.Spec.Requester.Username},
 		RoleRef:   ar.Spec.RoleRef,
@@ -322,9 +322,9 @@ func (r *ActivationRequestReconciler) grantedTiming(ctx context.Context, ar *pim
 	if err != nil {
 		return nil, err
 	}
-	want := bindings.Desired(r.owner(ar), bindings.Name("ar", ar.Name), bindings.Grant{Namespace: ar.Spec.Namespace})
+	want := grant.Desired(r.owner(ar), grant.Name("ar", ar.Name), grant.Grant{Namespace: ar.Spec.Namespace})
 	for _, b := range owned {
-		if !bindings.SameBinding(b, want) || b.GetLabels()[pimv1.LabelOwnerUID] != string(ar.UID) {
+		if !grant.SameBinding(b, want) || b.GetLabels()[pimv1.LabelOwnerUID] != string(ar.UID) {
 			continue
 		}
 		start, err1 := time.Parse(time.RFC3339, b.GetAnnotations()[pimv1.AnnotationActivatedAt])
@@ -339,12 +339,12 @@ func (r *ActivationRequestReconciler) grantedTiming(ctx context.Context, ar *pim
 		w := policy.Window{Start: start, End: &end}
 		if !approval.VerifyTiming(key, r.grantTiming(ar, start, end), b.GetAnnotations()[pimv1.AnnotationTimingSignature]) {
 			r.Recorder.Eventf(ar, nil, corev1.EventTypeWarning, "ForgedTiming", "Activation",
-				"ignored the timing on %s: kubepim did not sign it", bindings.Reference(b).Kind+" "+b.GetName())
+				"ignored the timing on %s: kubepim did not sign it", grant.Reference(b).Kind+" "+b.GetName())
 			continue
 		}
 		if err := policy.RecoveredWindowFits(ar, w, now); err != nil {
 			r.Recorder.Eventf(ar, nil, corev1.EventTypeWarning, "ForgedTiming", "Activation",
-				"ignored the timing on %s: %s", bindings.Reference(b).Kind+" "+b.GetName(), err.Error())
+				"ignored the timing on %s: %s", grant.Reference(b).Kind+" "+b.GetName(), err.Error())
 			continue
 		}
 		return &w, nil
@@ -354,8 +354,8 @@ func (r *ActivationRequestReconciler) grantedTiming(ctx context.Context, ar *pim
 
 // grantTiming is what kubepim signs on the binding of ar's grant.
 func (r *ActivationRequestReconciler) grantTiming(ar *pimv1.ActivationRequest, start, end time.Time) approval.GrantTiming {
-	want := bindings.Desired(r.owner(ar), bindings.Name("ar", ar.Name), bindings.Grant{Namespace: ar.Spec.Namespace})
-	return approval.GrantTiming{OwnerUID: ar.UID, Binding: bindings.Key(want), Start: start, End: end}
+	want := grant.Desired(r.owner(ar), grant.Name("ar", ar.Name), grant.Grant{Namespace: ar.Spec.Namespace})
+	return approval.GrantTiming{OwnerUID: ar.UID, Binding: grant.Key(want), Start: start, End: end}
 }
 
 // end moves the request to a final state and removes its binding.
@@ -416,7 +416,7 @@ func (r *ActivationRequestReconciler) eligibility(ctx context.Context, ar *pimv1
 	if ar.Spec.Requester == nil || ar.Spec.Requester.Username == "" {
 		return nil, &policyError{errors.New("the request has no requester: it was not admitted by kubepim's webhook")}
 	}
-	assignments, err := index.AssignmentsOf(ctx, r.Client, ar.Spec.RoleRef)
+	assignments, err := lookup.AssignmentsOf(ctx, r.Client, ar.Spec.RoleRef)
 	if err != nil {
 		return nil, err
 	}
@@ -431,7 +431,7 @@ func (r *ActivationRequestReconciler) eligibility(ctx context.Context, ar *pimv1
 // activeSuccessor names an Active request that extends ar, if any.
 func (r *ActivationRequestReconciler) activeSuccessor(ctx context.Context, ar *pimv1.ActivationRequest) (string, error) {
 	var list pimv1.ActivationRequestList
-	if err := r.List(ctx, &list, client.MatchingFields{index.ActivationByExtends: ar.Name}); err != nil {
+	if err := r.List(ctx, &list, client.MatchingFields{lookup.ActivationByExtends: ar.Name}); err != nil {
 		return "", err
 	}
 	for _, s := range list.Items {
@@ -592,8 +592,8 @@ func requesterName(ar *pimv1.ActivationRequest) string {
 	return ar.Spec.Requester.Username
 }
 
-func (r *ActivationRequestReconciler) owner(ar *pimv1.ActivationRequest) bindings.Owner {
-	return bindings.Owner{Kind: "ActivationRequest", Name: ar.Name, UID: ar.UID}
+func (r *ActivationRequestReconciler) owner(ar *pimv1.ActivationRequest) grant.Owner {
+	return grant.Owner{Kind: "ActivationRequest", Name: ar.Name, UID: ar.UID}
 }
 
 func (r *ActivationRequestReconciler) retention() time.Duration {
@@ -619,7 +619,7 @@ func (r *ActivationRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	byAssignment := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
 		ra := obj.(*pimv1.RoleAssignment)
 		var list pimv1.ActivationRequestList
-		if err := r.List(ctx, &list, client.MatchingFields{index.ActivationByRole: index.RoleKey(ra.Spec.RoleRef)}); err != nil {
+		if err := r.List(ctx, &list, client.MatchingFields{lookup.ActivationByRole: lookup.RoleKey(ra.Spec.RoleRef)}); err != nil {
 			return nil
 		}
 		var reqs []reconcile.Request

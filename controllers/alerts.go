@@ -17,9 +17,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/audit"
-	"github.com/kubepim/kubepim/controllers/index"
-	"github.com/kubepim/kubepim/controllers/policy"
+	"github.com/kubepim/kubepim/internal/audit"
+	"github.com/kubepim/kubepim/internal/lookup"
+	"github.com/kubepim/kubepim/internal/policy"
 )
 
 var alertsGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -54,7 +54,7 @@ func (r *RoleSettingReconciler) evaluateAlerts(ctx context.Context, rs *pimv1.Ro
 			return err
 		}
 	}
-	assignments, err := index.AssignmentsOf(ctx, r.Client, roleRef)
+	assignments, err := lookup.AssignmentsOf(ctx, r.Client, roleRef)
 	if err != nil {
 		return err
 	}
@@ -62,7 +62,7 @@ func (r *RoleSettingReconciler) evaluateAlerts(ctx context.Context, rs *pimv1.Ro
 		return roleRef.Kind == pimv1.RoleKindRole && ra.Spec.Namespace != rs.Spec.RoleRef.Namespace
 	})
 	var activations pimv1.ActivationRequestList
-	if err := r.List(ctx, &activations, client.MatchingFields{index.ActivationByRole: index.RoleKey(roleRef)}); err != nil {
+	if err := r.List(ctx, &activations, client.MatchingFields{lookup.ActivationByRole: lookup.RoleKey(roleRef)}); err != nil {
 		return err
 	}
 	in.Activations = activations.Items

@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/approval"
+	"github.com/kubepim/kubepim/internal/approval"
 )
 
 var _ = Describe("Approval", func() {

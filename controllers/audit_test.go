@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/audit"
+	"github.com/kubepim/kubepim/internal/audit"
 )
 
 // eventsAbout lists the audit events about one object, in chain order.

@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/notify"
+	"github.com/kubepim/kubepim/internal/notify"
 )
 
 // Defaults of delivery.

@@ -19,9 +19,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/index"
-	"github.com/kubepim/kubepim/controllers/notify"
-	"github.com/kubepim/kubepim/controllers/safeurl"
+	"github.com/kubepim/kubepim/internal/lookup"
+	"github.com/kubepim/kubepim/internal/notify"
+	"github.com/kubepim/kubepim/internal/safeurl"
 )
 
 // failingAfter is how many failed attempts in a row make a pending
@@ -52,7 +52,7 @@ func (r *NotificationChannelReconciler) Reconcile(ctx context.Context, req recon
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	var list pimv1.NotificationList
-	if err := r.List(ctx, &list, client.InNamespace(r.Namespace), client.MatchingFields{index.NotificationByChannel: ch.Name}); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(r.Namespace), client.MatchingFields{lookup.NotificationByChannel: ch.Name}); err != nil {
 		return reconcile.Result{}, err
 	}
 	secretReason, secretProblem, err := r.checkSecret(ctx, ch)

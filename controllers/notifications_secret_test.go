@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/notify"
+	"github.com/kubepim/kubepim/internal/notify"
 )
 
 // eventNotes are the notes of all Events about obj.

@@ -23,9 +23,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/index"
-	"github.com/kubepim/kubepim/controllers/notify"
-	"github.com/kubepim/kubepim/controllers/policy"
+	"github.com/kubepim/kubepim/internal/lookup"
+	"github.com/kubepim/kubepim/internal/notify"
+	"github.com/kubepim/kubepim/internal/policy"
 )
 
 // DefaultNotificationMaxAge is how old an event may be and still be
@@ -132,7 +132,7 @@ func (n *Notifier) notifying(ctx context.Context) (bool, error) {
 // setting is the role's policy; when two RoleSettings conflict, nobody
 // can say whose notification policy applies, and the defaults do.
 func (n *Notifier) setting(ctx context.Context, roleRef pimv1.RoleRef, namespace string) (pimv1.RoleSettingSpec, error) {
-	setting, _, err := index.EffectiveSetting(ctx, n.Client, roleRef, namespace)
+	setting, _, err := lookup.EffectiveSetting(ctx, n.Client, roleRef, namespace)
 	var conflict *policy.ErrConflictingSettings
 	if errors.As(err, &conflict) {
 		return pimv1.RoleSettingSpec{}, nil

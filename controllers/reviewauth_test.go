@@ -14,7 +14,7 @@ import (
 	"k8s.io/client-go/rest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/kubepim/kubepim/controllers/reviewauth"
+	"github.com/kubepim/kubepim/internal/authz"
 )
 
 var _ = Describe("The metrics endpoint's authentication and authorization", func() {
@@ -23,7 +23,7 @@ var _ = Describe("The metrics endpoint's authentication and authorization", func
 	It("refuses a missing or invalid token (401) and a user without the role (403), and serves one with it", func() {
 		httpClient, err := rest.HTTPClientFor(env.ManagerConfig)
 		Expect(err).NotTo(HaveOccurred())
-		filter, err := reviewauth.MetricsFilter(env.ManagerConfig, httpClient)
+		filter, err := authz.MetricsFilter(env.ManagerConfig, httpClient)
 		Expect(err).NotTo(HaveOccurred())
 		handler, err := filter(logf.Log, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("metrics")) }))
 		Expect(err).NotTo(HaveOccurred())

@@ -19,9 +19,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/audit"
-	"github.com/kubepim/kubepim/controllers/bindings"
-	"github.com/kubepim/kubepim/controllers/policy"
+	"github.com/kubepim/kubepim/internal/audit"
+	"github.com/kubepim/kubepim/internal/grant"
+	"github.com/kubepim/kubepim/internal/policy"
 )
 
 // nameTakenRetry is how often an assignment whose binding name is taken by
@@ -34,7 +34,7 @@ const nameTakenRetry = 30 * time.Second
 // ActivationRequests are checked against.
 type RoleAssignmentReconciler struct {
 	client.Client
-	Bindings *bindings.Syncer
+	Bindings *grant.Syncer
 	Recorder events.EventRecorder
 	Options
 }
@@ -57,12 +57,12 @@ func (r *RoleAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if err := r.Get(ctx, req.NamespacedName, ra); err != nil {
 		if apierrors.IsNotFound(err) {
 			// Gone: whatever it granted goes too.
-			_, err := r.Bindings.Sync(ctx, bindings.Owner{Kind: "RoleAssignment", Name: req.Name}, nil)
+			_, err := r.Bindings.Sync(ctx, grant.Owner{Kind: "RoleAssignment", Name: req.Name}, nil)
 			return ctrl.Result{}, err
 		}
 		return ctrl.Result{}, err
 	}
-	owner := bindings.Owner{Kind: "RoleAssignment", Name: ra.Name, UID: ra.UID}
+	owner := grant.Owner{Kind: "RoleAssignment", Name: ra.Name, UID: ra.UID}
 	if !ra.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.finalize(ctx, ra, owner)
 	}
@@ -78,8 +78,8 @@ func (r *RoleAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	state, bound, next := policy.AssignmentState(ra, now)
 	var want client.Object
 	if bound {
-		want = bindings.Desired(owner, bindings.Name("ra", ra.Name), bindings.Grant{
-			Subject:   bindings.SubjectFor(ra.Spec.Subject),
+		want = grant.Desired(owner, grant.Name("ra", ra.Name), grant.Grant{
+			Subject:   grant.SubjectFor(ra.Spec.Subject),
 			RoleRef:   ra.Spec.RoleRef,
 			Namespace: ra.Spec.Namespace,
 		})
@@ -104,7 +104,7 @@ func (r *RoleAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		return ctrl.Result{}, err
 	}
 
-	var taken *bindings.ErrNameTaken
+	var taken *grant.ErrNameTaken
 	switch {
 	case errors.As(syncErr, &taken):
 		return ctrl.Result{RequeueAfter: nameTakenRetry}, nil
@@ -118,7 +118,7 @@ func (r *RoleAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 }
 
 // summarize writes the state, binding and conditions into status.
-func (r *RoleAssignmentReconciler) summarize(ra *pimv1.RoleAssignment, now time.Time, state string, outcome bindings.Outcome, syncErr error) {
+func (r *RoleAssignmentReconciler) summarize(ra *pimv1.RoleAssignment, now time.Time, state string, outcome grant.Outcome, syncErr error) {
 	ra.Status.ObservedGeneration = ra.Generation
 	ra.Status.State = state
 	start := metav1.NewTime(policy.AssignmentWindow(ra).Start)
@@ -128,7 +128,7 @@ func (r *RoleAssignmentReconciler) summarize(ra *pimv1.RoleAssignment, now time.
 	// Conditions carry the injected clock's time: SetStatusCondition would
 	// otherwise read the wall clock.
 	ready := metav1.Condition{Type: pimv1.ConditionReady, Status: metav1.ConditionTrue, Reason: state, Message: stateMessage(ra, state), ObservedGeneration: ra.Generation, LastTransitionTime: metav1.NewTime(now)}
-	var taken *bindings.ErrNameTaken
+	var taken *grant.ErrNameTaken
 	switch {
 	case errors.As(syncErr, &taken):
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, pimv1.ReasonBindingConflict, syncErr.Error()
@@ -162,7 +162,7 @@ func stateMessage(ra *pimv1.RoleAssignment, state string) string {
 
 // finalize revokes what a deleted assignment granted, records the removal,
 // and lets the deletion finish.
-func (r *RoleAssignmentReconciler) finalize(ctx context.Context, ra *pimv1.RoleAssignment, owner bindings.Owner) error {
+func (r *RoleAssignmentReconciler) finalize(ctx context.Context, ra *pimv1.RoleAssignment, owner grant.Owner) error {
 	if !controllerutil.ContainsFinalizer(ra, pimv1.FinalizerRevoke) {
 		return nil
 	}
@@ -182,7 +182,7 @@ func (r *RoleAssignmentReconciler) finalize(ctx context.Context, ra *pimv1.RoleA
 
 // announce records each transition in the audit trail and as an Event,
 // never a pass that changed nothing.
-func (r *RoleAssignmentReconciler) announce(ctx context.Context, before, after *pimv1.RoleAssignment, outcome bindings.Outcome) error {
+func (r *RoleAssignmentReconciler) announce(ctx context.Context, before, after *pimv1.RoleAssignment, outcome grant.Outcome) error {
 	from, to := before.Status.State, after.Status.State
 	var records []audit.Entry
 	if from == "" {

@@ -19,8 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/audit"
-	"github.com/kubepim/kubepim/controllers/index"
+	"github.com/kubepim/kubepim/internal/audit"
+	"github.com/kubepim/kubepim/internal/lookup"
 )
 
 // RoleSettingReconciler reports, on each RoleSetting, whether it is the one
@@ -99,7 +99,7 @@ func (r *RoleSettingReconciler) Reconcile(ctx context.Context, req reconcile.Req
 // sameRole lists the names of other RoleSettings governing the same role.
 func (r *RoleSettingReconciler) sameRole(ctx context.Context, rs *pimv1.RoleSetting) ([]string, error) {
 	var list pimv1.RoleSettingList
-	if err := r.List(ctx, &list, client.MatchingFields{index.RoleSettingByRole: index.SettingKey(rs.Spec.RoleRef)}); err != nil {
+	if err := r.List(ctx, &list, client.MatchingFields{lookup.RoleSettingByRole: lookup.SettingKey(rs.Spec.RoleRef)}); err != nil {
 		return nil, err
 	}
 	var names []string
@@ -141,7 +141,7 @@ func (r *RoleSettingReconciler) SetupWithManager(mgr manager.Manager) error {
 			rs := obj.(*pimv1.RoleSetting)
 			var list pimv1.RoleSettingList
 			reqs := []reconcile.Request{{NamespacedName: types.NamespacedName{Name: rs.Name}}}
-			if err := r.List(ctx, &list, client.MatchingFields{index.RoleSettingByRole: index.SettingKey(rs.Spec.RoleRef)}); err == nil {
+			if err := r.List(ctx, &list, client.MatchingFields{lookup.RoleSettingByRole: lookup.SettingKey(rs.Spec.RoleRef)}); err == nil {
 				for _, other := range list.Items {
 					if other.Name != rs.Name {
 						reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: other.Name}})

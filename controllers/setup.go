@@ -19,11 +19,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/approval"
-	"github.com/kubepim/kubepim/controllers/audit"
-	"github.com/kubepim/kubepim/controllers/bindings"
-	"github.com/kubepim/kubepim/controllers/index"
-	"github.com/kubepim/kubepim/controllers/notify"
+	"github.com/kubepim/kubepim/internal/approval"
+	"github.com/kubepim/kubepim/internal/audit"
+	"github.com/kubepim/kubepim/internal/grant"
+	"github.com/kubepim/kubepim/internal/lookup"
+	"github.com/kubepim/kubepim/internal/notify"
 	"github.com/kubepim/kubepim/webhooks"
 )
 
@@ -134,10 +134,10 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 	if opts.Controller.MaxConcurrentReconciles <= 0 {
 		opts.Controller.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles
 	}
-	if err := index.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
+	if err := lookup.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
-	syncer := &bindings.Syncer{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}
+	syncer := &grant.Syncer{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}
 	if opts.Audit == nil {
 		direct, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
 		if err != nil {

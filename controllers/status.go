@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/kubepim/kubepim/controllers/bindings"
+	"github.com/kubepim/kubepim/internal/grant"
 )
 
 // equalStatus reports whether two statuses are the same, ignoring nothing:
@@ -38,9 +38,9 @@ func patchStatus(ctx context.Context, c client.Client, before, after client.Obje
 // that owns it, so that drift is repaired at once. The echoes of the
 // syncer's own creates and deletes are left out: the pass that made them
 // has done the work.
-func enqueueBindingOwner(kind string, syncer *bindings.Syncer) handler.EventHandler {
+func enqueueBindingOwner(kind string, syncer *grant.Syncer) handler.EventHandler {
 	owner := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
-		if name := bindings.OwnerName(obj, kind); name != "" {
+		if name := grant.OwnerName(obj, kind); name != "" {
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
 		}
 		return nil

@@ -432,7 +432,7 @@ start_manager() {
   if grep -Eq '^[[:space:]]+--?namespace([[:space:]]|$)' <<<"${help}"; then
     args+=(--namespace="${NAMESPACE}")
   fi
-  # Plain HTTP metrics on loopback for people and hack/bench; a cluster
+  # Plain HTTP metrics on loopback for people and test/bench; a cluster
   # install serves them over HTTPS behind authentication (--metrics-secure).
   if grep -Eq '^[[:space:]]+--?metrics-secure([[:space:]]|$)' <<<"${help}"; then
     args+=(--metrics-secure=false)

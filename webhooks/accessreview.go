@@ -16,8 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/approval"
-	"github.com/kubepim/kubepim/controllers/policy"
+	"github.com/kubepim/kubepim/internal/approval"
+	"github.com/kubepim/kubepim/internal/policy"
 )
 
 // reviewMutator turns a reviewer's decision.kubepim.io/<item> annotation

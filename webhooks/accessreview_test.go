@@ -8,7 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/approval"
+	"github.com/kubepim/kubepim/internal/approval"
 )
 
 func TestReviewChanges(t *testing.T) {

@@ -18,9 +18,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/approval"
-	"github.com/kubepim/kubepim/controllers/index"
-	"github.com/kubepim/kubepim/controllers/policy"
+	"github.com/kubepim/kubepim/internal/approval"
+	"github.com/kubepim/kubepim/internal/lookup"
+	"github.com/kubepim/kubepim/internal/policy"
 )
 
 // stampedAnnotations are set by kubepim's webhook alone.
@@ -125,15 +125,15 @@ func (v *activationValidator) validateCreate(ctx context.Context, ar *pimv1.Acti
 	if ar.Spec.MFA != nil && ar.Spec.MFA.Method == pimv1.MFAMethodClaim && !hasMFAClaim(user, v.cfg) {
 		return admission.Denied("spec.mfa is set by kubepim's mutating webhook alone")
 	}
-	setting, _, err := index.EffectiveSetting(ctx, v.cache, ar.Spec.RoleRef, ar.Spec.Namespace)
+	setting, _, err := lookup.EffectiveSetting(ctx, v.cache, ar.Spec.RoleRef, ar.Spec.Namespace)
 	if err != nil {
 		return denyOrError(err)
 	}
-	assignments, err := index.AssignmentsOf(ctx, v.cache, ar.Spec.RoleRef)
+	assignments, err := lookup.AssignmentsOf(ctx, v.cache, ar.Spec.RoleRef)
 	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
-	open, err := index.OpenRequestsOf(ctx, v.cache, user.Username, ar.Spec.RoleRef, ar.Spec.Namespace)
+	open, err := lookup.OpenRequestsOf(ctx, v.cache, user.Username, ar.Spec.RoleRef, ar.Spec.Namespace)
 	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
@@ -333,7 +333,7 @@ func (m *activationMutator) decide(ctx context.Context, old, ar *pimv1.Activatio
 			records = append(records, s.Record)
 		}
 	}
-	setting, _, err := index.EffectiveSetting(ctx, m.cache, old.Spec.RoleRef, old.Spec.Namespace)
+	setting, _, err := lookup.EffectiveSetting(ctx, m.cache, old.Spec.RoleRef, old.Spec.Namespace)
 	if err != nil {
 		return denyOrError(err)
 	}

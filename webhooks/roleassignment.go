@@ -9,8 +9,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/index"
-	"github.com/kubepim/kubepim/controllers/policy"
+	"github.com/kubepim/kubepim/internal/lookup"
+	"github.com/kubepim/kubepim/internal/policy"
 )
 
 // assignmentMutator stamps who made an assignment; nobody changes it later.
@@ -70,7 +70,7 @@ func (v *assignmentValidator) Handle(ctx context.Context, req admission.Request)
 	default:
 		return admission.Allowed("")
 	}
-	setting, _, err := index.EffectiveSetting(ctx, v.cache, ra.Spec.RoleRef, ra.Spec.Namespace)
+	setting, _, err := lookup.EffectiveSetting(ctx, v.cache, ra.Spec.RoleRef, ra.Spec.Namespace)
 	if err != nil {
 		return denyOrError(err)
 	}

@@ -13,9 +13,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/approval"
-	"github.com/kubepim/kubepim/controllers/audit"
-	"github.com/kubepim/kubepim/controllers/policy"
+	"github.com/kubepim/kubepim/internal/approval"
+	"github.com/kubepim/kubepim/internal/audit"
+	"github.com/kubepim/kubepim/internal/policy"
 )
 
 // Config is what the webhooks need from the manager.

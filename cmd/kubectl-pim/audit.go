@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kubepim/kubepim/controllers/audit"
+	"github.com/kubepim/kubepim/internal/audit"
 )
 
 func (p *pim) auditCommand() *cobra.Command {

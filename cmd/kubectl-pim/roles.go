@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/policy"
+	"github.com/kubepim/kubepim/internal/policy"
 )
 
 // roleRow is one line of "kubectl pim roles".

@@ -10,7 +10,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/kubepim/kubepim/controllers/audit"
+	"github.com/kubepim/kubepim/internal/audit"
 )
 
 // auditCommand runs "manager audit verify" or "manager audit export".

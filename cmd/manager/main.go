@@ -27,11 +27,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/certs"
 	"github.com/kubepim/kubepim/controllers"
-	"github.com/kubepim/kubepim/controllers/notify"
-	"github.com/kubepim/kubepim/controllers/reviewauth"
-	"github.com/kubepim/kubepim/controllers/safeurl"
+	"github.com/kubepim/kubepim/internal/authz"
+	"github.com/kubepim/kubepim/internal/certs"
+	"github.com/kubepim/kubepim/internal/notify"
+	"github.com/kubepim/kubepim/internal/safeurl"
 	"github.com/kubepim/kubepim/webhooks"
 )
 
@@ -144,7 +144,7 @@ func main() {
 		// (SubjectAccessReview for get /metrics), so metrics are not open to
 		// anything that reaches the pod.
 		metricsOpts.SecureServing = true
-		metricsOpts.FilterProvider = reviewauth.MetricsFilter
+		metricsOpts.FilterProvider = authz.MetricsFilter
 		metricsOpts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }}
 	}
 

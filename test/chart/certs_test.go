@@ -25,7 +25,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/kubepim/kubepim/certs"
+	"github.com/kubepim/kubepim/internal/certs"
 )
 
 // optionsFromChart reads the built-in certificate settings from the flags

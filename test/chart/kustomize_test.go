@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
-	"github.com/kubepim/kubepim/certs"
+	"github.com/kubepim/kubepim/internal/certs"
 )
 
 // kustomize renders config/default as `kubectl apply -k` would.

@@ -37,7 +37,7 @@ import (
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/controllers"
-	"github.com/kubepim/kubepim/controllers/clockqueue"
+	"github.com/kubepim/kubepim/test/clockqueue"
 	"github.com/kubepim/kubepim/webhooks"
 )
 

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/policy"
+	"github.com/kubepim/kubepim/internal/policy"
 )
 
 // Content is what a notification says, whatever carries it.

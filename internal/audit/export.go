@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/reviewauth"
+	"github.com/kubepim/kubepim/internal/authz"
 )
 
 // +kubebuilder:rbac:groups=kubepim.io,resources=auditevents,verbs=get;list;watch;create;delete
@@ -161,7 +161,7 @@ func (h *ExportHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "use GET", http.StatusMethodNotAllowed)
 		return
 	}
-	status, msg := reviewauth.Check(r.Context(), h.Client, r, func(s *authorizationv1.SubjectAccessReviewSpec) {
+	status, msg := authz.Check(r.Context(), h.Client, r, func(s *authorizationv1.SubjectAccessReviewSpec) {
 		s.ResourceAttributes = &authorizationv1.ResourceAttributes{Group: pimv1.GroupVersion.Group, Resource: "auditevents", Verb: "list"}
 	})
 	if status != http.StatusOK {

@@ -1,4 +1,4 @@
-// Package bindings keeps the RoleBindings and ClusterRoleBindings that kubepim
+// Package grant keeps the RoleBindings and ClusterRoleBindings that kubepim
 // grants with: exactly the one an owner (a RoleAssignment or an
 // ActivationRequest) should have, or none. Every binding it makes carries the
 // managed-by label and its owner's kind, name and UID, so that drift can be
@@ -6,7 +6,7 @@
 // version of the binding that was seen (UID and resourceVersion
 // preconditions), re-reading it from the API server when that version is
 // gone.
-package bindings
+package grant
 
 import (
 	"context"

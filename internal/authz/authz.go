@@ -1,4 +1,4 @@
-// Package reviewauth lets the API server decide who may read kubepim's own
+// Package authz lets the API server decide who may read kubepim's own
 // HTTPS endpoints (metrics, the audit download): a bearer token is
 // authenticated with a TokenReview and the request is authorized with a
 // SubjectAccessReview, as kube-rbac-proxy and controller-runtime's metrics
@@ -6,7 +6,7 @@
 // controller-runtime's filters package brings in k8s.io/apiserver, which
 // added 32 MB to the binary and 18 MiB to the manager's resident memory
 // before it served a single request (measured: docs/performance.md).
-package reviewauth
+package authz
 
 import (
 	"context"

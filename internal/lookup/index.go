@@ -1,7 +1,7 @@
-// Package index defines the cache indexes kubepim's controllers and
+// Package lookup defines the cache indexes kubepim's controllers and
 // webhooks look objects up by, so that no reconcile or admission lists
 // everything.
-package index
+package lookup
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/bindings"
+	"github.com/kubepim/kubepim/internal/grant"
 )
 
 // Index names.
@@ -46,7 +46,7 @@ func RequesterGrantKey(username string, ref pimv1.RoleRef, namespace string) str
 // Setup registers every index with the manager's cache.
 func Setup(ctx context.Context, indexer client.FieldIndexer) error {
 	byOwner := func(obj client.Object) []string {
-		if key := bindings.OwnerKey(obj); key != "" {
+		if key := grant.OwnerKey(obj); key != "" {
 			return []string{key}
 		}
 		return nil
@@ -56,8 +56,8 @@ func Setup(ctx context.Context, indexer client.FieldIndexer) error {
 		field   string
 		extract client.IndexerFunc
 	}{
-		{&rbacv1.ClusterRoleBinding{}, bindings.OwnerIndex, byOwner},
-		{&rbacv1.RoleBinding{}, bindings.OwnerIndex, byOwner},
+		{&rbacv1.ClusterRoleBinding{}, grant.OwnerIndex, byOwner},
+		{&rbacv1.RoleBinding{}, grant.OwnerIndex, byOwner},
 		{&pimv1.RoleSetting{}, RoleSettingByRole, func(obj client.Object) []string {
 			return []string{SettingKey(obj.(*pimv1.RoleSetting).Spec.RoleRef)}
 		}},

@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/safeurl"
+	"github.com/kubepim/kubepim/internal/safeurl"
 )
 
 // Sink POSTs each recorded event, as JSON, to a URL (a SIEM collector, a

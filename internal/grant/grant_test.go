@@ -1,4 +1,4 @@
-package bindings
+package grant
 
 import (
 	"crypto/sha256"

@@ -18,7 +18,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/audit"
+	"github.com/kubepim/kubepim/internal/audit"
 	"github.com/kubepim/kubepim/test/kubepimtest"
 )
 

@@ -1,4 +1,4 @@
-package index
+package lookup
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/policy"
+	"github.com/kubepim/kubepim/internal/policy"
 )
 
 // EffectiveSetting returns the policy that governs roleRef in namespace and

@@ -19,7 +19,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/safeurl"
+	"github.com/kubepim/kubepim/internal/safeurl"
 )
 
 // Secret keys a channel's Secret holds.
