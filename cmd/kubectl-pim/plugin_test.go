@@ -228,6 +228,55 @@ var _ = Describe("kubectl pim", Ordered, func() {
 		Eventually(func() string { out, _ = run("dana", nil, "reviews"); return out }).Should(MatchRegexp(`Approve\s+\S.*Approve`))
 	})
 
+	It("lists everyone's items with --all, on every list command, and filters with -n", func() {
+		// mallory may decide on nothing: reviews shows her nothing, and
+		// --all every item of the running reviews, each marked not hers.
+		out, code := run("mallory", nil, "reviews")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(Equal("Nothing to review.\n"))
+		out, code = run("mallory", nil, "reviews", "--all")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(MatchRegexp(`(?m)^quarterly\s+\S+\s+User alice\s+ClusterRole/pod-debugger\s.*\sno$`))
+		out, code = run("dana", nil, "reviews", "--all", "-o", "json")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(ContainSubstring(`"mayDecide": true`))
+
+		out, code = run("mallory", nil, "requests")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(Equal("No requests.\n"))
+		out, code = run("mallory", nil, "requests", "--all")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(MatchRegexp(`alice-pod-debugger-\w+\s+ClusterRole/pod-debugger\s+prod\s+alice\s+Deactivated`))
+		Expect(out).To(MatchRegexp(`alice-secret-reader-\w+\s+ClusterRole/secret-reader\s+prod\s+alice\s+Active`))
+		out, code = run("mallory", nil, "requests", "--all", "-n", "default")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(Equal("No requests.\n"), "alice's requests are in prod")
+
+		out, code = run("mallory", nil, "roles")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(Equal("mallory has no eligible or active roles.\n"))
+		out, code = run("mallory", nil, "roles", "--all")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(ContainSubstring("User alice"))
+		Expect(out).To(ContainSubstring("Group developers"))
+		// -n prod keeps what applies in prod: alice's cluster-wide
+		// eligibility (she may activate it there) and the prod ones.
+		out, code = run("alice", []string{"developers"}, "roles", "-n", "prod")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(ContainSubstring("pod-debugger   ClusterRole  (cluster)"))
+		Expect(out).To(MatchRegexp(`secret-reader\s+ClusterRole\s+prod\s+Activation`))
+		out, code = run("alice", []string{"developers"}, "roles", "-n", "staging")
+		Expect(code).To(Equal(0), out)
+		Expect(out).NotTo(ContainSubstring("secret-reader"))
+
+		out, code = run("bob", []string{"sre-leads"}, "approvals", "--all")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(Equal("No requests.\n"), "nothing waits for approval any more")
+
+		_, code = run("alice", nil, "requests", "-o", "xml")
+		Expect(code).To(Equal(exitUsage))
+	})
+
 	It("exports the audit trail and verifies it", func() {
 		out, code := run("auditor", nil, "audit", "-o", "csv", "--user", "alice")
 		Expect(code).To(Equal(0), out)
