@@ -70,7 +70,7 @@ func newRootCommand(streams genericiooptions.IOStreams, flags *genericclioptions
 	root.PersistentFlags().StringVarP(&p.output, "output", "o", "", "Output format: table (default), json or yaml; audit also csv.")
 	root.AddCommand(p.rolesCommand(), p.activateCommand(), p.deactivateCommand(), p.cancelCommand(), p.extendCommand(),
 		p.requestsCommand(), p.approvalsCommand(), p.decideCommand(pimv1.DecisionApprove), p.decideCommand(pimv1.DecisionDeny),
-		p.reviewsCommand(), p.reviewCommand(), p.auditCommand())
+		p.reviewsCommand(), p.reviewCommand(), p.auditCommand(), p.mfaCommand())
 	return root
 }
 
