@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers/policy"
 	"github.com/kubepim/kubepim/webhooks"
 )
 
@@ -28,6 +29,16 @@ func activation(name, role string, d time.Duration, justification string) *pimv1
 			Justification: justification,
 		},
 	}
+}
+
+// heldFor checks an activation's recorded window: activatedAt is rounded
+// down to the second and expiresAt up, so it is the duration asked, or a
+// second more when the activation began mid-second; never less.
+func heldFor(ar *pimv1.ActivationRequest, d time.Duration) {
+	GinkgoHelper()
+	Expect(ar.Status.ActivatedAt).NotTo(BeNil())
+	Expect(ar.Status.ExpiresAt).NotTo(BeNil())
+	Expect(ar.Status.ExpiresAt.Sub(ar.Status.ActivatedAt.Time)).To(SatisfyAll(BeNumerically(">=", d), BeNumerically("<=", d+time.Second)))
 }
 
 func activationState(ar *pimv1.ActivationRequest) func() string {
@@ -91,12 +102,42 @@ var _ = Describe("ActivationRequest", func() {
 		got := getActivation(ar)
 		Expect(got.Spec.Requester.Username).To(Equal(alice))
 		Expect(got.Spec.Requester.Groups).To(ContainElement("dev"))
-		Expect(got.Status.ExpiresAt.Sub(got.Status.ActivatedAt.Time)).To(Equal(2 * time.Hour))
+		heldFor(got, 2*time.Hour)
 		Expect(got.Status.Binding).NotTo(BeNil())
 		Expect(canI(alice, nil, "list", "pods", "default")).To(BeTrue())
 		Expect(canI("mallory", nil, "list", "pods", "default")).To(BeFalse())
 
 		fakeClock.SetTime(got.Status.ExpiresAt.Add(-time.Second))
+		Consistently(func() bool { return canI(alice, nil, "list", "pods", "default") }, "300ms").Should(BeTrue())
+		fakeClock.SetTime(got.Status.ExpiresAt.Time)
+		Eventually(func() bool { return canI(alice, nil, "list", "pods", "default") }).Should(BeFalse())
+		Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStateExpired))
+	})
+
+	It("never ends an activation before its duration has passed, when asked mid-second", func() {
+		alice := uniq("alice")
+		role, _ := eligibleFor(user(alice), nil)
+		// A sub-second now: activatedAt is rounded down to the second, so
+		// an expiresAt of activatedAt+duration would end access early.
+		fakeClock.Step(750 * time.Millisecond)
+		DeferCleanup(func() { fakeClock.SetTime(policy.CeilSecond(fakeClock.Now())) })
+		asked := fakeClock.Now()
+		Expect(asked.Nanosecond()).NotTo(BeZero())
+		ar := activation(uniq("one-second"), role, time.Second, "INC-9")
+		Expect(as(alice, nil, nil).Create(ctx, ar)).To(Succeed())
+		DeferCleanup(func() { _ = k8s.Delete(ctx, ar) })
+		Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStateActive))
+		got := getActivation(ar)
+		Expect(got.Status.ActivatedAt.Time).To(BeTemporally("==", asked.Truncate(time.Second)))
+		Expect(got.Status.ExpiresAt.Time).To(BeTemporally(">=", asked.Add(time.Second)))
+		Expect(got.Status.ExpiresAt.Time).To(BeTemporally("<", asked.Add(2*time.Second)))
+		b := &rbacv1.ClusterRoleBinding{}
+		Expect(k8s.Get(ctx, client.ObjectKey{Name: got.Status.Binding.Name}, b)).To(Succeed())
+		Expect(b.Annotations).To(HaveKeyWithValue(pimv1.AnnotationExpiresAt, got.Status.ExpiresAt.UTC().Format(time.RFC3339)))
+
+		// Once the second asked for has passed, and until expiresAt, she
+		// still holds the role; at expiresAt it goes.
+		fakeClock.SetTime(asked.Add(time.Second))
 		Consistently(func() bool { return canI(alice, nil, "list", "pods", "default") }, "300ms").Should(BeTrue())
 		fakeClock.SetTime(got.Status.ExpiresAt.Time)
 		Eventually(func() bool { return canI(alice, nil, "list", "pods", "default") }).Should(BeFalse())

@@ -36,7 +36,12 @@ const (
 	// (policy.TOTPFailures as JSON), written by the webhook, read by the
 	// webhook (the limit) and by the leader (the audit trail).
 	AnnotationTOTPFailures = "kubepim.io/totp-failures"
-	totpPeriod             = 30 * time.Second
+	// AnnotationTOTPEnrolledAt and AnnotationTOTPEnrolledBy say when and
+	// by whom the key was made ("kubectl pim mfa enroll"); informational,
+	// for "mfa status": the webhook does not read them.
+	AnnotationTOTPEnrolledAt = "kubepim.io/totp-enrolled-at"
+	AnnotationTOTPEnrolledBy = "kubepim.io/totp-enrolled-by"
+	totpPeriod               = 30 * time.Second
 	// totpWriteAttempts bounds the read-decide-write rounds of one
 	// verification when concurrent attempts keep changing the Secret.
 	totpWriteAttempts = 5

@@ -176,7 +176,9 @@ type ActivationRequestStatus struct {
 	// +optional
 	ActivatedAt *metav1.Time `json:"activatedAt,omitempty"`
 
-	// ExpiresAt is when the grant ends: activatedAt + duration.
+	// ExpiresAt is when the grant ends: the instant it began plus
+	// duration, rounded up to a whole second (activatedAt is rounded
+	// down), so access lasts at least duration and less than a second more.
 	// +optional
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
 

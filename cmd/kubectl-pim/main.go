@@ -6,6 +6,7 @@
 //	kubectl pim approvals
 //	kubectl pim approve REQUEST --reason "checked"
 //	kubectl pim audit --since 24h -o csv
+//	kubectl pim mfa enroll alice
 //
 // Exit codes: 0 success; 1 refused or failed (not eligible, denied, ...);
 // 2 wrong usage; 3 kubepim is not installed on the cluster.

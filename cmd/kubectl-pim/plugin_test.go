@@ -7,12 +7,15 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +27,7 @@ import (
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/test/kubepimtest"
+	"github.com/kubepim/kubepim/webhooks"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -228,6 +232,55 @@ var _ = Describe("kubectl pim", Ordered, func() {
 		Eventually(func() string { out, _ = run("dana", nil, "reviews"); return out }).Should(MatchRegexp(`Approve\s+\S.*Approve`))
 	})
 
+	It("lists everyone's items with --all, on every list command, and filters with -n", func() {
+		// mallory may decide on nothing: reviews shows her nothing, and
+		// --all every item of the running reviews, each marked not hers.
+		out, code := run("mallory", nil, "reviews")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(Equal("Nothing to review.\n"))
+		out, code = run("mallory", nil, "reviews", "--all")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(MatchRegexp(`(?m)^quarterly\s+\S+\s+User alice\s+ClusterRole/pod-debugger\s.*\sno$`))
+		out, code = run("dana", nil, "reviews", "--all", "-o", "json")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(ContainSubstring(`"mayDecide": true`))
+
+		out, code = run("mallory", nil, "requests")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(Equal("No requests.\n"))
+		out, code = run("mallory", nil, "requests", "--all")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(MatchRegexp(`alice-pod-debugger-\w+\s+ClusterRole/pod-debugger\s+prod\s+alice\s+Deactivated`))
+		Expect(out).To(MatchRegexp(`alice-secret-reader-\w+\s+ClusterRole/secret-reader\s+prod\s+alice\s+Active`))
+		out, code = run("mallory", nil, "requests", "--all", "-n", "default")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(Equal("No requests.\n"), "alice's requests are in prod")
+
+		out, code = run("mallory", nil, "roles")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(Equal("mallory has no eligible or active roles.\n"))
+		out, code = run("mallory", nil, "roles", "--all")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(ContainSubstring("User alice"))
+		Expect(out).To(ContainSubstring("Group developers"))
+		// -n prod keeps what applies in prod: alice's cluster-wide
+		// eligibility (she may activate it there) and the prod ones.
+		out, code = run("alice", []string{"developers"}, "roles", "-n", "prod")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(ContainSubstring("pod-debugger   ClusterRole  (cluster)"))
+		Expect(out).To(MatchRegexp(`secret-reader\s+ClusterRole\s+prod\s+Activation`))
+		out, code = run("alice", []string{"developers"}, "roles", "-n", "staging")
+		Expect(code).To(Equal(0), out)
+		Expect(out).NotTo(ContainSubstring("secret-reader"))
+
+		out, code = run("bob", []string{"sre-leads"}, "approvals", "--all")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(Equal("No requests.\n"), "nothing waits for approval any more")
+
+		_, code = run("alice", nil, "requests", "-o", "xml")
+		Expect(code).To(Equal(exitUsage))
+	})
+
 	It("exports the audit trail and verifies it", func() {
 		out, code := run("auditor", nil, "audit", "-o", "csv", "--user", "alice")
 		Expect(code).To(Equal(0), out)
@@ -246,5 +299,189 @@ var _ = Describe("kubectl pim", Ordered, func() {
 		out, code = run("root", []string{"system:masters"}, "audit", "verify")
 		Expect(code).To(Equal(0), out)
 		Expect(out).To(ContainSubstring("audit trail verified"))
+	})
+})
+
+var _ = Describe("kubectl pim mfa", Ordered, func() {
+	ctx := context.Background()
+	admin, admins := "root", []string{"system:masters"}
+	var uri string
+
+	BeforeAll(func() {
+		// erin is eligible for a role whose activation requires MFA, and
+		// her identity provider sends no MFA claim: TOTP is her way.
+		for _, obj := range []client.Object{
+			&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "config-editor"},
+				Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"update"}}}},
+			&pimv1.RoleSetting{ObjectMeta: metav1.ObjectMeta{Name: "config-editor"}, Spec: pimv1.RoleSettingSpec{
+				RoleRef: pimv1.RoleSettingRoleRef{Kind: "ClusterRole", Name: "config-editor"},
+				Activation: pimv1.ActivationPolicy{MaxDuration: metav1.Duration{Duration: time.Hour}, RequireJustification: true, RequireMFA: true,
+					Approval: pimv1.ApprovalPolicy{RequiredApprovals: 1, Timeout: metav1.Duration{Duration: time.Hour}}},
+				Assignment: permanentAllowed,
+			}},
+			&pimv1.RoleAssignment{ObjectMeta: metav1.ObjectMeta{Name: "erin-config-editor"}, Spec: pimv1.RoleAssignmentSpec{
+				Subject: pimv1.Subject{Kind: "User", Name: "erin"}, RoleRef: pimv1.RoleRef{Kind: "ClusterRole", Name: "config-editor"}, Type: pimv1.AssignmentEligible}},
+		} {
+			Expect(env.Client.Create(ctx, obj)).To(Succeed())
+		}
+		Eventually(func() string {
+			ra := &pimv1.RoleAssignment{}
+			_ = env.Client.Get(ctx, client.ObjectKey{Name: "erin-config-editor"}, ra)
+			return ra.Status.State
+		}).Should(Equal(pimv1.AssignmentStateEligible))
+	})
+
+	enrollmentSecret := func() *corev1.Secret {
+		GinkgoHelper()
+		secret := &corev1.Secret{}
+		Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: kubepimtest.Namespace, Name: webhooks.TOTPSecretName("erin")}, secret)).To(Succeed())
+		return secret
+	}
+	// activate asks for config-editor as erin, with code (none if empty).
+	activate := func(code string) (string, int) {
+		args := []string{"activate", "config-editor", "-n", "prod", "--for", "10m", "--reason", "INC-77", "--wait", "--timeout", "30s"}
+		if code != "" {
+			args = append(args, "--mfa-code", code)
+		}
+		return run("erin", nil, args...)
+	}
+	// wrongCode is a code that is not right now (nor a step either way).
+	wrongCode := func(key *otp.Key) string {
+		GinkgoHelper()
+		for _, c := range []string{"000000", "111111", "222222", "333333"} {
+			right := false
+			for _, at := range []time.Time{time.Now().Add(-30 * time.Second), time.Now(), time.Now().Add(30 * time.Second)} {
+				want, err := totp.GenerateCode(key.Secret(), at)
+				Expect(err).NotTo(HaveOccurred())
+				right = right || want == c
+			}
+			if !right {
+				return c
+			}
+		}
+		Fail("every candidate was a right code")
+		return ""
+	}
+
+	It("is for platform admins: a user may not read or write enrollments", func() {
+		out, code := run("erin", nil, "mfa", "enroll", "erin")
+		Expect(code).To(Equal(exitRefused), out)
+		Expect(out).To(ContainSubstring("forbidden"))
+		out, code = run("erin", nil, "mfa", "status", "erin")
+		Expect(code).To(Equal(exitRefused), out)
+		Expect(out).To(ContainSubstring("forbidden"))
+	})
+
+	It("enrolls a user with a fresh key, shown once as an otpauth:// URI and a QR code", func() {
+		out, code := run(admin, admins, "mfa", "status", "erin")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(Equal("erin is not enrolled for TOTP.\n"))
+
+		out, code = run(admin, admins, "mfa", "enroll", "erin")
+		Expect(code).To(Equal(0), out)
+		uri = regexp.MustCompile(`otpauth://totp/\S+`).FindString(out)
+		Expect(uri).NotTo(BeEmpty(), out)
+		key, err := otp.NewKeyFromURL(uri)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(key.Issuer()).To(Equal("kubepim"))
+		Expect(key.AccountName()).To(Equal("erin"))
+		Expect(key.Period()).To(BeEquivalentTo(30))
+		Expect(key.Digits()).To(Equal(otp.DigitsSix))
+		Expect(key.Algorithm()).To(Equal(otp.AlgorithmSHA1))
+		Expect(out).To(Or(ContainSubstring("▀"), ContainSubstring("▄")), "a QR code in half blocks")
+		Expect(strings.Count(out, key.Secret())).To(Equal(1), "the key appears in the URI only")
+
+		secret := enrollmentSecret()
+		Expect(string(secret.Data[webhooks.SecretKeyTOTP])).To(Equal(key.Secret()))
+		Expect(secret.Annotations).To(HaveKeyWithValue(webhooks.AnnotationTOTPUser, "erin"))
+		Expect(secret.Annotations).To(HaveKeyWithValue(webhooks.AnnotationTOTPEnrolledBy, admin))
+		Expect(secret.Labels).To(HaveKeyWithValue(webhooks.LabelTOTPEnrollment, "true"))
+	})
+
+	It("refuses to overwrite an enrollment without --force", func() {
+		out, code := run(admin, admins, "mfa", "enroll", "erin")
+		Expect(code).To(Equal(exitRefused), out)
+		Expect(out).To(ContainSubstring("erin is already enrolled for TOTP"))
+		Expect(out).NotTo(ContainSubstring("otpauth://"))
+		key, err := otp.NewKeyFromURL(uri)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(enrollmentSecret().Data[webhooks.SecretKeyTOTP])).To(Equal(key.Secret()), "the key is unchanged")
+	})
+
+	It("lets the user activate a role requiring MFA with a code from the printed URI", func() {
+		key, err := otp.NewKeyFromURL(uri)
+		Expect(err).NotTo(HaveOccurred())
+		out, code := activate("")
+		Expect(code).To(Equal(exitRefused), out)
+		Expect(out).To(ContainSubstring("requires multi-factor authentication"))
+		out, code = activate(wrongCode(key))
+		Expect(code).To(Equal(exitRefused), out)
+		Expect(out).To(ContainSubstring("the one-time code is not valid"))
+
+		right, err := totp.GenerateCode(key.Secret(), time.Now())
+		Expect(err).NotTo(HaveOccurred())
+		out, code = activate(right)
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(ContainSubstring("Active: active until"))
+		name := regexp.MustCompile(`created ActivationRequest (\S+)`).FindStringSubmatch(out)[1]
+		ar := &pimv1.ActivationRequest{}
+		Expect(env.Client.Get(ctx, client.ObjectKey{Name: name}, ar)).To(Succeed())
+		Expect(ar.Spec.MFA).NotTo(BeNil())
+		Expect(ar.Spec.MFA.Method).To(Equal(pimv1.MFAMethodTOTP))
+		out, code = run("erin", nil, "deactivate", name, "--reason", "done")
+		Expect(code).To(Equal(0), out)
+		Eventually(func() string {
+			_ = env.Client.Get(ctx, client.ObjectKey{Name: name}, ar)
+			return ar.Status.State
+		}).Should(Equal(pimv1.ActivationStateDeactivated))
+	})
+
+	It("reports the enrollment and the wrong codes, never the key", func() {
+		key, err := otp.NewKeyFromURL(uri)
+		Expect(err).NotTo(HaveOccurred())
+		out, code := run(admin, admins, "mfa", "status", "erin")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(MatchRegexp(`^erin is enrolled for TOTP since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(by root\)\.\n`))
+		Expect(out).To(MatchRegexp(`Wrong codes in the last 5m0s: 1 of 5 allowed; last wrong code at \S+Z\.\n$`))
+		Expect(out).NotTo(ContainSubstring(key.Secret()))
+		out, code = run(admin, admins, "mfa", "status", "erin", "-o", "json")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(ContainSubstring(`"enrolled": true`))
+		Expect(out).To(ContainSubstring(`"wrongCodes": 1`))
+		Expect(out).NotTo(ContainSubstring(key.Secret()))
+	})
+
+	It("replaces the key with --force, keeping the recorded wrong codes", func() {
+		old, err := otp.NewKeyFromURL(uri)
+		Expect(err).NotTo(HaveOccurred())
+		out, code := run(admin, admins, "mfa", "enroll", "erin", "--force")
+		Expect(code).To(Equal(0), out)
+		uri = regexp.MustCompile(`otpauth://totp/\S+`).FindString(out)
+		key, err := otp.NewKeyFromURL(uri)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(key.Secret()).NotTo(Equal(old.Secret()))
+		Expect(string(enrollmentSecret().Data[webhooks.SecretKeyTOTP])).To(Equal(key.Secret()))
+		out, _ = run(admin, admins, "mfa", "status", "erin")
+		Expect(out).To(ContainSubstring("1 of 5 allowed"), "re-enrolling lifts no limit")
+	})
+
+	It("removes an enrollment: codes are refused from then on", func() {
+		key, err := otp.NewKeyFromURL(uri)
+		Expect(err).NotTo(HaveOccurred())
+		out, code := run(admin, admins, "mfa", "remove", "erin")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(Equal("removed the TOTP enrollment of erin\n"))
+		out, code = run(admin, admins, "mfa", "status", "erin")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(Equal("erin is not enrolled for TOTP.\n"))
+		out, code = run(admin, admins, "mfa", "remove", "erin")
+		Expect(code).To(Equal(exitRefused), out)
+		Expect(out).To(ContainSubstring("erin is not enrolled for TOTP"))
+
+		right, err := totp.GenerateCode(key.Secret(), time.Now())
+		Expect(err).NotTo(HaveOccurred())
+		out, code = activate(right)
+		Expect(code).To(Equal(exitRefused), out)
+		Expect(out).To(ContainSubstring("erin has no TOTP enrollment; ask a platform admin to enroll you (kubectl pim mfa enroll)"))
 	})
 })

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"sort"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -25,44 +23,42 @@ type requestRow struct {
 	Message   string `json:"message"`
 }
 
+func (r requestRow) namespace() string { return r.Namespace }
+
 func (p *pim) requestsCommand() *cobra.Command {
-	var all bool
-	cmd := &cobra.Command{
-		Use:   "requests",
-		Short: "My activation requests (--all: everyone's)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			me, err := p.whoami(ctx)
-			if err != nil {
-				return err
-			}
-			return p.listRequests(ctx, func(ar *pimv1.ActivationRequest) bool {
-				return all || (ar.Spec.Requester != nil && ar.Spec.Requester.Username == me.Username)
+	return listCommand(p, list[requestRow]{
+		use:   "requests",
+		short: "My activation requests (--all: everyone's)",
+		all:   "Show everyone's requests, not only mine.",
+		rows: func(ctx context.Context, scope listScope) ([]requestRow, error) {
+			return p.requestRows(ctx, func(ar *pimv1.ActivationRequest) bool {
+				return scope.all || (ar.Spec.Requester != nil && ar.Spec.Requester.Username == scope.me.Username)
 			})
 		},
-	}
-	cmd.Flags().BoolVar(&all, "all", false, "Show everyone's requests.")
-	return cmd
+		header: requestHeader, cells: p.requestCells,
+		empty: func(listScope) string { return "No requests." },
+	})
 }
 
 func (p *pim) approvalsCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "approvals",
-		Short: "Requests that wait for my approval",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			me, err := p.whoami(ctx)
-			if err != nil {
-				return err
-			}
+	return listCommand(p, list[requestRow]{
+		use:   "approvals",
+		short: "Requests that wait for my approval (--all: every request waiting for approval)",
+		all:   "Show every request waiting for approval, not only those I may decide on.",
+		rows: func(ctx context.Context, scope listScope) ([]requestRow, error) {
+			me := scope.me
 			var settings pimv1.RoleSettingList
 			if err := p.c.List(ctx, &settings); err != nil {
-				return err
+				return nil, err
 			}
-			return p.listRequests(ctx, func(ar *pimv1.ActivationRequest) bool {
-				if ar.Status.State != pimv1.ActivationStatePendingApproval || (ar.Spec.Requester != nil && ar.Spec.Requester.Username == me.Username) {
+			return p.requestRows(ctx, func(ar *pimv1.ActivationRequest) bool {
+				if ar.Status.State != pimv1.ActivationStatePendingApproval {
+					return false
+				}
+				if scope.all {
+					return true
+				}
+				if ar.Spec.Requester != nil && ar.Spec.Requester.Username == me.Username {
 					return false
 				}
 				spec, err := settingFor(settings.Items, ar.Spec.RoleRef, ar.Spec.Namespace)
@@ -77,13 +73,21 @@ func (p *pim) approvalsCommand() *cobra.Command {
 				return true
 			}, client.MatchingFields{pimv1.FieldState: pimv1.ActivationStatePendingApproval})
 		},
-	}
+		header: requestHeader, cells: p.requestCells,
+		empty: func(listScope) string { return "No requests." },
+	})
 }
 
-func (p *pim) listRequests(ctx context.Context, keep func(*pimv1.ActivationRequest) bool, opts ...client.ListOption) error {
+const requestHeader = "NAME\tROLE\tNAMESPACE\tREQUESTER\tSTATE\tDURATION\tLEFT\tJUSTIFICATION"
+
+func (p *pim) requestCells(r requestRow) []string {
+	return []string{r.Name, r.Role, r.Namespace, r.Requester, p.paint(dash(r.State)), r.Duration, dash(r.Left), r.Reason}
+}
+
+func (p *pim) requestRows(ctx context.Context, keep func(*pimv1.ActivationRequest) bool, opts ...client.ListOption) ([]requestRow, error) {
 	var list pimv1.ActivationRequestList
 	if err := p.c.List(ctx, &list, opts...); err != nil {
-		return err
+		return nil, err
 	}
 	now := p.clock.Now()
 	var rows []requestRow
@@ -101,19 +105,7 @@ func (p *pim) listRequests(ctx context.Context, keep func(*pimv1.ActivationReque
 		rows = append(rows, row)
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
-	if p.output != "" && p.output != "table" {
-		return p.print(rows)
-	}
-	if len(rows) == 0 {
-		p.say("No requests.")
-		return nil
-	}
-	w := tabwriter.NewWriter(p.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tROLE\tNAMESPACE\tREQUESTER\tSTATE\tDURATION\tLEFT\tJUSTIFICATION")
-	for _, r := range rows {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Role, r.Namespace, r.Requester, p.paint(dash(r.State)), r.Duration, dash(r.Left), r.Reason)
-	}
-	return w.Flush()
+	return rows, nil
 }
 
 func requesterOf(ar *pimv1.ActivationRequest) string {

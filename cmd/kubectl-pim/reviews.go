@@ -1,8 +1,8 @@
 package main
 
 import (
-	"fmt"
-	"text/tabwriter"
+	"context"
+	"sort"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,23 +22,22 @@ type reviewItemRow struct {
 	Why            string `json:"why"`
 	Decision       string `json:"decision,omitempty"`
 	Reviewer       string `json:"reviewer,omitempty"`
+	// MayDecide says whether the caller may decide on the item (with
+	// --all, items of others are listed too).
+	MayDecide bool `json:"mayDecide"`
 }
 
+func (r reviewItemRow) namespace() string { return r.Namespace }
+
 func (p *pim) reviewsCommand() *cobra.Command {
-	var all bool
-	return &cobra.Command{
-		Use:   "reviews",
-		Short: "Items of running access reviews that I may decide on (--all: every item)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			me, err := p.whoami(ctx)
-			if err != nil {
-				return err
-			}
+	return listCommand(p, list[reviewItemRow]{
+		use:   "reviews",
+		short: "Items of running access reviews that I may decide on (--all: every item)",
+		all:   "Show every item of the running access reviews, not only those I may decide on.",
+		rows: func(ctx context.Context, scope listScope) ([]reviewItemRow, error) {
 			var reviews pimv1.AccessReviewList
 			if err := p.c.List(ctx, &reviews); err != nil {
-				return err
+				return nil, err
 			}
 			var rows []reviewItemRow
 			for _, rev := range reviews.Items {
@@ -46,29 +45,29 @@ func (p *pim) reviewsCommand() *cobra.Command {
 					continue
 				}
 				for _, item := range rev.Status.Items {
-					if !all && policy.MayReview(rev.Spec, item, me) != nil {
+					mayDecide := policy.MayReview(rev.Spec, item, scope.me) == nil
+					if !scope.all && !mayDecide {
 						continue
 					}
 					rows = append(rows, reviewItemRow{Review: rev.Name, Item: item.ID, Subject: item.Subject.Kind + " " + item.Subject.Name,
 						Role: item.RoleRef.Kind + "/" + item.RoleRef.Name, Namespace: orAll(item.Namespace), Type: item.Type,
-						Recommendation: item.Recommendation, Why: item.RecommendationReason, Decision: item.Decision, Reviewer: item.Reviewer})
+						Recommendation: item.Recommendation, Why: item.RecommendationReason, Decision: item.Decision, Reviewer: item.Reviewer,
+						MayDecide: mayDecide})
 				}
 			}
-			if p.output != "" && p.output != "table" {
-				return p.print(rows)
-			}
-			if len(rows) == 0 {
-				p.say("Nothing to review.")
-				return nil
-			}
-			w := tabwriter.NewWriter(p.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "REVIEW\tITEM\tSUBJECT\tROLE\tNAMESPACE\tTYPE\tRECOMMENDATION\tWHY\tDECISION")
-			for _, r := range rows {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Review, r.Item, r.Subject, r.Role, r.Namespace, r.Type, r.Recommendation, r.Why, dash(r.Decision))
-			}
-			return w.Flush()
+			sort.SliceStable(rows, func(i, j int) bool { return rows[i].Review < rows[j].Review })
+			return rows, nil
 		},
-	}
+		header: "REVIEW\tITEM\tSUBJECT\tROLE\tNAMESPACE\tTYPE\tRECOMMENDATION\tWHY\tDECISION\tMINE",
+		cells: func(r reviewItemRow) []string {
+			mine := "no"
+			if r.MayDecide {
+				mine = "yes"
+			}
+			return []string{r.Review, r.Item, r.Subject, r.Role, r.Namespace, r.Type, r.Recommendation, r.Why, dash(r.Decision), mine}
+		},
+		empty: func(listScope) string { return "Nothing to review." },
+	})
 }
 
 func (p *pim) reviewCommand() *cobra.Command {

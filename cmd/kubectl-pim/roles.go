@@ -1,10 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,78 +26,75 @@ type roleRow struct {
 	Request   string `json:"request,omitempty"`
 }
 
+func (r roleRow) namespace() string { return r.Namespace }
+
 func (p *pim) rolesCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "roles",
-		Short: "My eligible and active roles, and what activating each requires",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			me, err := p.whoami(ctx)
-			if err != nil {
-				return err
+	return listCommand(p, list[roleRow]{
+		use:    "roles",
+		short:  "My eligible and active roles, and what activating each requires (--all: everyone's)",
+		all:    "Show everyone's eligible and active roles, not only mine.",
+		rows:   p.roleRows,
+		header: "ROLE\tKIND\tNAMESPACE\tTYPE\tVIA\tSTATE\tENDS IN\tACTIVATION REQUIRES",
+		cells: func(r roleRow) []string {
+			req := r.Requires
+			if r.Request != "" {
+				req = "request " + r.Request
 			}
-			var assignments pimv1.RoleAssignmentList
-			if err := p.c.List(ctx, &assignments); err != nil {
-				return err
-			}
-			var settings pimv1.RoleSettingList
-			if err := p.c.List(ctx, &settings); err != nil {
-				return err
-			}
-			var requests pimv1.ActivationRequestList
-			if err := p.c.List(ctx, &requests); err != nil {
-				return err
-			}
-			now := p.clock.Now()
-			var rows []roleRow
-			for _, ra := range assignments.Items {
-				if !policy.SubjectMatches(ra.Spec.Subject, me) || ra.Status.State == pimv1.AssignmentStateExpired {
-					continue
-				}
-				row := roleRow{Role: ra.Spec.RoleRef.Name, Kind: ra.Spec.RoleRef.Kind, Namespace: orAll(ra.Spec.Namespace),
-					Type: ra.Spec.Type, Via: ra.Spec.Subject.Kind + " " + ra.Spec.Subject.Name, State: ra.Status.State, Ends: "never"}
-				if ra.Spec.EndTime != nil {
-					row.Ends = left(now, ra.Spec.EndTime.Time)
-				}
-				if ra.Spec.Type == pimv1.AssignmentEligible {
-					row.Requires = requirements(settingFor(settings.Items, ra.Spec.RoleRef, ra.Spec.Namespace))
-				}
-				rows = append(rows, row)
-			}
-			for _, ar := range requests.Items {
-				if ar.Spec.Requester == nil || ar.Spec.Requester.Username != me.Username || policy.IsFinal(ar.Status.State) {
-					continue
-				}
-				row := roleRow{Role: ar.Spec.RoleRef.Name, Kind: ar.Spec.RoleRef.Kind, Namespace: orAll(ar.Spec.Namespace),
-					Type: "Activation", Via: "User " + me.Username, State: ar.Status.State, Request: ar.Name}
-				if ar.Status.ExpiresAt != nil {
-					row.Ends = left(now, ar.Status.ExpiresAt.Time)
-				}
-				rows = append(rows, row)
-			}
-			sort.SliceStable(rows, func(i, j int) bool {
-				return rows[i].Role+rows[i].Namespace+rows[i].Type < rows[j].Role+rows[j].Namespace+rows[j].Type
-			})
-			if p.output != "" && p.output != "table" {
-				return p.print(rows)
-			}
-			if len(rows) == 0 {
-				fmt.Fprintf(p.Out, "%s has no eligible or active roles.\n", me.Username)
-				return nil
-			}
-			w := tabwriter.NewWriter(p.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "ROLE\tKIND\tNAMESPACE\tTYPE\tVIA\tSTATE\tENDS IN\tACTIVATION REQUIRES")
-			for _, r := range rows {
-				req := r.Requires
-				if r.Request != "" {
-					req = "request " + r.Request
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Role, r.Kind, r.Namespace, r.Type, r.Via, p.paint(r.State), dash(r.Ends), dash(req))
-			}
-			return w.Flush()
+			return []string{r.Role, r.Kind, r.Namespace, r.Type, r.Via, p.paint(r.State), dash(r.Ends), dash(req)}
 		},
+		empty: func(scope listScope) string {
+			if scope.all {
+				return "No eligible or active roles."
+			}
+			return scope.me.Username + " has no eligible or active roles."
+		},
+	})
+}
+
+func (p *pim) roleRows(ctx context.Context, scope listScope) ([]roleRow, error) {
+	var assignments pimv1.RoleAssignmentList
+	if err := p.c.List(ctx, &assignments); err != nil {
+		return nil, err
 	}
+	var settings pimv1.RoleSettingList
+	if err := p.c.List(ctx, &settings); err != nil {
+		return nil, err
+	}
+	var requests pimv1.ActivationRequestList
+	if err := p.c.List(ctx, &requests); err != nil {
+		return nil, err
+	}
+	now := p.clock.Now()
+	var rows []roleRow
+	for _, ra := range assignments.Items {
+		if (!scope.all && !policy.SubjectMatches(ra.Spec.Subject, scope.me)) || ra.Status.State == pimv1.AssignmentStateExpired {
+			continue
+		}
+		row := roleRow{Role: ra.Spec.RoleRef.Name, Kind: ra.Spec.RoleRef.Kind, Namespace: orAll(ra.Spec.Namespace),
+			Type: ra.Spec.Type, Via: ra.Spec.Subject.Kind + " " + ra.Spec.Subject.Name, State: ra.Status.State, Ends: "never"}
+		if ra.Spec.EndTime != nil {
+			row.Ends = left(now, ra.Spec.EndTime.Time)
+		}
+		if ra.Spec.Type == pimv1.AssignmentEligible {
+			row.Requires = requirements(settingFor(settings.Items, ra.Spec.RoleRef, ra.Spec.Namespace))
+		}
+		rows = append(rows, row)
+	}
+	for _, ar := range requests.Items {
+		if ar.Spec.Requester == nil || (!scope.all && ar.Spec.Requester.Username != scope.me.Username) || policy.IsFinal(ar.Status.State) {
+			continue
+		}
+		row := roleRow{Role: ar.Spec.RoleRef.Name, Kind: ar.Spec.RoleRef.Kind, Namespace: orAll(ar.Spec.Namespace),
+			Type: "Activation", Via: "User " + ar.Spec.Requester.Username, State: ar.Status.State, Request: ar.Name}
+		if ar.Status.ExpiresAt != nil {
+			row.Ends = left(now, ar.Status.ExpiresAt.Time)
+		}
+		rows = append(rows, row)
+	}
+	sort.SliceStable(rows, func(i, j int) bool {
+		return rows[i].Role+rows[i].Namespace+rows[i].Type+rows[i].Via < rows[j].Role+rows[j].Namespace+rows[j].Type+rows[j].Via
+	})
+	return rows, nil
 }
 
 // settingFor returns the policy governing a grant, as the webhook does.

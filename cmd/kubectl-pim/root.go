@@ -45,10 +45,21 @@ func init() {
 func newRootCommand(streams genericiooptions.IOStreams, flags *genericclioptions.ConfigFlags, restFn func() (*rest.Config, error)) *cobra.Command {
 	p := &pim{IOStreams: streams, flags: flags, restFn: restFn, clock: clock.RealClock{}}
 	root := &cobra.Command{
-		Use:           "kubectl pim",
-		Short:         "Just-in-time access to Kubernetes roles with kubepim",
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		// kubectl finds the plugin as the binary kubectl-pim and users
+		// type "kubectl pim": the command is named pim (cobra takes a
+		// command's name from the first word of Use, which made every
+		// usage line read "kubectl [command]"), and displayed as
+		// "kubectl pim", cobra's convention for plugins.
+		Use:          "pim",
+		Annotations:  map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl pim"},
+		Short:        "Just-in-time access to Kubernetes roles with kubepim",
+		SilenceUsage: true,
+		// cobra's completion command writes scripts for a program named
+		// "pim", which does not exist; kubectl completes plugins itself,
+		// through a kubectl_complete-pim that calls "kubectl-pim
+		// __complete" (README).
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		SilenceErrors:     true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			return p.connect(cmd.Context())
 		},
@@ -59,7 +70,7 @@ func newRootCommand(streams genericiooptions.IOStreams, flags *genericclioptions
 	root.PersistentFlags().StringVarP(&p.output, "output", "o", "", "Output format: table (default), json or yaml; audit also csv.")
 	root.AddCommand(p.rolesCommand(), p.activateCommand(), p.deactivateCommand(), p.cancelCommand(), p.extendCommand(),
 		p.requestsCommand(), p.approvalsCommand(), p.decideCommand(pimv1.DecisionApprove), p.decideCommand(pimv1.DecisionDeny),
-		p.reviewsCommand(), p.reviewCommand(), p.auditCommand())
+		p.reviewsCommand(), p.reviewCommand(), p.auditCommand(), p.mfaCommand())
 	return root
 }
 

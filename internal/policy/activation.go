@@ -86,7 +86,14 @@ func EligibilityFor(user pimv1.UserInfo, roleRef pimv1.RoleRef, namespace string
 		return nil, fmt.Errorf("your eligibility for %s (RoleAssignment %s) ends at %s, before the requested start at %s; choose an earlier start, or ask for your eligibility to be extended",
 			RoleDescription(roleRef, namespace), endsTooSoon.Name, endsTooSoon.Spec.EndTime.UTC().Format(time.RFC3339), want.Start.UTC().Format(time.RFC3339))
 	case endsTooSoon != nil:
-		left := endsTooSoon.Spec.EndTime.Sub(want.Start).Truncate(time.Minute)
+		// Counted from when access would really begin (now, or a later
+		// start), not the rounded-down start: asked for, this duration's
+		// rounded-up end still fits.
+		begin := want.Start
+		if now.After(begin) {
+			begin = now
+		}
+		left := endsTooSoon.Spec.EndTime.Sub(begin).Truncate(time.Minute)
 		return nil, fmt.Errorf("your eligibility for %s (RoleAssignment %s) ends at %s, before the requested activation would end at %s; request a duration of at most %s, or ask for your eligibility to be extended",
 			RoleDescription(roleRef, namespace), endsTooSoon.Name, endsTooSoon.Spec.EndTime.UTC().Format(time.RFC3339), want.End.UTC().Format(time.RFC3339), left)
 	}
@@ -114,26 +121,60 @@ type ActivationCheck struct {
 
 // RequestedWindow is when a request asks to hold the role: from its start
 // (now, or its startTime when that is later) for its duration.
+//
+// Both ends are whole seconds (metav1.Time keeps no more), rounded so that
+// access never lasts less than asked: Start, when access is recorded as
+// beginning, is rounded down; End is the instant access really begins plus
+// the duration, rounded up. Rounding End down from a truncated Start
+// instead once ended activations up to a second early. Access so lasts at
+// least the duration and less than a second more; End-Start is the
+// duration, or a second more when the activation began mid-second.
 func RequestedWindow(ar *pimv1.ActivationRequest, now time.Time) Window {
-	start := now.Truncate(time.Second)
-	if ar.Spec.StartTime != nil && ar.Spec.StartTime.After(start) {
+	begin := now
+	if ar.Spec.StartTime != nil && ar.Spec.StartTime.After(now) {
+		begin = ar.Spec.StartTime.Time
+	}
+	start := begin.Truncate(time.Second)
+	if ar.Spec.StartTime != nil && start.Before(ar.Spec.StartTime.Time) {
+		// Never recorded as starting before the requested start (one with
+		// a sub-second part; the API server keeps whole seconds).
 		start = ar.Spec.StartTime.Time
 	}
-	end := start.Add(ar.Spec.Duration.Duration)
+	end := ActivationEnd(begin, ar.Spec.Duration.Duration)
 	return Window{Start: start, End: &end}
+}
+
+// ActivationEnd is when an activation that began at the instant begin
+// ends: begin+d rounded up to a whole second, never earlier.
+func ActivationEnd(begin time.Time, d time.Duration) time.Time {
+	return CeilSecond(begin.Add(d))
+}
+
+// CeilSecond rounds t up to a whole second; a whole second stays as it is.
+func CeilSecond(t time.Time) time.Time {
+	if down := t.Truncate(time.Second); !down.Equal(t) {
+		return down.Add(time.Second)
+	}
+	return t
 }
 
 // RecoveredWindowFits says whether a window found stamped on a binding may
 // stand for the request's activation: it must be the request's own shape
-// — exactly spec.duration long, not before spec.startTime — and already
-// begun (a binding exists only once the activation started). Whatever
-// vouches for the stamp, an activation never lasts longer than asked.
+// — as RequestedWindow makes it for an activation that began within the
+// stamped start's second, so from spec.duration to spec.duration plus the
+// rounding (at most a second) long — not before spec.startTime, and
+// already begun (a binding exists only once the activation started).
+// Whatever vouches for the stamp, an activation never lasts longer than
+// asked and rounded.
 func RecoveredWindowFits(ar *pimv1.ActivationRequest, w Window, now time.Time) error {
+	d := ar.Spec.Duration.Duration
 	switch {
 	case w.End == nil:
 		return errors.New("no end")
-	case w.End.Sub(w.Start) != ar.Spec.Duration.Duration:
-		return fmt.Errorf("lasts %s, not the %s asked", w.End.Sub(w.Start), ar.Spec.Duration.Duration)
+	case w.End.Before(ActivationEnd(w.Start, d)):
+		return fmt.Errorf("lasts %s, less than the %s asked", w.End.Sub(w.Start), d)
+	case w.End.After(ActivationEnd(w.Start.Add(time.Second-time.Nanosecond), d)):
+		return fmt.Errorf("lasts %s, more than the %s asked (rounded up to a whole second)", w.End.Sub(w.Start), d)
 	case ar.Spec.StartTime != nil && w.Start.Before(ar.Spec.StartTime.Time):
 		return fmt.Errorf("starts at %s, before the requested start %s", w.Start.UTC().Format(time.RFC3339), ar.Spec.StartTime.UTC().Format(time.RFC3339))
 	case w.Start.After(now):

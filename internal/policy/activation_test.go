@@ -176,11 +176,12 @@ func TestRequestedWindow(t *testing.T) {
 		startTime *time.Time
 		now       time.Time
 		wantStart time.Time
+		wantEnd   time.Time
 	}{
-		{"no startTime starts now, in whole seconds", nil, actTime(750 * time.Millisecond), actNow},
-		{"a future startTime", actPtr(actTime(2 * time.Hour)), actTime(750 * time.Millisecond), actTime(2 * time.Hour)},
-		{"a past startTime starts now", actPtr(actTime(-time.Hour)), actTime(750 * time.Millisecond), actNow},
-		{"a startTime of exactly now", actPtr(actNow), actNow, actNow},
+		{"no startTime starts now, rounded down, and ends rounded up", nil, actTime(750 * time.Millisecond), actNow, actTime(90*time.Minute + time.Second)},
+		{"a future startTime", actPtr(actTime(2 * time.Hour)), actTime(750 * time.Millisecond), actTime(2 * time.Hour), actTime(2*time.Hour + 90*time.Minute)},
+		{"a past startTime starts now", actPtr(actTime(-time.Hour)), actTime(750 * time.Millisecond), actNow, actTime(90*time.Minute + time.Second)},
+		{"a startTime of exactly now", actPtr(actNow), actNow, actNow, actTime(90 * time.Minute)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -192,8 +193,47 @@ func TestRequestedWindow(t *testing.T) {
 			if !w.Start.Equal(tc.wantStart) {
 				t.Errorf("Start = %v, want %v", w.Start, tc.wantStart)
 			}
-			if w.End == nil || !w.End.Equal(tc.wantStart.Add(90*time.Minute)) {
-				t.Errorf("End = %v, want %v", w.End, tc.wantStart.Add(90*time.Minute))
+			if w.End == nil || !w.End.Equal(tc.wantEnd) {
+				t.Errorf("End = %v, want %v", w.End, tc.wantEnd)
+			}
+		})
+	}
+}
+
+// An activation never ends before the asked duration has passed: the
+// start is recorded rounded down to the second, the end is the instant of
+// activation plus the duration rounded up, so access lasts at least the
+// duration and less than a second more.
+func TestRequestedWindowRounding(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		subSecond          time.Duration
+		duration           time.Duration
+		wantStart, wantEnd time.Time
+	}{
+		{"a whole second", 0, time.Second, actNow, actTime(time.Second)},
+		{"1 ns past the second", time.Nanosecond, time.Second, actNow, actTime(2 * time.Second)},
+		{"15 ms past the second", 15 * time.Millisecond, time.Second, actNow, actTime(2 * time.Second)},
+		{"999 ms past the second", 999 * time.Millisecond, time.Second, actNow, actTime(2 * time.Second)},
+		{"a whole second, for an hour", 0, time.Hour, actNow, actTime(time.Hour)},
+		{"1 ns past the second, for an hour", time.Nanosecond, time.Hour, actNow, actTime(time.Hour + time.Second)},
+		{"15 ms past the second, for an hour", 15 * time.Millisecond, time.Hour, actNow, actTime(time.Hour + time.Second)},
+		{"999 ms past the second, for an hour", 999 * time.Millisecond, time.Hour, actNow, actTime(time.Hour + time.Second)},
+		{"a sub-second duration that fits in the same second", 0, 1500 * time.Millisecond, actNow, actTime(2 * time.Second)},
+		{"a sub-second duration that spills over", 600 * time.Millisecond, 1500 * time.Millisecond, actNow, actTime(3 * time.Second)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := actNow.Add(tc.subSecond)
+			ar := &pimv1.ActivationRequest{Spec: pimv1.ActivationRequestSpec{Duration: metav1.Duration{Duration: tc.duration}}}
+			w := RequestedWindow(ar, now)
+			if !w.Start.Equal(tc.wantStart) || w.End == nil || !w.End.Equal(tc.wantEnd) {
+				t.Fatalf("RequestedWindow at %s = %v–%v, want %v–%v", now.Format(time.RFC3339Nano), w.Start, w.End, tc.wantStart, tc.wantEnd)
+			}
+			if held := w.End.Sub(now); held < tc.duration || held >= tc.duration+time.Second {
+				t.Errorf("access held for %s, want at least %s and less than a second more", held, tc.duration)
+			}
+			if err := RecoveredWindowFits(ar, w, now); err != nil {
+				t.Errorf("the window kubepim grants is not recoverable: %v", err)
 			}
 		})
 	}
@@ -470,7 +510,16 @@ func TestCheckActivation(t *testing.T) {
 			wantErrs: []string{"alice is not eligible for ClusterRole admin in namespace prod now"}},
 		{name: "eligibility ends too soon", mod: func(c *ActivationCheck) {
 			c.Assignments = []pimv1.RoleAssignment{actRA("alice-admin", raEnds(actTime(45*time.Minute)))}
-		}, wantErrs: []string{"(RoleAssignment alice-admin) ends at 2026-03-10T09:45:00Z, before the requested activation would end at 2026-03-10T10:00:00Z; request a duration of at most 45m0s"}},
+		}, // Asked at 09:00:00.5, 45m would end at 09:45:01 (rounded up): 44m is the most that fits.
+			wantErrs: []string{"(RoleAssignment alice-admin) ends at 2026-03-10T09:45:00Z, before the requested activation would end at 2026-03-10T10:00:01Z; request a duration of at most 44m0s"}},
+		{name: "a duration that ends, rounded up, exactly when eligibility ends", mod: func(c *ActivationCheck) {
+			c.Request.Spec.Duration.Duration = 44*time.Minute + 59*time.Second
+			c.Assignments = []pimv1.RoleAssignment{actRA("alice-admin", raEnds(actTime(45*time.Minute)))}
+		}, wantEligible: "alice-admin"},
+		{name: "a duration that ends, rounded up, a second after eligibility ends", mod: func(c *ActivationCheck) {
+			c.Request.Spec.Duration.Duration = 45 * time.Minute
+			c.Assignments = []pimv1.RoleAssignment{actRA("alice-admin", raEnds(actTime(45*time.Minute)))}
+		}, wantErrs: []string{"before the requested activation would end at 2026-03-10T09:45:01Z"}},
 		{name: "eligibility checked against a future startTime", mod: func(c *ActivationCheck) {
 			c.Request.Spec.StartTime = actMeta(actTime(time.Hour))
 			c.Assignments = []pimv1.RoleAssignment{actRA("alice-admin", raEnds(actTime(90*time.Minute)))}

@@ -26,9 +26,16 @@ func TestRecoveredWindowFits(t *testing.T) {
 		ok   bool
 	}{
 		{"the request's own window", req(10*time.Minute, nil), Window{Start: now.Add(-time.Minute), End: at(9 * time.Minute)}, true},
+		{"begun mid-second: a second longer, rounded up", req(10*time.Minute, nil), Window{Start: now, End: at(10*time.Minute + time.Second)}, true},
 		{"stretched to 2099", req(10*time.Minute, nil), Window{Start: now, End: ptr(time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC))}, false},
-		{"one second longer", req(10*time.Minute, nil), Window{Start: now, End: at(10*time.Minute + time.Second)}, false},
+		{"two seconds longer", req(10*time.Minute, nil), Window{Start: now, End: at(10*time.Minute + 2*time.Second)}, false},
+		{"more than the rounding allows", req(10*time.Minute, nil), Window{Start: now, End: at(10*time.Minute + time.Second + time.Nanosecond)}, false},
+		{"a second shorter", req(10*time.Minute, nil), Window{Start: now, End: at(10*time.Minute - time.Second)}, false},
+		{"a nanosecond shorter", req(10*time.Minute, nil), Window{Start: now, End: at(10*time.Minute - time.Nanosecond)}, false},
 		{"shorter", req(10*time.Minute, nil), Window{Start: now, End: at(5 * time.Minute)}, false},
+		{"sub-second duration, begun at the second", req(1500*time.Millisecond, nil), Window{Start: now, End: at(2 * time.Second)}, true},
+		{"sub-second duration, begun late in the second", req(1500*time.Millisecond, nil), Window{Start: now, End: at(3 * time.Second)}, true},
+		{"sub-second duration, too long", req(1500*time.Millisecond, nil), Window{Start: now, End: at(4 * time.Second)}, false},
 		{"not begun", req(10*time.Minute, nil), Window{Start: now.Add(time.Second), End: at(10*time.Minute + time.Second)}, false},
 		{"before the requested start", req(10*time.Minute, at(-time.Minute)), Window{Start: now.Add(-2 * time.Minute), End: at(8 * time.Minute)}, false},
 		{"at the requested start", req(10*time.Minute, at(-time.Minute)), Window{Start: now.Add(-time.Minute), End: at(9 * time.Minute)}, true},
