@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/controllers/policy"
+	"github.com/kubepim/kubepim/internal/policy"
 	"github.com/kubepim/kubepim/webhooks"
 )
 

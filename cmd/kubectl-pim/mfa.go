@@ -15,7 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/kubepim/kubepim/controllers/policy"
+	"github.com/kubepim/kubepim/internal/policy"
 	"github.com/kubepim/kubepim/webhooks"
 )
 
