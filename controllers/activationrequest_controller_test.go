@@ -16,8 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/internal/mfa"
 	"github.com/kubepim/kubepim/internal/policy"
-	"github.com/kubepim/kubepim/webhooks"
 )
 
 func activation(name, role string, d time.Duration, justification string) *pimv1.ActivationRequest {
@@ -319,9 +319,9 @@ var _ = Describe("ActivationRequest", func() {
 			key, err := totp.Generate(totp.GenerateOpts{Issuer: "kubepim", AccountName: alice})
 			Expect(err).NotTo(HaveOccurred())
 			secret := &corev1.Secret{
-				ObjectMeta: metav1.ObjectMeta{Namespace: kubepimNamespace, Name: webhooks.TOTPSecretName(alice),
-					Annotations: map[string]string{webhooks.AnnotationTOTPUser: alice}},
-				Data: map[string][]byte{webhooks.SecretKeyTOTP: []byte(key.Secret())},
+				ObjectMeta: metav1.ObjectMeta{Namespace: kubepimNamespace, Name: mfa.TOTPSecretName(alice),
+					Annotations: map[string]string{mfa.AnnotationTOTPUser: alice}},
+				Data: map[string][]byte{mfa.SecretKeyTOTP: []byte(key.Secret())},
 			}
 			create(secret)
 			code, err := totp.GenerateCode(key.Secret(), fakeClock.Now())

@@ -23,8 +23,8 @@ import (
 	"github.com/kubepim/kubepim/internal/audit"
 	"github.com/kubepim/kubepim/internal/grant"
 	"github.com/kubepim/kubepim/internal/lookup"
+	"github.com/kubepim/kubepim/internal/mfa"
 	"github.com/kubepim/kubepim/internal/notify"
-	"github.com/kubepim/kubepim/webhooks"
 )
 
 // DefaultMaxRequeue caps how long a reconciler waits before looking at an
@@ -44,7 +44,7 @@ const DefaultMaxRequeue = 5 * time.Minute
 // list and watch Secrets in that namespace only).
 func CacheOptions(namespace string) cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{pimv1.LabelManagedBy: pimv1.ManagedByValue})
-	enrollments := labels.SelectorFromSet(labels.Set{webhooks.LabelTOTPEnrollment: "true"})
+	enrollments := labels.SelectorFromSet(labels.Set{mfa.LabelTOTPEnrollment: "true"})
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{

@@ -16,8 +16,8 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/internal/mfa"
 	"github.com/kubepim/kubepim/internal/policy"
-	"github.com/kubepim/kubepim/webhooks"
 )
 
 // enrollTOTP creates user's TOTP enrollment the way docs tell an admin to
@@ -27,9 +27,9 @@ func enrollTOTP(user string) *otp.Key {
 	key, err := totp.Generate(totp.GenerateOpts{Issuer: "kubepim", AccountName: user})
 	Expect(err).NotTo(HaveOccurred())
 	create(&corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: kubepimNamespace, Name: webhooks.TOTPSecretName(user),
-			Annotations: map[string]string{webhooks.AnnotationTOTPUser: user}},
-		Data: map[string][]byte{webhooks.SecretKeyTOTP: []byte(key.Secret())},
+		ObjectMeta: metav1.ObjectMeta{Namespace: kubepimNamespace, Name: mfa.TOTPSecretName(user),
+			Annotations: map[string]string{mfa.AnnotationTOTPUser: user}},
+		Data: map[string][]byte{mfa.SecretKeyTOTP: []byte(key.Secret())},
 	})
 	return key
 }
@@ -104,7 +104,7 @@ var _ = Describe("TOTP failure limit", func() {
 		create(rs)
 		Eventually(settingObserved(rs)).Should(BeTrue())
 		key := enrollTOTP(alice)
-		secretKey := client.ObjectKey{Namespace: kubepimNamespace, Name: webhooks.TOTPSecretName(alice)}
+		secretKey := client.ObjectKey{Namespace: kubepimNamespace, Name: mfa.TOTPSecretName(alice)}
 		alicec := as(alice, nil, nil)
 		wrongBefore, lockedBefore := totpFailures("wrong"), totpFailures("locked")
 
@@ -145,13 +145,13 @@ var _ = Describe("TOTP failure limit", func() {
 		By("keeping the count in the enrollment Secret, where alice cannot reach it")
 		secret := &corev1.Secret{}
 		Expect(k8s.Get(ctx, secretKey, secret)).To(Succeed())
-		Expect(secret.Labels).To(HaveKeyWithValue(webhooks.LabelTOTPEnrollment, "true"))
-		failures, err := policy.ParseTOTPFailures(secret.Annotations[webhooks.AnnotationTOTPFailures])
+		Expect(secret.Labels).To(HaveKeyWithValue(mfa.LabelTOTPEnrollment, "true"))
+		failures, err := policy.ParseTOTPFailures(secret.Annotations[mfa.AnnotationTOTPFailures])
 		Expect(err).NotTo(HaveOccurred())
 		Expect(failures).To(HaveLen(6), "5 wrong codes and one entry for the lockout, not one per locked attempt")
 		Expect(alicec.Get(ctx, secretKey, &corev1.Secret{})).To(Satisfy(apierrors.IsForbidden))
 		reset := secret.DeepCopy()
-		delete(reset.Annotations, webhooks.AnnotationTOTPFailures)
+		delete(reset.Annotations, mfa.AnnotationTOTPFailures)
 		Expect(alicec.Update(ctx, reset)).To(Satisfy(apierrors.IsForbidden))
 
 		By("still refusing one second before the stated time")

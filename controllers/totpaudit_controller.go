@@ -15,8 +15,8 @@ import (
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/internal/audit"
+	"github.com/kubepim/kubepim/internal/mfa"
 	"github.com/kubepim/kubepim/internal/policy"
-	"github.com/kubepim/kubepim/webhooks"
 )
 
 // TOTPAuditReconciler puts refused TOTP attempts into the audit trail. The
@@ -46,14 +46,14 @@ func (r *TOTPAuditReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	if err := r.Get(ctx, req.NamespacedName, secret); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	user := secret.Annotations[webhooks.AnnotationTOTPUser]
+	user := secret.Annotations[mfa.AnnotationTOTPUser]
 	// The webhook only uses the enrollment named after the user; a Secret
 	// that names another user than its name says was never used to
 	// verify anyone, so what it notes is no one's refusal.
-	if user == "" || webhooks.TOTPSecretName(user) != secret.Name {
+	if user == "" || mfa.TOTPSecretName(user) != secret.Name {
 		return reconcile.Result{}, nil
 	}
-	failures, err := policy.ParseTOTPFailures(secret.Annotations[webhooks.AnnotationTOTPFailures])
+	failures, err := policy.ParseTOTPFailures(secret.Annotations[mfa.AnnotationTOTPFailures])
 	if err != nil {
 		// The webhook refuses every attempt of this user until an admin
 		// repairs the annotation (then this runs again); retrying cannot help.
@@ -98,7 +98,7 @@ func mfaFailedEntry(user string, f policy.TOTPFailure) audit.Entry {
 // leader writes the audit trail.
 func (r *TOTPAuditReconciler) SetupWithManager(mgr manager.Manager) error {
 	ours := predicate.NewPredicateFuncs(func(obj client.Object) bool {
-		return obj.GetNamespace() == r.Namespace && obj.GetLabels()[webhooks.LabelTOTPEnrollment] != ""
+		return obj.GetNamespace() == r.Namespace && obj.GetLabels()[mfa.LabelTOTPEnrollment] != ""
 	})
 	return ctrl.ControllerManagedBy(mgr).
 		Named("totpaudit").

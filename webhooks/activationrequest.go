@@ -20,6 +20,7 @@ import (
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/internal/approval"
 	"github.com/kubepim/kubepim/internal/lookup"
+	"github.com/kubepim/kubepim/internal/mfa"
 	"github.com/kubepim/kubepim/internal/policy"
 )
 
@@ -34,7 +35,7 @@ const VerbDeactivate = "deactivate"
 // who cancelled or deactivated on update.
 type activationMutator struct {
 	handlerBase
-	totp *TOTPVerifier
+	totp *mfa.TOTPVerifier
 	keys *approval.Keys
 }
 

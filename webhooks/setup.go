@@ -15,6 +15,7 @@ import (
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/internal/approval"
 	"github.com/kubepim/kubepim/internal/audit"
+	"github.com/kubepim/kubepim/internal/mfa"
 	"github.com/kubepim/kubepim/internal/policy"
 )
 
@@ -64,7 +65,7 @@ func Setup(mgr ctrl.Manager, cfg Config) {
 		decoder: admission.NewDecoder(mgr.GetScheme()),
 		cfg:     cfg,
 	}
-	totp := &TOTPVerifier{Client: base.direct, Namespace: cfg.Namespace, Clock: cfg.Clock, Limit: cfg.TOTPLimit.OrDefault()}
+	totp := &mfa.TOTPVerifier{Client: base.direct, Namespace: cfg.Namespace, Clock: cfg.Clock, Limit: cfg.TOTPLimit.OrDefault()}
 	keys := &approval.Keys{Client: base.direct, Namespace: cfg.Namespace}
 	server := mgr.GetWebhookServer()
 	server.Register("/mutate-kubepim-io-v1alpha1-activationrequest", &webhook.Admission{Handler: &activationMutator{handlerBase: base, totp: totp, keys: keys}})

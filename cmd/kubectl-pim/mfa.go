@@ -15,8 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/kubepim/kubepim/internal/mfa"
 	"github.com/kubepim/kubepim/internal/policy"
-	"github.com/kubepim/kubepim/webhooks"
 )
 
 // mfaCommand manages users' TOTP enrollments: Secrets in kubepim's
@@ -24,13 +24,13 @@ import (
 // write, so every subcommand runs with the admin's own RBAC on Secrets.
 func (p *pim) mfaCommand() *cobra.Command {
 	var namespace string
-	mfa := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "mfa",
 		Short: "Manage users' TOTP enrollments (platform admins)",
 	}
-	mfa.PersistentFlags().StringVar(&namespace, "kubepim-namespace", "kubepim-system", "Namespace kubepim runs in (it keeps the enrollments there).")
-	mfa.AddCommand(p.mfaEnrollCommand(&namespace), p.mfaStatusCommand(&namespace), p.mfaRemoveCommand(&namespace))
-	return mfa
+	cmd.PersistentFlags().StringVar(&namespace, "kubepim-namespace", "kubepim-system", "Namespace kubepim runs in (it keeps the enrollments there).")
+	cmd.AddCommand(p.mfaEnrollCommand(&namespace), p.mfaStatusCommand(&namespace), p.mfaRemoveCommand(&namespace))
+	return cmd
 }
 
 // totpIssuer names kubepim in the user's authenticator app.
@@ -63,10 +63,10 @@ replaces its key (the user must then set up the authenticator again).`,
 			}
 			now := p.clock.Now().UTC().Truncate(time.Second)
 			secret := &corev1.Secret{}
-			err = p.c.Get(ctx, client.ObjectKey{Namespace: *namespace, Name: webhooks.TOTPSecretName(user)}, secret)
+			err = p.c.Get(ctx, client.ObjectKey{Namespace: *namespace, Name: mfa.TOTPSecretName(user)}, secret)
 			switch {
 			case apierrors.IsNotFound(err):
-				secret = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: *namespace, Name: webhooks.TOTPSecretName(user)}, Type: corev1.SecretTypeOpaque}
+				secret = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: *namespace, Name: mfa.TOTPSecretName(user)}, Type: corev1.SecretTypeOpaque}
 				setEnrollment(secret, user, key.Secret(), me.Username, now)
 				err = p.c.Create(ctx, secret)
 			case err != nil:
@@ -101,7 +101,7 @@ replaces its key (the user must then set up the authenticator again).`,
 }
 
 // setEnrollment makes secret user's enrollment with key, as the webhook
-// reads it (webhooks.TOTPVerifier).
+// reads it (mfa.TOTPVerifier).
 func setEnrollment(secret *corev1.Secret, user, key, by string, at time.Time) {
 	if secret.Annotations == nil {
 		secret.Annotations = map[string]string{}
@@ -109,19 +109,19 @@ func setEnrollment(secret *corev1.Secret, user, key, by string, at time.Time) {
 	if secret.Labels == nil {
 		secret.Labels = map[string]string{}
 	}
-	secret.Annotations[webhooks.AnnotationTOTPUser] = user
-	secret.Annotations[webhooks.AnnotationTOTPEnrolledAt] = at.Format(time.RFC3339)
-	secret.Annotations[webhooks.AnnotationTOTPEnrolledBy] = by
+	secret.Annotations[mfa.AnnotationTOTPUser] = user
+	secret.Annotations[mfa.AnnotationTOTPEnrolledAt] = at.Format(time.RFC3339)
+	secret.Annotations[mfa.AnnotationTOTPEnrolledBy] = by
 	// Labelled from the start (the webhook would at the first failure):
 	// the leader's cache sees it, and admins can list every enrollment.
-	secret.Labels[webhooks.LabelTOTPEnrollment] = "true"
-	secret.Data = map[string][]byte{webhooks.SecretKeyTOTP: []byte(key)}
+	secret.Labels[mfa.LabelTOTPEnrollment] = "true"
+	secret.Data = map[string][]byte{mfa.SecretKeyTOTP: []byte(key)}
 }
 
 // enrolledSince is when the enrollment's key was made: the annotation
 // "mfa enroll" writes, or, for a Secret made by hand, its creation.
 func enrolledSince(secret *corev1.Secret) time.Time {
-	if t, err := time.Parse(time.RFC3339, secret.Annotations[webhooks.AnnotationTOTPEnrolledAt]); err == nil {
+	if t, err := time.Parse(time.RFC3339, secret.Annotations[mfa.AnnotationTOTPEnrolledAt]); err == nil {
 		return t.UTC()
 	}
 	return secret.CreationTimestamp.UTC()
@@ -155,16 +155,16 @@ func totpStatus(user string, secret *corev1.Secret, limit policy.TOTPLimit, now 
 	st.Enrolled = true
 	since := enrolledSince(secret)
 	st.Since = &since
-	st.EnrolledBy = secret.Annotations[webhooks.AnnotationTOTPEnrolledBy]
-	if secret.Annotations[webhooks.AnnotationTOTPUser] != user {
-		st.Problem = fmt.Sprintf("annotation %s is not %q: every code is refused; enroll again with --force", webhooks.AnnotationTOTPUser, user)
+	st.EnrolledBy = secret.Annotations[mfa.AnnotationTOTPEnrolledBy]
+	if secret.Annotations[mfa.AnnotationTOTPUser] != user {
+		st.Problem = fmt.Sprintf("annotation %s is not %q: every code is refused; enroll again with --force", mfa.AnnotationTOTPUser, user)
 	}
-	if len(secret.Data[webhooks.SecretKeyTOTP]) == 0 {
-		st.Problem = fmt.Sprintf("no key under %s: every code is refused; enroll again with --force", webhooks.SecretKeyTOTP)
+	if len(secret.Data[mfa.SecretKeyTOTP]) == 0 {
+		st.Problem = fmt.Sprintf("no key under %s: every code is refused; enroll again with --force", mfa.SecretKeyTOTP)
 	}
-	failures, err := policy.ParseTOTPFailures(secret.Annotations[webhooks.AnnotationTOTPFailures])
+	failures, err := policy.ParseTOTPFailures(secret.Annotations[mfa.AnnotationTOTPFailures])
 	if err != nil {
-		st.Problem = fmt.Sprintf("annotation %s is malformed (%v): every code is refused until it is removed", webhooks.AnnotationTOTPFailures, err)
+		st.Problem = fmt.Sprintf("annotation %s is malformed (%v): every code is refused until it is removed", mfa.AnnotationTOTPFailures, err)
 		return st
 	}
 	for _, f := range failures {
@@ -266,7 +266,7 @@ func (p *pim) mfaRemoveCommand(namespace *string) *cobra.Command {
 // enrollment reads user's enrollment Secret; nil when there is none.
 func (p *pim) enrollment(ctx context.Context, namespace, user string) (*corev1.Secret, error) {
 	secret := &corev1.Secret{}
-	err := p.c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: webhooks.TOTPSecretName(user)}, secret)
+	err := p.c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: mfa.TOTPSecretName(user)}, secret)
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}

@@ -26,8 +26,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/internal/mfa"
 	"github.com/kubepim/kubepim/test/kubepimtest"
-	"github.com/kubepim/kubepim/webhooks"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -334,7 +334,7 @@ var _ = Describe("kubectl pim mfa", Ordered, func() {
 	enrollmentSecret := func() *corev1.Secret {
 		GinkgoHelper()
 		secret := &corev1.Secret{}
-		Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: kubepimtest.Namespace, Name: webhooks.TOTPSecretName("erin")}, secret)).To(Succeed())
+		Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: kubepimtest.Namespace, Name: mfa.TOTPSecretName("erin")}, secret)).To(Succeed())
 		return secret
 	}
 	// activate asks for config-editor as erin, with code (none if empty).
@@ -392,10 +392,10 @@ var _ = Describe("kubectl pim mfa", Ordered, func() {
 		Expect(strings.Count(out, key.Secret())).To(Equal(1), "the key appears in the URI only")
 
 		secret := enrollmentSecret()
-		Expect(string(secret.Data[webhooks.SecretKeyTOTP])).To(Equal(key.Secret()))
-		Expect(secret.Annotations).To(HaveKeyWithValue(webhooks.AnnotationTOTPUser, "erin"))
-		Expect(secret.Annotations).To(HaveKeyWithValue(webhooks.AnnotationTOTPEnrolledBy, admin))
-		Expect(secret.Labels).To(HaveKeyWithValue(webhooks.LabelTOTPEnrollment, "true"))
+		Expect(string(secret.Data[mfa.SecretKeyTOTP])).To(Equal(key.Secret()))
+		Expect(secret.Annotations).To(HaveKeyWithValue(mfa.AnnotationTOTPUser, "erin"))
+		Expect(secret.Annotations).To(HaveKeyWithValue(mfa.AnnotationTOTPEnrolledBy, admin))
+		Expect(secret.Labels).To(HaveKeyWithValue(mfa.LabelTOTPEnrollment, "true"))
 	})
 
 	It("refuses to overwrite an enrollment without --force", func() {
@@ -405,7 +405,7 @@ var _ = Describe("kubectl pim mfa", Ordered, func() {
 		Expect(out).NotTo(ContainSubstring("otpauth://"))
 		key, err := otp.NewKeyFromURL(uri)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(string(enrollmentSecret().Data[webhooks.SecretKeyTOTP])).To(Equal(key.Secret()), "the key is unchanged")
+		Expect(string(enrollmentSecret().Data[mfa.SecretKeyTOTP])).To(Equal(key.Secret()), "the key is unchanged")
 	})
 
 	It("lets the user activate a role requiring MFA with a code from the printed URI", func() {
@@ -460,7 +460,7 @@ var _ = Describe("kubectl pim mfa", Ordered, func() {
 		key, err := otp.NewKeyFromURL(uri)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(key.Secret()).NotTo(Equal(old.Secret()))
-		Expect(string(enrollmentSecret().Data[webhooks.SecretKeyTOTP])).To(Equal(key.Secret()))
+		Expect(string(enrollmentSecret().Data[mfa.SecretKeyTOTP])).To(Equal(key.Secret()))
 		out, _ = run(admin, admins, "mfa", "status", "erin")
 		Expect(out).To(ContainSubstring("1 of 5 allowed"), "re-enrolling lifts no limit")
 	})

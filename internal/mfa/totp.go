@@ -1,4 +1,7 @@
-package webhooks
+// Package mfa verifies kubepim's built-in TOTP second factor: enrollments
+// are Secrets in kubepim's namespace, checked by the admission webhook and
+// managed with kubectl pim mfa; wrong codes are limited per user.
+package mfa
 
 import (
 	"context"
