@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -56,14 +57,14 @@ func (r *AccessReviewReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	rev.Status.ObservedGeneration = rev.Generation
 	rev.Status.Progress = fmt.Sprintf("%d/%d", rev.Status.Reviewed, rev.Status.Total)
 	meta.SetStatusCondition(&rev.Status.Conditions, metav1.Condition{Type: pimv1.ConditionReady, Status: metav1.ConditionTrue,
-		Reason: rev.Status.State, Message: "instance " + fmt.Sprint(rev.Status.Instance), ObservedGeneration: rev.Generation, LastTransitionTime: metav1.NewTime(now)})
+		Reason: string(rev.Status.State), Message: "instance " + fmt.Sprint(rev.Status.Instance), ObservedGeneration: rev.Generation, LastTransitionTime: metav1.NewTime(now)})
 	if before.Status.ObservedGeneration != rev.Generation {
 		if err := r.Audit.Record(ctx, reviewChangeEntry(rev, before.Status.ObservedGeneration == 0)); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
 	if before.Status.State != rev.Status.State {
-		r.Recorder.Eventf(rev, nil, corev1.EventTypeNormal, rev.Status.State, "Review", "instance %d is %s (%s reviewed)", rev.Status.Instance, rev.Status.State, rev.Status.Progress)
+		r.Recorder.Eventf(rev, nil, corev1.EventTypeNormal, string(rev.Status.State), "Review", "instance %d is %s (%s reviewed)", rev.Status.Instance, rev.Status.State, rev.Status.Progress)
 	}
 	if !equalStatus(before.Status, rev.Status) {
 		// Optimistic lock: a decision admitted since this pass read the
@@ -233,7 +234,7 @@ func (r *AccessReviewReconciler) foldDecisions(ctx context.Context, rev *pimv1.A
 			continue
 		}
 		item := findReviewItem(rev.Status.Items, s.Record.Item)
-		if item == nil || item.Applied {
+		if item == nil || ptr.Deref(item.Applied, false) {
 			// Moot: the assignment is gone already.
 			rev.Status.DecisionsRecorded = max(rev.Status.DecisionsRecorded, s.Record.Seq)
 			continue
@@ -250,7 +251,7 @@ func (r *AccessReviewReconciler) foldDecisions(ctx context.Context, rev *pimv1.A
 		if !fresh {
 			continue
 		}
-		reviewDecisionsTotal.WithLabelValues(s.Record.Decision, "reviewer").Inc()
+		reviewDecisionsTotal.WithLabelValues(string(s.Record.Decision), "reviewer").Inc()
 		reviewer := s.Record.Reviewer
 		disc := fmt.Sprintf("%d/%s/%s/seq-%d", rev.Status.Instance, item.ID, reviewer.Username, s.Record.Seq)
 		if s.Record.Seq == 0 {
@@ -295,12 +296,12 @@ func (r *AccessReviewReconciler) close(ctx context.Context, rev *pimv1.AccessRev
 		item := &rev.Status.Items[i]
 		if item.Decision == "" {
 			if d := policy.FinalReviewDecision(*item, rev.Spec.Settings.DefaultDecision); d != "" {
-				item.Decision, item.Reviewer, item.Reason = d, "kubepim:default", "default decision ("+rev.Spec.Settings.DefaultDecision+")"
+				item.Decision, item.Reviewer, item.Reason = d, "kubepim:default", "default decision ("+string(rev.Spec.Settings.DefaultDecision)+")"
 				item.DecidedAt = &metav1.Time{Time: now.Truncate(time.Second)}
-				reviewDecisionsTotal.WithLabelValues(d, "default").Inc()
+				reviewDecisionsTotal.WithLabelValues(string(d), "default").Inc()
 			}
 		}
-		if !rev.Spec.Settings.AutoApply || item.Decision != pimv1.ReviewDecisionDeny || item.Applied {
+		if !rev.Spec.Settings.AutoApplies() || item.Decision != pimv1.ReviewDecisionDeny || ptr.Deref(item.Applied, false) {
 			continue
 		}
 		rev.Status.State = pimv1.ReviewStateApplying
@@ -315,12 +316,12 @@ func (r *AccessReviewReconciler) close(ctx context.Context, rev *pimv1.AccessRev
 		if err := r.Delete(ctx, ra, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			return err
 		}
-		item.Applied = true
+		item.Applied = ptr.To(true)
 		reviewRemovalsTotal.Inc()
 		r.Recorder.Eventf(rev, nil, corev1.EventTypeNormal, "Removed", "Review", "removed RoleAssignment %s (%s %s): denied by %s", item.Assignment, item.Subject.Kind, item.Subject.Name, item.Reviewer)
 	}
 	countReviewed(rev)
-	if rev.Spec.Settings.AutoApply {
+	if rev.Spec.Settings.AutoApplies() {
 		rev.Status.State = pimv1.ReviewStateApplied
 	}
 	return nil
@@ -329,8 +330,8 @@ func (r *AccessReviewReconciler) close(ctx context.Context, rev *pimv1.AccessRev
 func (r *AccessReviewReconciler) itemEntry(rev *pimv1.AccessReview, item *pimv1.ReviewItem, action string, actor *pimv1.UserInfo, disc string) audit.Entry {
 	subject, role := item.Subject, item.RoleRef
 	return audit.Entry{Action: action, Actor: actor, Target: rev, TargetKind: "AccessReview", Subject: &subject, RoleRef: &role,
-		Namespace: item.Namespace, Reason: item.Decision + ": " + item.Reason, Discriminator: disc,
-		Details: map[string]string{"assignment": item.Assignment, "item": item.ID, "instance": fmt.Sprint(rev.Status.Instance), "recommendation": item.Recommendation}}
+		Namespace: item.Namespace, Reason: string(item.Decision) + ": " + item.Reason, Discriminator: disc,
+		Details: map[string]string{"assignment": item.Assignment, "item": item.ID, "instance": fmt.Sprint(rev.Status.Instance), "recommendation": string(item.Recommendation)}}
 }
 
 // reviewChangeEntry records who created or changed a review, and what it
@@ -350,7 +351,7 @@ func reviewChangeEntry(rev *pimv1.AccessReview, created bool) audit.Entry {
 		Details: map[string]string{
 			"generation": fmt.Sprint(rev.Generation), "reviewerType": spec.ReviewerType, "reviewers": strings.Join(reviewers, ", "),
 			"duration": spec.Duration.Duration.String(), "recurrence": spec.Recurrence.Type, "roles": strings.Join(roles, ", "),
-			"namespaces": strings.Join(spec.Scope.Namespaces, ","), "defaultDecision": spec.Settings.DefaultDecision,
+			"namespaces": strings.Join(spec.Scope.Namespaces, ","), "defaultDecision": string(spec.Settings.DefaultDecision),
 			"autoApply": fmt.Sprint(spec.Settings.AutoApply),
 		}}
 	if created {

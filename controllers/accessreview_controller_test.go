@@ -21,11 +21,11 @@ func getReview(rev *pimv1.AccessReview) *pimv1.AccessReview {
 	return got
 }
 
-func reviewState(rev *pimv1.AccessReview) func() string {
-	return func() string {
+func reviewState(rev *pimv1.AccessReview) func() pimv1.AccessReviewState {
+	return func() pimv1.AccessReviewState {
 		got := &pimv1.AccessReview{}
 		if err := k8s.Get(context.Background(), keyOf(rev), got); err != nil {
-			return err.Error()
+			return pimv1.AccessReviewState(err.Error())
 		}
 		return got.Status.State
 	}
@@ -56,7 +56,7 @@ func review(name, role string, mutate func(*pimv1.AccessReviewSpec)) *pimv1.Acce
 		StartTime:    &metav1.Time{Time: fakeClock.Now()},
 		Duration:     metav1.Duration{Duration: time.Hour},
 		Recurrence:   pimv1.AccessReviewRecurrence{Type: pimv1.RecurrenceOneTime},
-		Settings: pimv1.AccessReviewSettings{AutoApply: true, DefaultDecision: pimv1.ReviewDecisionNone, RequireJustification: true,
+		Settings: pimv1.AccessReviewSettings{AutoApply: ptr.To(true), DefaultDecision: pimv1.ReviewDecisionNone, RequireJustification: ptr.To(true),
 			Recommendation: pimv1.RecommendationSettings{InactiveDays: 30}},
 	}}
 	mutate(&rev.Spec)
@@ -135,16 +135,16 @@ var _ = Describe("AccessReview", func() {
 		Eventually(stateOf(fresh)).Should(Equal(pimv1.AssignmentStateEligible))
 		rev := review(uniq("weekly"), role, func(s *pimv1.AccessReviewSpec) {
 			s.Reviewers = []pimv1.Principal{{Kind: "User", Name: "dana"}}
-			s.Recurrence = pimv1.AccessReviewRecurrence{Type: pimv1.RecurrenceWeekly, Occurrences: ptr.To[int32](2)}
+			s.Recurrence = pimv1.AccessReviewRecurrence{Type: pimv1.RecurrenceWeekly, Occurrences: 2}
 			s.Settings.DefaultDecision = pimv1.ReviewDecisionRecommendation
 		})
 		create(rev)
 		Eventually(reviewState(rev)).Should(Equal(pimv1.ReviewStateInProgress))
-		recommendations := map[string]string{}
+		recommendations := map[string]pimv1.ReviewDecision{}
 		for _, item := range getReview(rev).Status.Items {
 			recommendations[item.Assignment] = item.Recommendation
 		}
-		Expect(recommendations).To(Equal(map[string]string{stale.Name: pimv1.ReviewDecisionDeny, fresh.Name: pimv1.ReviewDecisionApprove}))
+		Expect(recommendations).To(Equal(map[string]pimv1.ReviewDecision{stale.Name: pimv1.ReviewDecisionDeny, fresh.Name: pimv1.ReviewDecisionApprove}))
 
 		fakeClock.Step(time.Hour)
 		Eventually(reviewState(rev)).Should(Equal(pimv1.ReviewStateApplied))

@@ -242,7 +242,7 @@ func (r *ActivationRequestReconciler) verifiedRecords(ctx context.Context, ar *p
 	return records, nil
 }
 
-func approverNames(records []pimv1.ApprovalRecord, decision string) string {
+func approverNames(records []pimv1.ApprovalRecord, decision pimv1.ApprovalDecision) string {
 	var names []string
 	for _, r := range records {
 		if r.Decision == decision {
@@ -359,7 +359,7 @@ func (r *ActivationRequestReconciler) grantTiming(ar *pimv1.ActivationRequest, s
 }
 
 // end moves the request to a final state and removes its binding.
-func (r *ActivationRequestReconciler) end(ctx context.Context, ar *pimv1.ActivationRequest, now time.Time, state, reason, message string) (time.Time, error) {
+func (r *ActivationRequestReconciler) end(ctx context.Context, ar *pimv1.ActivationRequest, now time.Time, state pimv1.ActivationState, reason, message string) (time.Time, error) {
 	outcome, err := r.Bindings.Sync(ctx, r.owner(ar), nil)
 	if err != nil {
 		return time.Time{}, err
@@ -383,7 +383,7 @@ func (r *ActivationRequestReconciler) end(ctx context.Context, ar *pimv1.Activat
 	}
 	ar.Status.Binding = nil
 	ar.Status.EndedAt = &metav1.Time{Time: now.Truncate(time.Second)}
-	activationsTotal.WithLabelValues(ar.Spec.RoleRef.Name, state).Inc()
+	activationsTotal.WithLabelValues(ar.Spec.RoleRef.Name, string(state)).Inc()
 	r.setState(ar, now, state, reason, message)
 	meta.SetStatusCondition(&ar.Status.Conditions, metav1.Condition{Type: pimv1.ConditionGranted, Status: metav1.ConditionFalse, Reason: reason,
 		Message: message, ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
@@ -443,7 +443,7 @@ func (r *ActivationRequestReconciler) activeSuccessor(ctx context.Context, ar *p
 	return "", nil
 }
 
-func (r *ActivationRequestReconciler) setState(ar *pimv1.ActivationRequest, now time.Time, state, reason, message string) {
+func (r *ActivationRequestReconciler) setState(ar *pimv1.ActivationRequest, now time.Time, state pimv1.ActivationState, reason, message string) {
 	ar.Status.State = state
 	ar.Status.Message = message
 	ar.Status.ObservedGeneration = ar.Generation
@@ -488,7 +488,7 @@ func (r *ActivationRequestReconciler) announce(ctx context.Context, before, afte
 	if to == pimv1.ActivationStateFailed {
 		kind = corev1.EventTypeWarning
 	}
-	reason := to
+	reason := string(to)
 	switch to {
 	case pimv1.ActivationStatePending:
 		reason = "Requested"
@@ -512,8 +512,8 @@ func (r *ActivationRequestReconciler) announceDecisions(ctx context.Context, bef
 		if err := r.Audit.Record(ctx, e); err != nil {
 			return err
 		}
-		approvalsTotal.WithLabelValues(rec.Decision).Inc()
-		r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, rec.Decision, "Approval", "%s: %s (%s)", rec.Approver.Username, rec.Decision, rec.Reason)
+		approvalsTotal.WithLabelValues(string(rec.Decision)).Inc()
+		r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, string(rec.Decision), "Approval", "%s: %s (%s)", rec.Approver.Username, rec.Decision, rec.Reason)
 	}
 	if before.Status.State == pimv1.ActivationStatePendingApproval && after.Status.State != pimv1.ActivationStatePendingApproval {
 		decisionSeconds.Observe(after.Status.EndedAtOr(r.Clock.Now()).Sub(after.CreationTimestamp.Time).Seconds())
@@ -522,7 +522,7 @@ func (r *ActivationRequestReconciler) announceDecisions(ctx context.Context, bef
 }
 
 // auditEntry describes the move of ar into state for the audit trail.
-func (r *ActivationRequestReconciler) auditEntry(ar *pimv1.ActivationRequest, state string) audit.Entry {
+func (r *ActivationRequestReconciler) auditEntry(ar *pimv1.ActivationRequest, state pimv1.ActivationState) audit.Entry {
 	e := audit.Entry{
 		Target: ar, TargetKind: "ActivationRequest",
 		RoleRef: &ar.Spec.RoleRef, Namespace: ar.Spec.Namespace,
@@ -580,7 +580,7 @@ func (r *ActivationRequestReconciler) auditEntry(ar *pimv1.ActivationRequest, st
 	case pimv1.ActivationStateFailed:
 		e.Action, e.Outcome = pimv1.AuditFailed, pimv1.AuditOutcomeFailure
 	default:
-		e.Action = state
+		e.Action = string(state)
 	}
 	return e
 }

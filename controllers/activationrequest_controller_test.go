@@ -41,11 +41,11 @@ func heldFor(ar *pimv1.ActivationRequest, d time.Duration) {
 	Expect(ar.Status.ExpiresAt.Sub(ar.Status.ActivatedAt.Time)).To(SatisfyAll(BeNumerically(">=", d), BeNumerically("<=", d+time.Second)))
 }
 
-func activationState(ar *pimv1.ActivationRequest) func() string {
-	return func() string {
+func activationState(ar *pimv1.ActivationRequest) func() pimv1.ActivationState {
+	return func() pimv1.ActivationState {
 		got := &pimv1.ActivationRequest{}
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(ar), got); err != nil {
-			return err.Error()
+			return pimv1.ActivationState(err.Error())
 		}
 		return got.Status.State
 	}

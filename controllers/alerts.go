@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -46,7 +47,7 @@ func (r *RoleSettingReconciler) evaluateAlerts(ctx context.Context, rs *pimv1.Ro
 		return err
 	}
 	for _, b := range outside {
-		if !rs.Spec.Alerts.RemoveOutsideBindings {
+		if !ptr.Deref(rs.Spec.Alerts.RemoveOutsideBindings, false) {
 			in.OutsideBindings = append(in.OutsideBindings, bindingName(b))
 			continue
 		}

@@ -68,7 +68,7 @@ var _ = Describe("Security alerts", func() {
 		b := outsideBinding(role, "sneaky")
 		Eventually(func() bool { return canI("sneaky", nil, "get", "pods", "default") }).Should(BeTrue())
 		rs := roleSetting(uniq("enforcing"), role)
-		rs.Spec.Alerts.RemoveOutsideBindings = true
+		rs.Spec.Alerts.RemoveOutsideBindings = ptr.To(true)
 		create(rs)
 		Eventually(func() bool {
 			return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(b), &rbacv1.ClusterRoleBinding{}))

@@ -57,7 +57,7 @@ var _ = Describe("Approval", func() {
 		requireApproval(1, 24*time.Hour)
 		request()
 		pending := &pimv1.ActivationRequestList{}
-		Expect(k8s.List(ctx, pending, client.MatchingFields{pimv1.FieldState: pimv1.ActivationStatePendingApproval})).To(Succeed())
+		Expect(k8s.List(ctx, pending, client.MatchingFields{pimv1.FieldState: string(pimv1.ActivationStatePendingApproval)})).To(Succeed())
 		Expect(names(pending)).To(ContainElement(ar.Name), "approvers find it by label")
 
 		fakeClock.Step(3 * time.Hour) // a late approval does not shorten the activation

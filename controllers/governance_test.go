@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/gomega"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
@@ -42,8 +43,8 @@ var _ = Describe("Assignment governance", func() {
 			rs := roleSetting(uniq("rules"), role)
 			hour := metav1.Duration{Duration: time.Hour}
 			rs.Spec.Assignment = pimv1.AssignmentPolicy{
-				Eligible: pimv1.EligibleAssignmentPolicy{AllowPermanent: false},
-				Active:   pimv1.ActiveAssignmentPolicy{AllowPermanent: false, MaxDuration: &hour, RequireJustification: true, RequireMFA: true},
+				Eligible: pimv1.EligibleAssignmentPolicy{AllowPermanent: ptr.To(false)},
+				Active:   pimv1.ActiveAssignmentPolicy{AllowPermanent: ptr.To(false), MaxDuration: &hour, RequireJustification: true, RequireMFA: true},
 			}
 			create(rs)
 			Eventually(settingObserved(rs)).Should(BeTrue())

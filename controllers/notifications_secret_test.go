@@ -79,7 +79,7 @@ var _ = Describe("Notification channel credentials", func() {
 
 		By("reading the trimmed URL, and withholding an answer that repeats it")
 		echoNote := notificationOf(ra, pimv1.EventEligibleAssigned, pimv1.AudienceAdmins, newline)
-		Eventually(func() string { return echoNote().Status.Phase }).Should(Equal(pimv1.NotificationFailed))
+		Eventually(func() pimv1.NotificationPhase { return echoNote().Status.Phase }).Should(Equal(pimv1.NotificationFailed))
 		Expect(echoNote().Status.LastError).To(Equal("webhook at " + echoHost + " answered 400 Bad Request: (the answer repeats part of the URL; not shown)"))
 		Eventually(func() []string { return eventNotes(echoNote()) }).Should(ContainElement(ContainSubstring("DeliveryFailed: gave up after 1 attempt(s): webhook at " + echoHost + " answered 400")))
 		Eventually(channelReady(newline)).Should(And(HaveField("Status", metav1.ConditionFalse), HaveField("Reason", pimv1.ReasonDeliveryFailing),

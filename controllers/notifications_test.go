@@ -253,7 +253,7 @@ var _ = Describe("Notifications", func() {
 		hookPost := notificationOf(ar, pimv1.EventApprovalNeeded, pimv1.AudienceAdmins, f.hook)
 		Eventually(func() int32 { return hookPost().Status.Attempts }).Should(Equal(int32(1)))
 		fakeClock.Step(time.Second)
-		Eventually(func() string { return approversMail().Status.Phase }).Should(Equal(pimv1.NotificationDelivered))
+		Eventually(func() pimv1.NotificationPhase { return approversMail().Status.Phase }).Should(Equal(pimv1.NotificationDelivered))
 		Expect(approversMail().Status.DeliveredTo).To(ConsistOf(daveAddr, carolAddr))
 		Eventually(f.mailsWith(carolAddr, "Approval needed")).Should(HaveLen(1))
 		Eventually(func() int32 { return hookPost().Status.Attempts }).Should(Equal(int32(2)))
@@ -262,7 +262,7 @@ var _ = Describe("Notifications", func() {
 		Expect(n.Status.NextAttemptTime.Sub(n.Status.LastAttemptTime.Time)).To(Equal(2 * time.Second))
 		Expect(f.postsWith(f.hook, "")()).To(HaveLen(1), "only the eligible assignment so far")
 		fakeClock.Step(2 * time.Second)
-		Eventually(func() string { return hookPost().Status.Phase }).Should(Equal(pimv1.NotificationDelivered))
+		Eventually(func() pimv1.NotificationPhase { return hookPost().Status.Phase }).Should(Equal(pimv1.NotificationDelivered))
 		Expect(f.mail.Mails(aliceAddr)).To(HaveLen(1))
 
 		var doc map[string]any
@@ -340,7 +340,7 @@ var _ = Describe("Notifications", func() {
 			var pending []string
 			for _, n := range list.Items {
 				if (n.Spec.Source.UID == string(ra.UID) || n.Spec.Source.UID == string(ar.UID)) && n.Status.Phase != pimv1.NotificationDelivered {
-					pending = append(pending, n.Name+" "+n.Status.Phase)
+					pending = append(pending, n.Name+" "+string(n.Status.Phase))
 				}
 			}
 			return pending
@@ -388,7 +388,7 @@ var _ = Describe("Notifications", func() {
 
 		By("giving up at once on a webhook that refuses the message for good")
 		hook := notificationOf(ar, pimv1.EventActivated, pimv1.AudienceAdmins, f.hook)
-		Eventually(func() string { n := hook(); return n.Status.Phase }).Should(Equal(pimv1.NotificationFailed))
+		Eventually(func() pimv1.NotificationPhase { n := hook(); return n.Status.Phase }).Should(Equal(pimv1.NotificationFailed))
 		Expect(hook().Status.LastError).To(ContainSubstring("400"))
 		Eventually(channelReady(f.hook)).Should(And(HaveField("Status", metav1.ConditionFalse), HaveField("Reason", pimv1.ReasonDeliveryFailing)))
 		Eventually(func() []string { return warningReasons(hook()) }).Should(ContainElement("DeliveryFailed"))

@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -277,7 +278,7 @@ func (n *Notifier) notification(src *notifySource, occ policy.Occurrence, audien
 			Labels: map[string]string{pimv1.LabelChannel: channel, pimv1.LabelManagedBy: pimv1.ManagedByValue},
 		},
 		Spec: pimv1.NotificationSpec{
-			Event: occ.Event, Audience: audience, Critical: policy.IsCriticalEvent(occ.Event), Channel: channel,
+			Event: occ.Event, Audience: audience, Critical: trueOrNil(policy.IsCriticalEvent(occ.Event)), Channel: channel,
 			Source:     pimv1.AuditObjectReference{Kind: src.kind, Name: src.obj.GetName(), UID: string(src.obj.GetUID())},
 			OccurredAt: metav1.NewTime(occ.At), Title: c.Title, Facts: c.Facts, Actions: c.Actions,
 		},
@@ -412,3 +413,12 @@ var statusChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 	}
 	return true
 }}
+
+// trueOrNil is a *bool that is serialized only when true, as an omitempty
+// bool was.
+func trueOrNil(b bool) *bool {
+	if b {
+		return ptr.To(true)
+	}
+	return nil
+}

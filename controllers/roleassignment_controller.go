@@ -118,7 +118,7 @@ func (r *RoleAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 }
 
 // summarize writes the state, binding and conditions into status.
-func (r *RoleAssignmentReconciler) summarize(ra *pimv1.RoleAssignment, now time.Time, state string, outcome grant.Outcome, syncErr error) {
+func (r *RoleAssignmentReconciler) summarize(ra *pimv1.RoleAssignment, now time.Time, state pimv1.AssignmentState, outcome grant.Outcome, syncErr error) {
 	ra.Status.ObservedGeneration = ra.Generation
 	ra.Status.State = state
 	start := metav1.NewTime(policy.AssignmentWindow(ra).Start)
@@ -127,7 +127,7 @@ func (r *RoleAssignmentReconciler) summarize(ra *pimv1.RoleAssignment, now time.
 
 	// Conditions carry the injected clock's time: SetStatusCondition would
 	// otherwise read the wall clock.
-	ready := metav1.Condition{Type: pimv1.ConditionReady, Status: metav1.ConditionTrue, Reason: state, Message: stateMessage(ra, state), ObservedGeneration: ra.Generation, LastTransitionTime: metav1.NewTime(now)}
+	ready := metav1.Condition{Type: pimv1.ConditionReady, Status: metav1.ConditionTrue, Reason: string(state), Message: stateMessage(ra, state), ObservedGeneration: ra.Generation, LastTransitionTime: metav1.NewTime(now)}
 	var taken *grant.ErrNameTaken
 	switch {
 	case errors.As(syncErr, &taken):
@@ -137,7 +137,7 @@ func (r *RoleAssignmentReconciler) summarize(ra *pimv1.RoleAssignment, now time.
 	}
 	meta.SetStatusCondition(&ra.Status.Conditions, ready)
 
-	granted := metav1.Condition{Type: pimv1.ConditionGranted, Status: metav1.ConditionFalse, Reason: state, ObservedGeneration: ra.Generation, LastTransitionTime: metav1.NewTime(now)}
+	granted := metav1.Condition{Type: pimv1.ConditionGranted, Status: metav1.ConditionFalse, Reason: string(state), ObservedGeneration: ra.Generation, LastTransitionTime: metav1.NewTime(now)}
 	if outcome.Binding != nil {
 		granted.Status, granted.Reason = metav1.ConditionTrue, pimv1.ReasonActivated
 		granted.Message = "bound by " + outcome.Binding.Kind + " " + outcome.Binding.Name
@@ -145,7 +145,7 @@ func (r *RoleAssignmentReconciler) summarize(ra *pimv1.RoleAssignment, now time.
 	meta.SetStatusCondition(&ra.Status.Conditions, granted)
 }
 
-func stateMessage(ra *pimv1.RoleAssignment, state string) string {
+func stateMessage(ra *pimv1.RoleAssignment, state pimv1.AssignmentState) string {
 	switch state {
 	case pimv1.AssignmentStateScheduled:
 		return "takes effect at " + ra.Status.StartTime.UTC().Format(time.RFC3339)
@@ -206,7 +206,7 @@ func (r *RoleAssignmentReconciler) announce(ctx context.Context, before, after *
 		records = append(records, r.auditEntry(after, pimv1.AuditAssignmentExpired))
 		r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, pimv1.ReasonExpired, "Revoke", "assignment ended; %d binding(s) removed", outcome.Removed)
 	case from != to:
-		r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, to, "Reconcile", "%s", stateMessage(after, to))
+		r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, string(to), "Reconcile", "%s", stateMessage(after, to))
 	case to == pimv1.AssignmentStateActive && (outcome.Created || outcome.Repaired):
 		e := r.auditEntry(after, pimv1.AuditBindingRepaired)
 		e.Discriminator = outcome.Binding.UID

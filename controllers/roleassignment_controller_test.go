@@ -50,11 +50,11 @@ func create(obj client.Object) {
 	DeferCleanup(func() { _ = k8s.Delete(context.Background(), obj) })
 }
 
-func stateOf(ra *pimv1.RoleAssignment) func() string {
-	return func() string {
+func stateOf(ra *pimv1.RoleAssignment) func() pimv1.AssignmentState {
+	return func() pimv1.AssignmentState {
 		got := &pimv1.RoleAssignment{}
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(ra), got); err != nil {
-			return err.Error()
+			return pimv1.AssignmentState(err.Error())
 		}
 		return got.Status.State
 	}

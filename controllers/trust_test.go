@@ -12,6 +12,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
@@ -217,7 +218,7 @@ var _ = Describe("Trust boundaries", func() {
 			Eventually(func() bool { return canIIn(gitops, "kubepim.io", "manage", "accessreviews") }).Should(BeTrue())
 			Expect(as(gitops, nil, nil).Create(ctx, own.DeepCopy())).To(MatchError(ContainSubstring(`needs the verb "delete" on roleassignments.kubepim.io`)))
 			noApply := own.DeepCopy()
-			noApply.Spec.Settings.AutoApply = false
+			noApply.Spec.Settings.AutoApply = ptr.To(false)
 			Expect(as(gitops, nil, nil).Create(ctx, noApply)).To(Succeed())
 			DeferCleanup(func() { _ = k8s.Delete(ctx, noApply) })
 
@@ -226,7 +227,7 @@ var _ = Describe("Trust boundaries", func() {
 			grantUser(creator, rbacv1.PolicyRule{APIGroups: []string{"kubepim.io"}, Resources: []string{"accessreviews"}, Verbs: []string{"create"}})
 			Eventually(func() bool { return canIIn(creator, "kubepim.io", "create", "accessreviews") }).Should(BeTrue())
 			another := review(uniq("another"), role, func(s *pimv1.AccessReviewSpec) { s.Reviewers = []pimv1.Principal{{Kind: "User", Name: creator}} })
-			another.Spec.Settings.AutoApply = false
+			another.Spec.Settings.AutoApply = ptr.To(false)
 			Expect(as(creator, nil, nil).Create(ctx, another)).To(MatchError(ContainSubstring(`needs the verb "manage"`)))
 		})
 
@@ -265,7 +266,7 @@ var _ = Describe("Trust boundaries", func() {
 				return out
 			}
 			Eventually(decisions).Should(Equal([]string{"Approve: first look", "Deny: on second thought"}))
-			Eventually(func() string {
+			Eventually(func() pimv1.ReviewDecision {
 				for _, item := range getReview(rev).Status.Items {
 					if item.Assignment == other.Name {
 						return item.Decision

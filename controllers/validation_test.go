@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
@@ -146,12 +147,12 @@ func roleSetting(name, clusterRole string) *pimv1.RoleSetting {
 			RoleRef: pimv1.RoleSettingRoleRef{Kind: pimv1.RoleKindClusterRole, Name: clusterRole},
 			Activation: pimv1.ActivationPolicy{
 				MaxDuration:          metav1.Duration{Duration: 8 * time.Hour},
-				RequireJustification: true,
+				RequireJustification: ptr.To(true),
 				Approval:             pimv1.ApprovalPolicy{RequiredApprovals: 1, Timeout: metav1.Duration{Duration: 24 * time.Hour}},
 			},
 			Assignment: pimv1.AssignmentPolicy{
-				Eligible: pimv1.EligibleAssignmentPolicy{AllowPermanent: true},
-				Active:   pimv1.ActiveAssignmentPolicy{AllowPermanent: true},
+				Eligible: pimv1.EligibleAssignmentPolicy{AllowPermanent: ptr.To(true)},
+				Active:   pimv1.ActiveAssignmentPolicy{AllowPermanent: ptr.To(true)},
 			},
 		},
 	}

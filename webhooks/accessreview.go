@@ -66,7 +66,7 @@ func (m *reviewMutator) Handle(ctx context.Context, req admission.Request) admis
 	}
 	user := userInfo(req.UserInfo)
 	if old.Status.State != pimv1.ReviewStateInProgress {
-		return admission.Denied(fmt.Sprintf("this review is %s, not InProgress: there is nothing to decide", orNone(old.Status.State)))
+		return admission.Denied(fmt.Sprintf("this review is %s, not InProgress: there is nothing to decide", orNone(string(old.Status.State))))
 	}
 	if due := old.Status.DueAt; due != nil && !m.cfg.Clock.Now().Before(due.Time) {
 		// kubepim may be closing the instance this very moment: a decision
@@ -103,8 +103,8 @@ func (m *reviewMutator) Handle(ctx context.Context, req admission.Request) admis
 		if !ok {
 			return admission.Denied(fmt.Sprintf("%s must be \"Approve: <reason>\" or \"Deny: <reason>\"", k))
 		}
-		if reason == "" && old.Spec.Settings.RequireJustification {
-			return admission.Denied("give a reason: \"" + decision + ": <reason>\"")
+		if reason == "" && old.Spec.Settings.JustificationRequired() {
+			return admission.Denied("give a reason: \"" + string(decision) + ": <reason>\"")
 		}
 		if err := policy.MayReview(old.Spec, *item, *user); err != nil {
 			return admission.Denied(err.Error())
@@ -159,7 +159,7 @@ func supersede(signed []approval.SignedReviewRecord, rec approval.ReviewRecord, 
 	return kept, unrecorded
 }
 
-func parseReviewDecision(v string) (decision, reason string, ok bool) {
+func parseReviewDecision(v string) (decision pimv1.ReviewDecision, reason string, ok bool) {
 	d, r, _ := strings.Cut(v, ":")
 	switch strings.ToLower(strings.TrimSpace(d)) {
 	case "approve":
@@ -294,7 +294,7 @@ func (g *reviewGuard) Handle(ctx context.Context, req admission.Request) admissi
 	} else {
 		what = "change " + what + " of AccessReview " + req.Name
 	}
-	if rev.Spec.Settings.AutoApply {
+	if rev.Spec.Settings.AutoApplies() {
 		del, err := a.allowed(ctx, user, &authorizationv1.ResourceAttributes{
 			Group: pimv1.GroupVersion.Group, Resource: "roleassignments", Verb: "delete",
 		}, nil)

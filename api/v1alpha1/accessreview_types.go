@@ -4,21 +4,30 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
+// ReviewDecision is a decision on an item under review: Approve or Deny;
+// as spec.settings.defaultDecision also None or Recommendation. Each field
+// that holds one lists the values it accepts.
+type ReviewDecision string
+
 // Review decisions.
 const (
-	ReviewDecisionApprove        = "Approve"
-	ReviewDecisionDeny           = "Deny"
-	ReviewDecisionNone           = "None"
-	ReviewDecisionRecommendation = "Recommendation"
+	ReviewDecisionApprove        ReviewDecision = "Approve"
+	ReviewDecisionDeny           ReviewDecision = "Deny"
+	ReviewDecisionNone           ReviewDecision = "None"
+	ReviewDecisionRecommendation ReviewDecision = "Recommendation"
 )
+
+// AccessReviewState is where an AccessReview's current instance stands.
+// +kubebuilder:validation:Enum=Scheduled;InProgress;Completed;Applying;Applied
+type AccessReviewState string
 
 // AccessReview states.
 const (
-	ReviewStateScheduled  = "Scheduled"
-	ReviewStateInProgress = "InProgress"
-	ReviewStateCompleted  = "Completed"
-	ReviewStateApplying   = "Applying"
-	ReviewStateApplied    = "Applied"
+	ReviewStateScheduled  AccessReviewState = "Scheduled"
+	ReviewStateInProgress AccessReviewState = "InProgress"
+	ReviewStateCompleted  AccessReviewState = "Completed"
+	ReviewStateApplying   AccessReviewState = "Applying"
+	ReviewStateApplied    AccessReviewState = "Applied"
 )
 
 // Reviewer types.
@@ -49,23 +58,24 @@ const (
 
 // AccessReviewScope selects the assignments under review.
 type AccessReviewScope struct {
-	// RoleRefs are the roles under review.
+	// roleRefs are the roles under review.
 	// +optional
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=256
 	RoleRefs []RoleRef `json:"roleRefs,omitempty"`
 
-	// RoleSettingSelector selects, by label, RoleSettings whose roles are
+	// roleSettingSelector selects, by label, RoleSettings whose roles are
 	// under review too.
 	// +optional
 	RoleSettingSelector *metav1.LabelSelector `json:"roleSettingSelector,omitempty"`
 
-	// AssignmentTypes under review: Eligible, Active or Both.
+	// assignmentTypes under review: Eligible, Active or Both.
 	// +kubebuilder:validation:Enum=Eligible;Active;Both
 	// +kubebuilder:default=Both
 	// +optional
 	AssignmentTypes string `json:"assignmentTypes,omitempty"`
 
-	// Namespaces limits the review to assignments in these namespaces
+	// namespaces limits the review to assignments in these namespaces
 	// (cluster-wide assignments are "" and included when this is empty).
 	// +optional
 	// +listType=set
@@ -77,25 +87,25 @@ type AccessReviewScope struct {
 
 // AccessReviewRecurrence repeats a review.
 type AccessReviewRecurrence struct {
-	// Type is OneTime, Weekly, Monthly, Quarterly, SemiAnnually or Annually.
+	// type is OneTime, Weekly, Monthly, Quarterly, SemiAnnually or Annually.
 	// +kubebuilder:validation:Enum=OneTime;Weekly;Monthly;Quarterly;SemiAnnually;Annually
 	// +kubebuilder:default=OneTime
 	// +optional
 	Type string `json:"type,omitempty"`
 
-	// EndDate after which no instance starts.
+	// endDate after which no instance starts.
 	// +optional
 	EndDate *metav1.Time `json:"endDate,omitempty"`
 
-	// Occurrences is how many instances run at most.
+	// occurrences is how many instances run at most.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
-	Occurrences *int32 `json:"occurrences,omitempty"`
+	Occurrences int32 `json:"occurrences,omitempty"`
 }
 
 // RecommendationSettings tune the recommendations.
 type RecommendationSettings struct {
-	// InactiveDays: an assignment not activated within this many days is
+	// inactiveDays is a number of days: an assignment not activated within this many days is
 	// recommended for removal.
 	// +kubebuilder:default=30
 	// +kubebuilder:validation:Minimum=1
@@ -105,24 +115,24 @@ type RecommendationSettings struct {
 
 // AccessReviewSettings say what happens to the decisions.
 type AccessReviewSettings struct {
-	// AutoApply removes denied assignments when an instance ends.
+	// autoApply removes denied assignments when an instance ends.
 	// +kubebuilder:default=true
 	// +optional
-	AutoApply bool `json:"autoApply"`
+	AutoApply *bool `json:"autoApply,omitempty"`
 
-	// DefaultDecision for items nobody decided: None, Approve, Deny, or
+	// defaultDecision for items nobody decided: None, Approve, Deny, or
 	// Recommendation (the item's recommendation).
 	// +kubebuilder:validation:Enum=None;Approve;Deny;Recommendation
 	// +kubebuilder:default=None
 	// +optional
-	DefaultDecision string `json:"defaultDecision,omitempty"`
+	DefaultDecision ReviewDecision `json:"defaultDecision,omitempty"`
 
-	// RequireJustification refuses decisions without a reason.
+	// requireJustification refuses decisions without a reason.
 	// +kubebuilder:default=true
 	// +optional
-	RequireJustification bool `json:"requireJustification"`
+	RequireJustification *bool `json:"requireJustification,omitempty"`
 
-	// Recommendation settings.
+	// recommendation settings.
 	// +kubebuilder:default={}
 	// +optional
 	Recommendation RecommendationSettings `json:"recommendation"`
@@ -131,43 +141,46 @@ type AccessReviewSettings struct {
 // AccessReviewSpec is a one-off or recurring review of assignments.
 // +kubebuilder:validation:XValidation:rule="self.reviewerType == 'Self' || (has(self.reviewers) && size(self.reviewers) > 0)",message="name reviewers, or set reviewerType: Self"
 type AccessReviewSpec struct {
-	// Scope of the review.
+	// scope of the review.
+	// +required
 	Scope AccessReviewScope `json:"scope"`
 
-	// ReviewerType is Named (the reviewers below) or Self (each assignee
+	// reviewerType is Named (the reviewers below) or Self (each assignee
 	// reviews their own access).
 	// +kubebuilder:validation:Enum=Named;Self
 	// +kubebuilder:default=Named
 	// +optional
 	ReviewerType string `json:"reviewerType,omitempty"`
 
-	// Reviewers who decide, by name or group. A reviewer never decides on
+	// reviewers who decide, by name or group. A reviewer never decides on
 	// their own access unless reviewerType is Self.
 	// +optional
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
 	Reviewers []Principal `json:"reviewers,omitempty"`
 
-	// FallbackReviewers decide too (for Self reviews: on behalf of
+	// fallbackReviewers decide too (for Self reviews: on behalf of
 	// assignees who do not).
 	// +optional
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
 	FallbackReviewers []Principal `json:"fallbackReviewers,omitempty"`
 
-	// StartTime of the first instance; absent means when created.
+	// startTime of the first instance; absent means when created.
 	// +optional
 	StartTime *metav1.Time `json:"startTime,omitempty"`
 
-	// Duration each instance stays open (at most the recurrence period).
+	// duration each instance stays open (at most the recurrence period).
 	// +kubebuilder:default="168h"
 	// +optional
-	Duration metav1.Duration `json:"duration,omitempty"`
+	Duration metav1.Duration `json:"duration"`
 
-	// Recurrence of the review.
+	// recurrence of the review.
 	// +kubebuilder:default={}
 	// +optional
 	Recurrence AccessReviewRecurrence `json:"recurrence"`
 
-	// Settings of the review.
+	// settings of the review.
 	// +kubebuilder:default={}
 	// +optional
 	Settings AccessReviewSettings `json:"settings"`
@@ -175,93 +188,127 @@ type AccessReviewSpec struct {
 
 // ReviewItem is one assignment under review in the current instance.
 type ReviewItem struct {
-	// ID identifies the item in decision annotations.
-	ID string `json:"id"`
-	// Assignment is the RoleAssignment's name.
-	Assignment string `json:"assignment"`
-	// AssignmentUID is the RoleAssignment's UID.
-	AssignmentUID string `json:"assignmentUID"`
-	// Subject of the assignment.
-	Subject Subject `json:"subject"`
-	// RoleRef of the assignment.
-	RoleRef RoleRef `json:"roleRef"`
-	// Namespace of the assignment ("" cluster-wide).
+	// id identifies the item in decision annotations.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	ID string `json:"id,omitempty"`
+	// assignment is the RoleAssignment's name.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Assignment string `json:"assignment,omitempty"`
+	// assignmentUID is the RoleAssignment's UID.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	AssignmentUID string `json:"assignmentUID,omitempty"`
+	// subject of the assignment.
+	// +required
+	Subject Subject `json:"subject,omitzero"`
+	// roleRef of the assignment.
+	// +required
+	RoleRef RoleRef `json:"roleRef,omitzero"`
+	// namespace of the assignment; absent for a cluster-wide one.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
 	Namespace string `json:"namespace,omitempty"`
-	// Type of the assignment.
-	Type string `json:"type"`
-	// LastActivation is when the subject last activated the role.
+	// type of the assignment: Eligible or Active.
+	// +required
+	// +kubebuilder:validation:Enum=Eligible;Active
+	Type string `json:"type,omitempty"`
+	// lastActivation is when the subject last activated the role.
 	// +optional
 	LastActivation *metav1.Time `json:"lastActivation,omitempty"`
-	// Recommendation is Approve or Deny, from the activation history.
-	Recommendation string `json:"recommendation"`
-	// RecommendationReason explains it.
+	// recommendation is Approve or Deny, from the activation history.
+	// +required
+	// +kubebuilder:validation:Enum=Approve;Deny
+	Recommendation ReviewDecision `json:"recommendation,omitempty"`
+	// recommendationReason explains it.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
 	RecommendationReason string `json:"recommendationReason,omitempty"`
-	// Decision taken: Approve, Deny, or empty while undecided.
+	// decision taken: Approve or Deny; absent while undecided.
 	// +optional
-	Decision string `json:"decision,omitempty"`
-	// Reviewer who decided (as authenticated), or kubepim:default.
+	// +kubebuilder:validation:Enum=Approve;Deny
+	Decision ReviewDecision `json:"decision,omitempty"`
+	// reviewer who decided (as authenticated), or kubepim:default.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
 	Reviewer string `json:"reviewer,omitempty"`
-	// Reason the reviewer gave.
+	// reason the reviewer gave.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
 	Reason string `json:"reason,omitempty"`
-	// DecidedAt is when.
+	// decidedAt is when.
 	// +optional
 	DecidedAt *metav1.Time `json:"decidedAt,omitempty"`
-	// Applied says the decision was carried out (the assignment removed).
+	// applied says the decision was carried out (the assignment removed).
 	// +optional
-	Applied bool `json:"applied,omitempty"`
+	Applied *bool `json:"applied,omitempty"`
 }
 
 // AccessReviewStatus is what kubepim observed of an AccessReview.
 type AccessReviewStatus struct {
-	// ObservedGeneration is the generation last reconciled.
+	// conditions are Ready.
 	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// observedGeneration is the generation last reconciled.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// State: Scheduled, InProgress, Completed (decisions taken), Applying,
+	// state is Scheduled, InProgress, Completed (decisions taken), Applying,
 	// Applied (denied assignments removed). A closed instance keeps its
 	// state until the next one starts.
 	// +optional
-	State string `json:"state,omitempty"`
-	// Instance is the number of the current (or last) instance, from 1.
+	State AccessReviewState `json:"state,omitempty"`
+	// instance is the number of the current (or last) instance, from 1.
 	// +optional
+	// +kubebuilder:validation:Minimum=1
 	Instance int32 `json:"instance,omitempty"`
-	// StartedAt is when the current instance began.
+	// startedAt is when the current instance began.
 	// +optional
 	StartedAt *metav1.Time `json:"startedAt,omitempty"`
-	// DueAt is when the current instance closes.
+	// dueAt is when the current instance closes.
 	// +optional
 	DueAt *metav1.Time `json:"dueAt,omitempty"`
-	// NextStart is when the next instance begins, if any.
+	// nextStart is when the next instance begins, if any.
 	// +optional
 	NextStart *metav1.Time `json:"nextStart,omitempty"`
-	// Items of the current instance.
+	// items of the current instance.
 	// +optional
 	// +listType=map
 	// +listMapKey=id
+	// +kubebuilder:validation:MaxItems=10000
 	Items []ReviewItem `json:"items,omitempty"`
-	// Reviewed counts decided items; Total counts all.
+	// reviewed counts decided items (absent: none).
 	// +optional
+	// +kubebuilder:validation:Minimum=1
 	Reviewed int32 `json:"reviewed,omitempty"`
+	// total counts all items (absent: none).
 	// +optional
+	// +kubebuilder:validation:Minimum=1
 	Total int32 `json:"total,omitempty"`
-	// Progress is "reviewed/total", for kubectl get.
+	// progress is "reviewed/total", for kubectl get.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=32
 	Progress string `json:"progress,omitempty"`
-	// DecisionsRecorded is the sequence number of the last signed decision
+	// decisionsRecorded is the sequence number of the last signed decision
 	// kubepim has applied and recorded in the audit trail. A reviewer's
 	// earlier decision on an item is kept in the decisions annotation until
 	// it is recorded, so every decision reaches the trail, in order, even
 	// two within one second.
 	// +optional
+	// +kubebuilder:validation:Minimum=1
 	DecisionsRecorded int64 `json:"decisionsRecorded,omitempty"`
-	// Conditions: Ready.
-	// +optional
-	// +listType=map
-	// +listMapKey=type
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
 // AccessReview is a one-off or recurring review in which reviewers keep or
@@ -278,11 +325,18 @@ type AccessReviewStatus struct {
 // +kubebuilder:printcolumn:name="Due",type=string,JSONPath=`.status.dueAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type AccessReview struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard object metadata.
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   AccessReviewSpec   `json:"spec"`
-	Status AccessReviewStatus `json:"status,omitempty"`
+	// spec is what the AccessReview asks for.
+	// +required
+	Spec AccessReviewSpec `json:"spec,omitzero"`
+
+	// status is what kubepim observed of the AccessReview.
+	// +optional
+	Status AccessReviewStatus `json:"status"`
 }
 
 // +kubebuilder:object:root=true
@@ -290,8 +344,13 @@ type AccessReview struct {
 // AccessReviewList is a list of AccessReviews.
 type AccessReviewList struct {
 	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard list metadata.
+	// +optional
 	metav1.ListMeta `json:"metadata,omitempty"`
-	Items           []AccessReview `json:"items"`
+
+	// items are the AccessReviews.
+	// +required
+	Items []AccessReview `json:"items"`
 }
 
 func init() {

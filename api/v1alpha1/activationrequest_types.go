@@ -6,24 +6,32 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
+// ActivationState is where an ActivationRequest stands.
+// +kubebuilder:validation:Enum=Pending;PendingApproval;Scheduled;Active;Expired;Denied;Cancelled;Deactivated;Failed;TimedOut
+type ActivationState string
+
 // ActivationRequest states.
 const (
-	ActivationStatePending         = "Pending"
-	ActivationStatePendingApproval = "PendingApproval"
-	ActivationStateScheduled       = "Scheduled"
-	ActivationStateActive          = "Active"
-	ActivationStateExpired         = "Expired"
-	ActivationStateDenied          = "Denied"
-	ActivationStateCancelled       = "Cancelled"
-	ActivationStateDeactivated     = "Deactivated"
-	ActivationStateFailed          = "Failed"
-	ActivationStateTimedOut        = "TimedOut"
+	ActivationStatePending         ActivationState = "Pending"
+	ActivationStatePendingApproval ActivationState = "PendingApproval"
+	ActivationStateScheduled       ActivationState = "Scheduled"
+	ActivationStateActive          ActivationState = "Active"
+	ActivationStateExpired         ActivationState = "Expired"
+	ActivationStateDenied          ActivationState = "Denied"
+	ActivationStateCancelled       ActivationState = "Cancelled"
+	ActivationStateDeactivated     ActivationState = "Deactivated"
+	ActivationStateFailed          ActivationState = "Failed"
+	ActivationStateTimedOut        ActivationState = "TimedOut"
 )
+
+// ApprovalDecision is an approver's decision on an ActivationRequest.
+// +kubebuilder:validation:Enum=Approve;Deny
+type ApprovalDecision string
 
 // Approval decisions.
 const (
-	DecisionApprove = "Approve"
-	DecisionDeny    = "Deny"
+	DecisionApprove ApprovalDecision = "Approve"
+	DecisionDeny    ApprovalDecision = "Deny"
 )
 
 // Annotations people put on an ActivationRequest.
@@ -64,15 +72,17 @@ const (
 
 // Ticket is a change or incident ticket backing an activation.
 type Ticket struct {
-	// System is the ticketing system, for example "jira" or "servicenow".
+	// system is the ticketing system, for example "jira" or "servicenow".
+	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
-	System string `json:"system"`
+	System string `json:"system,omitempty"`
 
-	// Number of the ticket in that system.
+	// number of the ticket in that system.
+	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=128
-	Number string `json:"number"`
+	Number string `json:"number,omitempty"`
 }
 
 // ActivationRequestSpec is a request to activate an eligible role. It is
@@ -80,43 +90,49 @@ type Ticket struct {
 // +kubebuilder:validation:XValidation:rule="self == oldSelf",message="an ActivationRequest's spec is immutable; use the kubepim.io/cancel or kubepim.io/deactivate annotation, or create a new request"
 // +kubebuilder:validation:XValidation:rule="self.roleRef.kind == 'ClusterRole' || (has(self.__namespace__) && size(self.__namespace__) > 0)",message="a Role can only be activated in a namespace: set spec.namespace"
 type ActivationRequestSpec struct {
-	// RoleRef is the role to activate.
-	RoleRef RoleRef `json:"roleRef"`
+	// roleRef is the role to activate.
+	// +required
+	RoleRef RoleRef `json:"roleRef,omitzero"`
 
-	// Namespace to activate the role in; empty means cluster-wide.
+	// namespace to activate the role in; absent means cluster-wide.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:XValidation:rule="self == '' || !format.dns1123Label().validate(self).hasValue()",message="must be a namespace name: lowercase letters, digits and '-', starting and ending with a letter or digit (a DNS-1123 label)"
 	Namespace string `json:"namespace,omitempty"`
 
-	// Duration of the activation, for example "1h"; at most the role's
+	// duration of the activation, for example "1h"; at most the role's
 	// activation.maxDuration.
-	Duration metav1.Duration `json:"duration"`
+	// +required
+	Duration metav1.Duration `json:"duration,omitzero"`
 
-	// StartTime is when the activation should start; absent means now.
+	// startTime is when the activation should start; absent means now.
 	// +optional
 	StartTime *metav1.Time `json:"startTime,omitempty"`
 
-	// Justification for the activation.
+	// justification for the activation.
 	// +optional
-	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
 	Justification string `json:"justification,omitempty"`
 
-	// Ticket backing the activation.
+	// ticket backing the activation.
 	// +optional
 	Ticket *Ticket `json:"ticket,omitempty"`
 
-	// Extends names an Active request of the same requester, role and
+	// extends names an Active request of the same requester, role and
 	// namespace that this one takes over from without a gap.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
 	Extends string `json:"extends,omitempty"`
 
-	// Requester is who asked, stamped by kubepim's admission webhook from
+	// requester is who asked, stamped by kubepim's admission webhook from
 	// the authenticated request; whatever a client sends here is replaced.
 	// +optional
 	Requester *UserInfo `json:"requester,omitempty"`
 
-	// MFA records how the requester proved a second factor, stamped by
+	// mfa records how the requester proved a second factor, stamped by
 	// kubepim's admission webhook; whatever a client sends here is replaced.
 	// +optional
 	MFA *MFAProof `json:"mfa,omitempty"`
@@ -133,72 +149,85 @@ const (
 
 // MFAProof is how a second factor was proven.
 type MFAProof struct {
-	// Method is Claim or TOTP.
-	Method string `json:"method"`
-	// VerifiedAt is when kubepim checked it.
-	VerifiedAt metav1.Time `json:"verifiedAt"`
+	// method is Claim or TOTP.
+	// +required
+	// +kubebuilder:validation:Enum=Claim;TOTP
+	Method string `json:"method,omitempty"`
+	// verifiedAt is when kubepim checked it.
+	// +required
+	VerifiedAt metav1.Time `json:"verifiedAt,omitzero"`
 }
 
 // ApprovalRecord is one approver's decision.
 type ApprovalRecord struct {
-	// Approver who decided, as authenticated when deciding.
-	Approver UserInfo `json:"approver"`
-	// Decision is Approve or Deny.
-	Decision string `json:"decision"`
-	// Reason the approver gave.
+	// approver who decided, as authenticated when deciding.
+	// +required
+	Approver UserInfo `json:"approver,omitzero"`
+	// decision is Approve or Deny.
+	// +required
+	Decision ApprovalDecision `json:"decision,omitempty"`
+	// reason the approver gave.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
 	Reason string `json:"reason,omitempty"`
-	// Time of the decision.
-	Time metav1.Time `json:"time"`
+	// time of the decision.
+	// +required
+	Time metav1.Time `json:"time,omitzero"`
 }
 
 // ActivationRequestStatus is what kubepim observed of an ActivationRequest.
 type ActivationRequestStatus struct {
-	// ObservedGeneration is the generation last reconciled.
+	// conditions are Ready, Granted and Approved.
 	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the generation last reconciled.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// State is Pending, PendingApproval, Scheduled, Active, Expired, Denied,
-	// Cancelled, Deactivated or Failed.
+	// state is Pending, PendingApproval, Scheduled, Active, Expired, Denied,
+	// Cancelled, Deactivated, Failed or TimedOut.
 	// +optional
-	State string `json:"state,omitempty"`
+	State ActivationState `json:"state,omitempty"`
 
-	// Approvals recorded so far.
+	// approvals recorded so far.
 	// +optional
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
 	Approvals []ApprovalRecord `json:"approvals,omitempty"`
 
-	// ApprovalDeadline is when a request waiting for approval times out.
+	// approvalDeadline is when a request waiting for approval times out.
 	// +optional
 	ApprovalDeadline *metav1.Time `json:"approvalDeadline,omitempty"`
 
-	// ActivatedAt is when the role was (or will be) granted.
+	// activatedAt is when the role was (or will be) granted.
 	// +optional
 	ActivatedAt *metav1.Time `json:"activatedAt,omitempty"`
 
-	// ExpiresAt is when the grant ends: the instant it began plus
+	// expiresAt is when the grant ends: the instant it began plus
 	// duration, rounded up to a whole second (activatedAt is rounded
 	// down), so access lasts at least duration and less than a second more.
 	// +optional
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
 
-	// EndedAt is when the request reached a final state.
+	// endedAt is when the request reached a final state.
 	// +optional
 	EndedAt *metav1.Time `json:"endedAt,omitempty"`
 
-	// Binding kubepim keeps while the request is Active.
+	// binding kubepim keeps while the request is Active.
 	// +optional
 	Binding *BindingReference `json:"binding,omitempty"`
 
-	// Message says in words why the request is in its state.
+	// message says in words why the request is in its state.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=32768
 	Message string `json:"message,omitempty"`
-
-	// Conditions: Ready, Granted, Approved.
-	// +optional
-	// +listType=map
-	// +listMapKey=type
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
 // ActivationRequest asks to activate an eligible role now or at a chosen
@@ -216,11 +245,18 @@ type ActivationRequestStatus struct {
 // +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ActivationRequest struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard object metadata.
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   ActivationRequestSpec   `json:"spec"`
-	Status ActivationRequestStatus `json:"status,omitempty"`
+	// spec is what the ActivationRequest asks for.
+	// +required
+	Spec ActivationRequestSpec `json:"spec,omitzero"`
+
+	// status is what kubepim observed of the ActivationRequest.
+	// +optional
+	Status ActivationRequestStatus `json:"status"`
 }
 
 // +kubebuilder:object:root=true
@@ -228,8 +264,13 @@ type ActivationRequest struct {
 // ActivationRequestList is a list of ActivationRequests.
 type ActivationRequestList struct {
 	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard list metadata.
+	// +optional
 	metav1.ListMeta `json:"metadata,omitempty"`
-	Items           []ActivationRequest `json:"items"`
+
+	// items are the ActivationRequests.
+	// +required
+	Items []ActivationRequest `json:"items"`
 }
 
 func init() {

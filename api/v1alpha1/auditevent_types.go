@@ -39,12 +39,20 @@ const (
 
 // AuditObjectReference names the kubepim object an audit event is about.
 type AuditObjectReference struct {
-	// Kind of the object.
-	Kind string `json:"kind"`
-	// Name of the object.
-	Name string `json:"name"`
-	// UID of the object.
+	// kind of the object.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Kind string `json:"kind,omitempty"`
+	// name of the object.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name,omitempty"`
+	// uid of the object.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
 	UID string `json:"uid,omitempty"`
 }
 
@@ -52,64 +60,79 @@ type AuditObjectReference struct {
 // never changes.
 // +kubebuilder:validation:XValidation:rule="self == oldSelf",message="audit events are immutable"
 type AuditEventSpec struct {
-	// Time the action happened.
-	Time metav1.Time `json:"time"`
+	// time the action happened.
+	// +required
+	Time metav1.Time `json:"time,omitzero"`
 
-	// Action, for example ActivationRequested, Activated, Expired, Approved.
+	// action is what happened, for example ActivationRequested, Activated, Expired, Approved.
+	// +required
 	// +kubebuilder:validation:MinLength=1
-	Action string `json:"action"`
+	// +kubebuilder:validation:MaxLength=64
+	Action string `json:"action,omitempty"`
 
-	// Actor who caused the action; kubepim's own controller when it acted
+	// actor who caused the action; kubepim's own controller when it acted
 	// on a timer.
 	// +optional
 	Actor *UserInfo `json:"actor,omitempty"`
 
-	// Subject whose access changed.
+	// subject whose access changed.
 	// +optional
 	Subject *Subject `json:"subject,omitempty"`
 
-	// RoleRef of the role concerned.
+	// roleRef of the role concerned.
 	// +optional
 	RoleRef *RoleRef `json:"roleRef,omitempty"`
 
-	// Namespace the role applies in; empty means cluster-wide.
+	// namespace the role applies in; empty means cluster-wide.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
 	Namespace string `json:"namespace,omitempty"`
 
-	// Target is the kubepim object the event is about.
+	// target is the kubepim object the event is about.
 	// +optional
 	Target *AuditObjectReference `json:"target,omitempty"`
 
-	// Justification given by the actor.
+	// justification given by the actor.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
 	Justification string `json:"justification,omitempty"`
 
-	// Ticket given by the actor.
+	// ticket given by the actor.
 	// +optional
 	Ticket *Ticket `json:"ticket,omitempty"`
 
-	// Outcome: Success or Failure.
+	// outcome is Success or Failure.
 	// +optional
+	// +kubebuilder:validation:Enum=Success;Failure
 	Outcome string `json:"outcome,omitempty"`
 
-	// Reason or message in words.
+	// reason or message in words.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=32768
 	Reason string `json:"reason,omitempty"`
 
-	// Details carries action-specific fields (ticket, duration, ...).
+	// details carries action-specific fields (ticket, duration, ...).
 	// +optional
 	Details map[string]string `json:"details,omitempty"`
 
-	// Sequence is the event's position in the hash chain.
+	// sequence is the event's position in the hash chain.
 	// +optional
+	// +kubebuilder:validation:Minimum=1
 	Sequence int64 `json:"sequence,omitempty"`
 
-	// PreviousHash is the hash of the event before this one.
+	// previousHash is the hash of the event before this one.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
 	PreviousHash string `json:"previousHash,omitempty"`
 
-	// Hash is the SHA-256 over this event's fields and PreviousHash.
+	// hash is the SHA-256 over this event's fields and PreviousHash.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
 	Hash string `json:"hash,omitempty"`
 }
 
@@ -125,10 +148,14 @@ type AuditEventSpec struct {
 // +kubebuilder:printcolumn:name="Seq",type=integer,JSONPath=`.spec.sequence`,priority=1
 // +kubebuilder:printcolumn:name="Outcome",type=string,JSONPath=`.spec.outcome`
 type AuditEvent struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard object metadata.
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec AuditEventSpec `json:"spec"`
+	// spec is what the AuditEvent asks for.
+	// +required
+	Spec AuditEventSpec `json:"spec,omitzero"`
 }
 
 // +kubebuilder:object:root=true
@@ -136,8 +163,13 @@ type AuditEvent struct {
 // AuditEventList is a list of AuditEvents.
 type AuditEventList struct {
 	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard list metadata.
+	// +optional
 	metav1.ListMeta `json:"metadata,omitempty"`
-	Items           []AuditEvent `json:"items"`
+
+	// items are the AuditEvents.
+	// +required
+	Items []AuditEvent `json:"items"`
 }
 
 func init() {

@@ -37,34 +37,39 @@ const (
 // A Role lives in the namespace of the assignment or activation.
 // +structType=atomic
 type RoleRef struct {
-	// Kind is ClusterRole or Role.
+	// kind is ClusterRole or Role.
+	// +required
 	// +kubebuilder:validation:Enum=ClusterRole;Role
-	Kind string `json:"kind"`
+	Kind string `json:"kind,omitempty"`
 
-	// Name of the role.
+	// name of the role.
+	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	Name string `json:"name"`
+	Name string `json:"name,omitempty"`
 }
 
 // Subject is who an assignment is for.
 // +structType=atomic
 // +kubebuilder:validation:XValidation:rule="self.kind == 'ServiceAccount' ? has(self.__namespace__) && size(self.__namespace__) > 0 : !has(self.__namespace__) || size(self.__namespace__) == 0",message="subject.namespace is required for a ServiceAccount and must be empty for a User or Group"
 type Subject struct {
-	// Kind is User, Group or ServiceAccount.
+	// kind is User, Group or ServiceAccount.
+	// +required
 	// +kubebuilder:validation:Enum=User;Group;ServiceAccount
-	Kind string `json:"kind"`
+	Kind string `json:"kind,omitempty"`
 
-	// Name of the user, group or service account, as the API server's
+	// name of the user, group or service account, as the API server's
 	// authenticator reports it.
+	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	Name string `json:"name"`
+	Name string `json:"name,omitempty"`
 
-	// Namespace of a ServiceAccount: a DNS-1123 label. (A pattern, not a
+	// namespace of a ServiceAccount: a DNS-1123 label. (A pattern, not a
 	// CEL rule: subjects are listed in status, where CEL's cost budget
 	// counts every item.)
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Namespace string `json:"namespace,omitempty"`
@@ -73,32 +78,42 @@ type Subject struct {
 // Principal is a user or group named in a policy (an approver, a reviewer).
 // +structType=atomic
 type Principal struct {
-	// Kind is User or Group.
+	// kind is User or Group.
+	// +required
 	// +kubebuilder:validation:Enum=User;Group
-	Kind string `json:"kind"`
+	Kind string `json:"kind,omitempty"`
 
-	// Name of the user or group.
+	// name of the user or group.
+	// +required
 	// +kubebuilder:validation:MinLength=1
-	Name string `json:"name"`
+	// +kubebuilder:validation:MaxLength=1024
+	Name string `json:"name,omitempty"`
 }
 
 // UserInfo is an identity as the API server authenticated it. kubepim's
 // admission webhooks stamp it from the admission request; it is never taken
 // from what a user typed.
 type UserInfo struct {
-	// Username as authenticated.
-	Username string `json:"username"`
+	// username as authenticated.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	Username string `json:"username,omitempty"`
 
-	// UID of the user, when the authenticator provides one.
+	// uid of the user, when the authenticator provides one.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
 	UID string `json:"uid,omitempty"`
 
-	// Groups the user was in when the request was made.
+	// groups the user was in when the request was made.
 	// +optional
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=1024
+	// +kubebuilder:validation:items:MaxLength=1024
 	Groups []string `json:"groups,omitempty"`
 
-	// Extra holds the authenticator's extra claims (for example "amr").
+	// extra holds the authenticator's extra claims (for example "amr").
 	// +optional
 	Extra map[string][]string `json:"extra,omitempty"`
 }
@@ -106,15 +121,24 @@ type UserInfo struct {
 // BindingReference names the RoleBinding or ClusterRoleBinding that kubepim
 // manages for an object.
 type BindingReference struct {
-	// Kind is ClusterRoleBinding or RoleBinding.
-	Kind string `json:"kind"`
-	// Name of the binding.
-	Name string `json:"name"`
-	// Namespace of a RoleBinding.
+	// kind is ClusterRoleBinding or RoleBinding.
+	// +required
+	// +kubebuilder:validation:Enum=ClusterRoleBinding;RoleBinding
+	Kind string `json:"kind,omitempty"`
+	// name of the binding.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name,omitempty"`
+	// namespace of a RoleBinding.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
 	Namespace string `json:"namespace,omitempty"`
-	// UID of the binding when it was last seen.
+	// uid of the binding when it was last seen.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
 	UID string `json:"uid,omitempty"`
 }
 

@@ -23,11 +23,15 @@ const (
 	AudienceApprovers = "Approvers"
 )
 
+// NotificationPhase is where delivery of a Notification stands.
+// +kubebuilder:validation:Enum=Pending;Delivered;Failed
+type NotificationPhase string
+
 // Notification phases.
 const (
-	NotificationPending   = "Pending"
-	NotificationDelivered = "Delivered"
-	NotificationFailed    = "Failed"
+	NotificationPending   NotificationPhase = "Pending"
+	NotificationDelivered NotificationPhase = "Delivered"
+	NotificationFailed    NotificationPhase = "Failed"
 )
 
 // LabelChannel labels a Notification with its channel's name.
@@ -35,101 +39,136 @@ const LabelChannel = "kubepim.io/channel"
 
 // NotificationFact is one line of a notification: "Role: ClusterRole/admin".
 type NotificationFact struct {
-	// Name of the fact.
-	Name string `json:"name"`
-	// Value of the fact.
-	Value string `json:"value"`
+	// name of the fact.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	Name string `json:"name,omitempty"`
+	// value of the fact.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=32768
+	Value string `json:"value,omitempty"`
 }
 
 // NotificationAction is a command the reader can run.
 type NotificationAction struct {
-	// Label says what the command does.
-	Label string `json:"label"`
-	// Command is the exact command line.
-	Command string `json:"command"`
+	// label says what the command does.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Label string `json:"label,omitempty"`
+	// command is the exact command line.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Command string `json:"command,omitempty"`
 }
 
 // NotificationSpec is one message for one channel.
 // +kubebuilder:validation:XValidation:rule="self == oldSelf",message="a Notification is immutable"
 type NotificationSpec struct {
-	// Event that happened.
+	// event that happened.
+	// +required
 	// +kubebuilder:validation:Enum=eligibleAssigned;activeAssigned;approvalNeeded;activated;approved;denied;expiringSoon;expired
-	Event string `json:"event"`
+	Event string `json:"event,omitempty"`
 
-	// Audience the message is for.
+	// audience the message is for.
+	// +required
 	// +kubebuilder:validation:Enum=Admins;Requester;Approvers
-	Audience string `json:"audience"`
+	Audience string `json:"audience,omitempty"`
 
-	// Critical marks a notification that needs attention.
+	// critical marks a notification that needs attention.
 	// +optional
-	Critical bool `json:"critical,omitempty"`
+	Critical *bool `json:"critical,omitempty"`
 
-	// Channel is the NotificationChannel that carries it.
-	Channel string `json:"channel"`
+	// channel is the NotificationChannel that carries it.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Channel string `json:"channel,omitempty"`
 
-	// To are the email addresses, for an SMTP channel.
+	// to are the email addresses, for an SMTP channel.
 	// +optional
 	// +listType=set
+	// +kubebuilder:validation:MaxItems=10000
+	// +kubebuilder:validation:items:MaxLength=320
 	To []string `json:"to,omitempty"`
 
-	// Unreachable names people the user directory has no address for.
+	// unreachable names people the user directory has no address for.
 	// +optional
 	// +listType=set
+	// +kubebuilder:validation:MaxItems=10000
+	// +kubebuilder:validation:items:MaxLength=1024
 	Unreachable []string `json:"unreachable,omitempty"`
 
-	// Source is the object the event happened to.
-	Source AuditObjectReference `json:"source"`
+	// source is the object the event happened to.
+	// +required
+	Source AuditObjectReference `json:"source,omitzero"`
 
-	// OccurredAt is when the event happened.
-	OccurredAt metav1.Time `json:"occurredAt"`
+	// occurredAt is when the event happened.
+	// +required
+	OccurredAt metav1.Time `json:"occurredAt,omitzero"`
 
-	// Title is a one-line summary.
-	Title string `json:"title"`
+	// title is a one-line summary.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	Title string `json:"title,omitempty"`
 
-	// Facts: who, which role, scope, duration, justification, ticket.
+	// facts are who, which role, scope, duration, justification, ticket.
 	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
 	Facts []NotificationFact `json:"facts,omitempty"`
 
-	// Actions are the commands the reader may run, such as approving.
+	// actions are the commands the reader may run, such as approving.
 	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
 	Actions []NotificationAction `json:"actions,omitempty"`
 }
 
 // NotificationStatus is how delivery goes.
 type NotificationStatus struct {
-	// Phase: Pending, Delivered or Failed (given up).
+	// phase is Pending, Delivered or Failed (given up).
 	// +optional
-	Phase string `json:"phase,omitempty"`
+	Phase NotificationPhase `json:"phase,omitempty"`
 
-	// Attempts made so far.
+	// attempts made so far.
 	// +optional
+	// +kubebuilder:validation:Minimum=1
 	Attempts int32 `json:"attempts,omitempty"`
 
-	// FirstAttemptTime is when delivery was first tried; delivery is given
+	// firstAttemptTime is when delivery was first tried; delivery is given
 	// up some time after it.
 	// +optional
 	FirstAttemptTime *metav1.Time `json:"firstAttemptTime,omitempty"`
 
-	// LastAttemptTime is when delivery was last tried.
+	// lastAttemptTime is when delivery was last tried.
 	// +optional
 	LastAttemptTime *metav1.Time `json:"lastAttemptTime,omitempty"`
 
-	// NextAttemptTime is when the next attempt is due.
+	// nextAttemptTime is when the next attempt is due.
 	// +optional
 	NextAttemptTime *metav1.Time `json:"nextAttemptTime,omitempty"`
 
-	// DeliveredTo lists the addresses that accepted the message, so that a
+	// deliveredTo lists the addresses that accepted the message, so that a
 	// retry sends only to the others.
 	// +optional
 	// +listType=set
+	// +kubebuilder:validation:MaxItems=10000
+	// +kubebuilder:validation:items:MaxLength=320
 	DeliveredTo []string `json:"deliveredTo,omitempty"`
 
-	// DeliveryTime is when delivery completed.
+	// deliveryTime is when delivery completed.
 	// +optional
 	DeliveryTime *metav1.Time `json:"deliveryTime,omitempty"`
 
-	// LastError is the error of the last failed attempt.
+	// lastError is the error of the last failed attempt.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=32768
 	LastError string `json:"lastError,omitempty"`
 }
 
@@ -150,11 +189,18 @@ type NotificationStatus struct {
 // +kubebuilder:printcolumn:name="Attempts",type=integer,JSONPath=`.status.attempts`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Notification struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard object metadata.
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   NotificationSpec   `json:"spec"`
-	Status NotificationStatus `json:"status,omitempty"`
+	// spec is what the Notification asks for.
+	// +required
+	Spec NotificationSpec `json:"spec,omitzero"`
+
+	// status is what kubepim observed of the Notification.
+	// +optional
+	Status NotificationStatus `json:"status"`
 }
 
 // +kubebuilder:object:root=true
@@ -162,8 +208,13 @@ type Notification struct {
 // NotificationList is a list of Notifications.
 type NotificationList struct {
 	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard list metadata.
+	// +optional
 	metav1.ListMeta `json:"metadata,omitempty"`
-	Items           []Notification `json:"items"`
+
+	// items are the Notifications.
+	// +required
+	Items []Notification `json:"items"`
 }
 
 func init() {

@@ -39,92 +39,106 @@ const (
 
 // ChannelSecretReference names a Secret in kubepim's namespace.
 type ChannelSecretReference struct {
-	// Name of the Secret.
+	// name of the Secret.
+	// +required
 	// +kubebuilder:validation:MinLength=1
-	Name string `json:"name"`
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name,omitempty"`
 }
 
 // SMTPSettings says how to reach a mail server.
 type SMTPSettings struct {
-	// Host of the mail server.
+	// host of the mail server.
+	// +required
 	// +kubebuilder:validation:MinLength=1
-	Host string `json:"host"`
+	// +kubebuilder:validation:MaxLength=253
+	Host string `json:"host,omitempty"`
 
-	// Port of the mail server; default 587.
+	// port of the mail server; default 587.
 	// +kubebuilder:default=587
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
 	// +optional
 	Port int32 `json:"port,omitempty"`
 
-	// Security of the connection: StartTLS (default), TLS, or None.
+	// security of the connection: StartTLS (default), TLS, or None.
 	// +kubebuilder:validation:Enum=StartTLS;TLS;None
 	// +kubebuilder:default=StartTLS
 	// +optional
 	Security string `json:"security,omitempty"`
 
-	// From is the sender's address.
+	// from is the sender's address.
+	// +required
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=320
 	// +kubebuilder:validation:Pattern=`^[^@\s]+@[^@\s]+$`
-	From string `json:"from"`
+	From string `json:"from,omitempty"`
 }
 
 // NotificationChannelSpec is where notifications go and how.
 // +kubebuilder:validation:XValidation:rule="self.type == 'SMTP' ? has(self.smtp) : has(self.secretRef)",message="an SMTP channel needs smtp; Webhook, Slack and Teams channels need secretRef (a Secret whose key \"url\" is the webhook URL)"
 // +kubebuilder:validation:XValidation:rule="self.type == 'SMTP' || !has(self.smtp)",message="smtp is for SMTP channels only"
 type NotificationChannelSpec struct {
-	// Type of the channel: Webhook, Slack, Teams or SMTP.
+	// type of the channel: Webhook, Slack, Teams or SMTP.
+	// +required
 	// +kubebuilder:validation:Enum=Webhook;Slack;Teams;SMTP
-	Type string `json:"type"`
+	Type string `json:"type,omitempty"`
 
-	// SecretRef names a Secret in kubepim's namespace holding what must not
+	// secretRef names a Secret in kubepim's namespace holding what must not
 	// live in Git: the key "url" for Webhook, Slack and Teams; "username"
 	// and "password" for SMTP authentication (optional).
 	// +optional
 	SecretRef *ChannelSecretReference `json:"secretRef,omitempty"`
 
-	// SMTP settings, for type SMTP.
+	// smtp settings, for type SMTP.
 	// +optional
 	SMTP *SMTPSettings `json:"smtp,omitempty"`
 
-	// CABundle holds PEM certificates trusted for TLS to this channel, in
+	// caBundle holds PEM certificates trusted for TLS to this channel, in
 	// addition to the system's.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=65536
 	CABundle string `json:"caBundle,omitempty"`
 
-	// Timeout of one delivery attempt; default 10s.
+	// timeout of one delivery attempt; default 10s.
 	// +kubebuilder:default="10s"
 	// +optional
-	Timeout metav1.Duration `json:"timeout,omitempty"`
+	Timeout metav1.Duration `json:"timeout"`
 }
 
 // NotificationChannelStatus tells whether the channel delivers.
 type NotificationChannelStatus struct {
-	// ObservedGeneration is the generation the status describes.
+	// conditions are Ready.
 	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the generation the status describes.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Pending is the number of notifications waiting for the channel.
+	// pending is the number of notifications waiting for the channel.
 	// +optional
 	Pending int32 `json:"pending"`
 
-	// Failing is the number of pending notifications whose last attempt
+	// failing is the number of pending notifications whose last attempt
 	// failed.
 	// +optional
 	Failing int32 `json:"failing"`
 
-	// LastDeliveryTime is when the channel last accepted a notification.
+	// lastDeliveryTime is when the channel last accepted a notification.
 	// +optional
 	LastDeliveryTime *metav1.Time `json:"lastDeliveryTime,omitempty"`
 
-	// LastError is the newest delivery error.
+	// lastError is the newest delivery error.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=32768
 	LastError string `json:"lastError,omitempty"`
-
-	// Conditions: Ready.
-	// +optional
-	// +listType=map
-	// +listMapKey=type
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
 // NotificationChannel is a place kubepim sends notifications to: a JSON
@@ -142,11 +156,18 @@ type NotificationChannelStatus struct {
 // +kubebuilder:printcolumn:name="Last-Delivery",type=date,JSONPath=`.status.lastDeliveryTime`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type NotificationChannel struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard object metadata.
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   NotificationChannelSpec   `json:"spec"`
-	Status NotificationChannelStatus `json:"status,omitempty"`
+	// spec is what the NotificationChannel asks for.
+	// +required
+	Spec NotificationChannelSpec `json:"spec,omitzero"`
+
+	// status is what kubepim observed of the NotificationChannel.
+	// +optional
+	Status NotificationChannelStatus `json:"status"`
 }
 
 // +kubebuilder:object:root=true
@@ -154,8 +175,13 @@ type NotificationChannel struct {
 // NotificationChannelList is a list of NotificationChannels.
 type NotificationChannelList struct {
 	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard list metadata.
+	// +optional
 	metav1.ListMeta `json:"metadata,omitempty"`
-	Items           []NotificationChannel `json:"items"`
+
+	// items are the NotificationChannels.
+	// +required
+	Items []NotificationChannel `json:"items"`
 }
 
 func init() {

@@ -12,55 +12,64 @@ const (
 	AssignmentActive = "Active"
 )
 
+// AssignmentState is where a RoleAssignment stands.
+// +kubebuilder:validation:Enum=Scheduled;Eligible;Active;Expired
+type AssignmentState string
+
 // RoleAssignment states.
 const (
-	AssignmentStateScheduled = "Scheduled"
-	AssignmentStateEligible  = "Eligible"
-	AssignmentStateActive    = "Active"
-	AssignmentStateExpired   = "Expired"
+	AssignmentStateScheduled AssignmentState = "Scheduled"
+	AssignmentStateEligible  AssignmentState = "Eligible"
+	AssignmentStateActive    AssignmentState = "Active"
+	AssignmentStateExpired   AssignmentState = "Expired"
 )
 
 // RoleAssignmentSpec says who may hold which role, where, and when.
 // +kubebuilder:validation:XValidation:rule="self.roleRef.kind == 'ClusterRole' || (has(self.__namespace__) && size(self.__namespace__) > 0)",message="a Role can only be assigned in a namespace: set spec.namespace"
 // +kubebuilder:validation:XValidation:rule="!has(self.startTime) || !has(self.endTime) || timestamp(self.endTime) > timestamp(self.startTime)",message="spec.endTime must be after spec.startTime"
 type RoleAssignmentSpec struct {
-	// Subject is the User, Group or ServiceAccount the assignment is for.
+	// subject is the User, Group or ServiceAccount the assignment is for.
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="subject is immutable; create a new RoleAssignment instead"
-	Subject Subject `json:"subject"`
+	// +required
+	Subject Subject `json:"subject,omitzero"`
 
-	// RoleRef is the Role or ClusterRole assigned.
+	// roleRef is the Role or ClusterRole assigned.
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="roleRef is immutable; create a new RoleAssignment instead"
-	RoleRef RoleRef `json:"roleRef"`
+	// +required
+	RoleRef RoleRef `json:"roleRef,omitzero"`
 
-	// Namespace the role applies in; empty means cluster-wide (ClusterRole
+	// namespace the role applies in; absent means cluster-wide (ClusterRole
 	// only). In a namespace kubepim binds with a RoleBinding.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:XValidation:rule="self == '' || !format.dns1123Label().validate(self).hasValue()",message="must be a namespace name: lowercase letters, digits and '-', starting and ending with a letter or digit (a DNS-1123 label)"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="namespace is immutable; create a new RoleAssignment instead"
 	Namespace string `json:"namespace,omitempty"`
 
-	// Type is Eligible (the subject may activate the role) or Active (the
+	// type is Eligible (the subject may activate the role) or Active (the
 	// subject holds the role for the whole window).
+	// +required
 	// +kubebuilder:validation:Enum=Eligible;Active
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="type is immutable; create a new RoleAssignment instead"
-	Type string `json:"type"`
+	Type string `json:"type,omitempty"`
 
-	// StartTime is when the assignment takes effect; absent means when it
+	// startTime is when the assignment takes effect; absent means when it
 	// was created.
 	// +optional
 	StartTime *metav1.Time `json:"startTime,omitempty"`
 
-	// EndTime is when the assignment ends; absent means permanent.
+	// endTime is when the assignment ends; absent means permanent.
 	// +optional
 	EndTime *metav1.Time `json:"endTime,omitempty"`
 
-	// Justification for the assignment.
+	// justification for the assignment.
 	// +optional
-	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
 	Justification string `json:"justification,omitempty"`
 
-	// AssignedBy is who created the assignment, stamped by kubepim's
+	// assignedBy is who created the assignment, stamped by kubepim's
 	// admission webhook from the authenticated request; whatever a client
 	// sends here is replaced.
 	// +optional
@@ -69,28 +78,30 @@ type RoleAssignmentSpec struct {
 
 // RoleAssignmentStatus is what kubepim observed of a RoleAssignment.
 type RoleAssignmentStatus struct {
-	// ObservedGeneration is the generation last reconciled.
-	// +optional
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-
-	// State is Scheduled, Eligible, Active or Expired.
-	// +optional
-	State string `json:"state,omitempty"`
-
-	// StartTime is when the assignment took or takes effect.
-	// +optional
-	StartTime *metav1.Time `json:"startTime,omitempty"`
-
-	// Binding is the RoleBinding or ClusterRoleBinding kubepim keeps for an
-	// Active assignment while it is in force.
-	// +optional
-	Binding *BindingReference `json:"binding,omitempty"`
-
-	// Conditions: Ready, Granted.
+	// conditions are Ready and Granted.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the generation last reconciled.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// state is Scheduled, Eligible, Active or Expired.
+	// +optional
+	State AssignmentState `json:"state,omitempty"`
+
+	// startTime is when the assignment took or takes effect.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+
+	// binding is the RoleBinding or ClusterRoleBinding kubepim keeps for an
+	// Active assignment while it is in force.
+	// +optional
+	Binding *BindingReference `json:"binding,omitempty"`
 }
 
 // RoleAssignment makes a subject Eligible for, or Active in, a Role or
@@ -111,11 +122,18 @@ type RoleAssignmentStatus struct {
 // +kubebuilder:printcolumn:name="Assigned-By",type=string,JSONPath=`.spec.assignedBy.username`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type RoleAssignment struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard object metadata.
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   RoleAssignmentSpec   `json:"spec"`
-	Status RoleAssignmentStatus `json:"status,omitempty"`
+	// spec is what the RoleAssignment asks for.
+	// +required
+	Spec RoleAssignmentSpec `json:"spec,omitzero"`
+
+	// status is what kubepim observed of the RoleAssignment.
+	// +optional
+	Status RoleAssignmentStatus `json:"status"`
 }
 
 // +kubebuilder:object:root=true
@@ -123,8 +141,13 @@ type RoleAssignment struct {
 // RoleAssignmentList is a list of RoleAssignments.
 type RoleAssignmentList struct {
 	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard list metadata.
+	// +optional
 	metav1.ListMeta `json:"metadata,omitempty"`
-	Items           []RoleAssignment `json:"items"`
+
+	// items are the RoleAssignments.
+	// +required
+	Items []RoleAssignment `json:"items"`
 }
 
 func init() {

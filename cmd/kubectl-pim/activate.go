@@ -145,11 +145,11 @@ func (p *pim) waitActive(ctx context.Context, name string, timeout time.Duration
 		return err
 	}
 	defer w.Stop()
-	last := ""
+	var last pimv1.ActivationState
 	for {
 		select {
 		case <-ctx.Done():
-			return refused("request %s is still %s after %s", name, dash(last), timeout)
+			return refused("request %s is still %s after %s", name, dash(string(last)), timeout)
 		case ev, ok := <-w.ResultChan():
 			if !ok {
 				return refused("lost track of request %s; see kubectl pim requests", name)
@@ -239,7 +239,7 @@ func (p *pim) cancelCommand() *cobra.Command {
 	}
 }
 
-func (p *pim) decideCommand(decision string) *cobra.Command {
+func (p *pim) decideCommand(decision pimv1.ApprovalDecision) *cobra.Command {
 	var reason string
 	verb, key := "approve", pimv1.AnnotationApprove
 	if decision == pimv1.DecisionDeny {

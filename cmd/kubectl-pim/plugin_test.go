@@ -23,6 +23,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
@@ -64,8 +65,8 @@ var _ = AfterSuite(func() {
 // permanentAllowed is the CRD's default, spelled out: a Go client sends
 // false for a bool it leaves unset.
 var permanentAllowed = pimv1.AssignmentPolicy{
-	Eligible: pimv1.EligibleAssignmentPolicy{AllowPermanent: true},
-	Active:   pimv1.ActiveAssignmentPolicy{AllowPermanent: true},
+	Eligible: pimv1.EligibleAssignmentPolicy{AllowPermanent: ptr.To(true)},
+	Active:   pimv1.ActiveAssignmentPolicy{AllowPermanent: ptr.To(true)},
 }
 
 // seed makes the cluster of the README walkthrough: roles, policies, and
@@ -88,12 +89,12 @@ func seed() {
 			Subjects: []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "system:authenticated"}}},
 		&pimv1.RoleSetting{ObjectMeta: metav1.ObjectMeta{Name: "pod-debugger"}, Spec: pimv1.RoleSettingSpec{
 			RoleRef:    pimv1.RoleSettingRoleRef{Kind: "ClusterRole", Name: "pod-debugger"},
-			Activation: pimv1.ActivationPolicy{MaxDuration: metav1.Duration{Duration: 4 * time.Hour}, RequireJustification: true, Approval: pimv1.ApprovalPolicy{RequiredApprovals: 1, Timeout: metav1.Duration{Duration: time.Hour}}},
+			Activation: pimv1.ActivationPolicy{MaxDuration: metav1.Duration{Duration: 4 * time.Hour}, RequireJustification: ptr.To(true), Approval: pimv1.ApprovalPolicy{RequiredApprovals: 1, Timeout: metav1.Duration{Duration: time.Hour}}},
 			Assignment: permanentAllowed,
 		}},
 		&pimv1.RoleSetting{ObjectMeta: metav1.ObjectMeta{Name: "secret-reader"}, Spec: pimv1.RoleSettingSpec{
 			RoleRef: pimv1.RoleSettingRoleRef{Kind: "ClusterRole", Name: "secret-reader"},
-			Activation: pimv1.ActivationPolicy{MaxDuration: metav1.Duration{Duration: time.Hour}, RequireJustification: true, RequireTicket: true,
+			Activation: pimv1.ActivationPolicy{MaxDuration: metav1.Duration{Duration: time.Hour}, RequireJustification: ptr.To(true), RequireTicket: true,
 				Approval: pimv1.ApprovalPolicy{Required: true, RequiredApprovals: 1, Timeout: metav1.Duration{Duration: time.Hour},
 					Approvers: []pimv1.Principal{{Kind: "Group", Name: "sre-leads"}}}},
 			Assignment: permanentAllowed,
@@ -107,7 +108,7 @@ func seed() {
 	for _, obj := range objs {
 		Expect(env.Client.Create(ctx, obj)).To(Succeed())
 	}
-	Eventually(func() string {
+	Eventually(func() pimv1.AssignmentState {
 		ra := &pimv1.RoleAssignment{}
 		_ = env.Client.Get(ctx, client.ObjectKey{Name: "developers-secret-reader"}, ra)
 		return ra.Status.State
@@ -216,7 +217,7 @@ var _ = Describe("kubectl pim", Ordered, func() {
 			Scope:        pimv1.AccessReviewScope{RoleRefs: []pimv1.RoleRef{{Kind: "ClusterRole", Name: "pod-debugger"}}, AssignmentTypes: "Both"},
 			ReviewerType: pimv1.ReviewerTypeNamed, Reviewers: []pimv1.Principal{{Kind: "User", Name: "dana"}},
 			Duration: metav1.Duration{Duration: time.Hour}, Recurrence: pimv1.AccessReviewRecurrence{Type: pimv1.RecurrenceOneTime},
-			Settings: pimv1.AccessReviewSettings{DefaultDecision: pimv1.ReviewDecisionNone, RequireJustification: true,
+			Settings: pimv1.AccessReviewSettings{DefaultDecision: pimv1.ReviewDecisionNone, RequireJustification: ptr.To(true),
 				Recommendation: pimv1.RecommendationSettings{InactiveDays: 30}},
 		}}
 		Expect(env.Client.Create(context.Background(), rev)).To(Succeed())
@@ -315,7 +316,7 @@ var _ = Describe("kubectl pim mfa", Ordered, func() {
 				Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"update"}}}},
 			&pimv1.RoleSetting{ObjectMeta: metav1.ObjectMeta{Name: "config-editor"}, Spec: pimv1.RoleSettingSpec{
 				RoleRef: pimv1.RoleSettingRoleRef{Kind: "ClusterRole", Name: "config-editor"},
-				Activation: pimv1.ActivationPolicy{MaxDuration: metav1.Duration{Duration: time.Hour}, RequireJustification: true, RequireMFA: true,
+				Activation: pimv1.ActivationPolicy{MaxDuration: metav1.Duration{Duration: time.Hour}, RequireJustification: ptr.To(true), RequireMFA: true,
 					Approval: pimv1.ApprovalPolicy{RequiredApprovals: 1, Timeout: metav1.Duration{Duration: time.Hour}}},
 				Assignment: permanentAllowed,
 			}},
@@ -324,7 +325,7 @@ var _ = Describe("kubectl pim mfa", Ordered, func() {
 		} {
 			Expect(env.Client.Create(ctx, obj)).To(Succeed())
 		}
-		Eventually(func() string {
+		Eventually(func() pimv1.AssignmentState {
 			ra := &pimv1.RoleAssignment{}
 			_ = env.Client.Get(ctx, client.ObjectKey{Name: "erin-config-editor"}, ra)
 			return ra.Status.State
@@ -430,7 +431,7 @@ var _ = Describe("kubectl pim mfa", Ordered, func() {
 		Expect(ar.Spec.MFA.Method).To(Equal(pimv1.MFAMethodTOTP))
 		out, code = run("erin", nil, "deactivate", name, "--reason", "done")
 		Expect(code).To(Equal(0), out)
-		Eventually(func() string {
+		Eventually(func() pimv1.ActivationState {
 			_ = env.Client.Get(ctx, client.ObjectKey{Name: name}, ar)
 			return ar.Status.State
 		}).Should(Equal(pimv1.ActivationStateDeactivated))

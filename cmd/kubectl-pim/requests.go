@@ -71,7 +71,7 @@ func (p *pim) approvalsCommand() *cobra.Command {
 					}
 				}
 				return true
-			}, client.MatchingFields{pimv1.FieldState: pimv1.ActivationStatePendingApproval})
+			}, client.MatchingFields{pimv1.FieldState: string(pimv1.ActivationStatePendingApproval)})
 		},
 		header: requestHeader, cells: p.requestCells,
 		empty: func(listScope) string { return "No requests." },
@@ -97,7 +97,7 @@ func (p *pim) requestRows(ctx context.Context, keep func(*pimv1.ActivationReques
 			continue
 		}
 		row := requestRow{Name: ar.Name, Role: ar.Spec.RoleRef.Kind + "/" + ar.Spec.RoleRef.Name, Namespace: orAll(ar.Spec.Namespace),
-			Requester: requesterOf(ar), State: ar.Status.State, Duration: shortDuration(ar.Spec.Duration.Duration),
+			Requester: requesterOf(ar), State: string(ar.Status.State), Duration: shortDuration(ar.Spec.Duration.Duration),
 			Reason: ar.Spec.Justification, Message: ar.Status.Message}
 		if ar.Status.State == pimv1.ActivationStateActive && ar.Status.ExpiresAt != nil {
 			row.Left = left(now, ar.Status.ExpiresAt.Time)

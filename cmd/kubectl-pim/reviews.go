@@ -51,7 +51,7 @@ func (p *pim) reviewsCommand() *cobra.Command {
 					}
 					rows = append(rows, reviewItemRow{Review: rev.Name, Item: item.ID, Subject: item.Subject.Kind + " " + item.Subject.Name,
 						Role: item.RoleRef.Kind + "/" + item.RoleRef.Name, Namespace: orAll(item.Namespace), Type: item.Type,
-						Recommendation: item.Recommendation, Why: item.RecommendationReason, Decision: item.Decision, Reviewer: item.Reviewer,
+						Recommendation: string(item.Recommendation), Why: item.RecommendationReason, Decision: string(item.Decision), Reviewer: item.Reviewer,
 						MayDecide: mayDecide})
 				}
 			}
@@ -95,7 +95,7 @@ func (p *pim) reviewCommand() *cobra.Command {
 			if rev.Annotations == nil {
 				rev.Annotations = map[string]string{}
 			}
-			rev.Annotations[pimv1.AnnotationReviewDecisionPrefix+args[1]] = decision + ": " + reason
+			rev.Annotations[pimv1.AnnotationReviewDecisionPrefix+args[1]] = string(decision) + ": " + reason
 			if err := p.c.Patch(ctx, rev, patch); err != nil {
 				return admissionRefusal(err)
 			}

@@ -71,7 +71,7 @@ func (p *pim) roleRows(ctx context.Context, scope listScope) ([]roleRow, error) 
 			continue
 		}
 		row := roleRow{Role: ra.Spec.RoleRef.Name, Kind: ra.Spec.RoleRef.Kind, Namespace: orAll(ra.Spec.Namespace),
-			Type: ra.Spec.Type, Via: ra.Spec.Subject.Kind + " " + ra.Spec.Subject.Name, State: ra.Status.State, Ends: "never"}
+			Type: ra.Spec.Type, Via: ra.Spec.Subject.Kind + " " + ra.Spec.Subject.Name, State: string(ra.Status.State), Ends: "never"}
 		if ra.Spec.EndTime != nil {
 			row.Ends = left(now, ra.Spec.EndTime.Time)
 		}
@@ -85,7 +85,7 @@ func (p *pim) roleRows(ctx context.Context, scope listScope) ([]roleRow, error) 
 			continue
 		}
 		row := roleRow{Role: ar.Spec.RoleRef.Name, Kind: ar.Spec.RoleRef.Kind, Namespace: orAll(ar.Spec.Namespace),
-			Type: "Activation", Via: "User " + ar.Spec.Requester.Username, State: ar.Status.State, Request: ar.Name}
+			Type: "Activation", Via: "User " + ar.Spec.Requester.Username, State: string(ar.Status.State), Request: ar.Name}
 		if ar.Status.ExpiresAt != nil {
 			row.Ends = left(now, ar.Status.ExpiresAt.Time)
 		}
@@ -117,7 +117,7 @@ func requirements(spec pimv1.RoleSettingSpec, err error) string {
 	}
 	a := spec.Activation
 	parts := []string{"max " + shortDuration(a.MaxDuration.Duration)}
-	if a.RequireJustification {
+	if a.JustificationRequired() {
 		parts = append(parts, "justification")
 	}
 	if a.RequireTicket {

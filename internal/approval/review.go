@@ -19,13 +19,13 @@ type ReviewRecord struct {
 	// Seq orders the decisions on one review: each is numbered one past
 	// every number the review has seen (in its records and in
 	// status.decisionsRecorded), by the webhook that signs it.
-	Seq      int64          `json:"seq,omitempty"`
-	Instance int32          `json:"instance"`
-	Item     string         `json:"item"`
-	Reviewer pimv1.UserInfo `json:"reviewer"`
-	Decision string         `json:"decision"`
-	Reason   string         `json:"reason,omitempty"`
-	Time     metav1.Time    `json:"time"`
+	Seq      int64                `json:"seq,omitempty"`
+	Instance int32                `json:"instance"`
+	Item     string               `json:"item"`
+	Reviewer pimv1.UserInfo       `json:"reviewer"`
+	Decision pimv1.ReviewDecision `json:"decision"`
+	Reason   string               `json:"reason,omitempty"`
+	Time     metav1.Time          `json:"time"`
 }
 
 // SignedReviewRecord is one entry of the review decisions annotation.

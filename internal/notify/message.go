@@ -69,7 +69,7 @@ func ActivationContent(ar *pimv1.ActivationRequest, occ policy.Occurrence, audie
 	}
 	var decisions []string
 	for _, a := range ar.Status.Approvals {
-		decisions = append(decisions, fmt.Sprintf("%s %s: %s", a.Approver.Username, strings.ToLower(a.Decision)+"d", a.Reason))
+		decisions = append(decisions, fmt.Sprintf("%s %s: %s", a.Approver.Username, strings.ToLower(string(a.Decision))+"d", a.Reason))
 	}
 	c.fact("Decisions", strings.Join(decisions, "; "))
 	if occ.Event == pimv1.EventApprovalNeeded && ar.Status.ApprovalDeadline != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/internal/policy"
@@ -77,7 +78,7 @@ func approvalNeeded() *pimv1.Notification {
 	c := ActivationContent(ar, policy.Occurrence{Event: pimv1.EventApprovalNeeded, At: t0}, pimv1.AudienceApprovers)
 	return &pimv1.Notification{
 		ObjectMeta: metav1.ObjectMeta{Name: "approvalneeded-abc", UID: "u-1"},
-		Spec: pimv1.NotificationSpec{Event: pimv1.EventApprovalNeeded, Audience: pimv1.AudienceApprovers, Critical: true, Channel: "c",
+		Spec: pimv1.NotificationSpec{Event: pimv1.EventApprovalNeeded, Audience: pimv1.AudienceApprovers, Critical: ptr.To(true), Channel: "c",
 			Source: pimv1.AuditObjectReference{Kind: "ActivationRequest", Name: ar.Name}, OccurredAt: metav1.NewTime(t0),
 			Title: c.Title, Facts: c.Facts, Actions: c.Actions},
 	}

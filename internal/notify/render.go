@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/utils/ptr"
+
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 )
 
@@ -31,7 +33,7 @@ type Document struct {
 func Payload(channelType string, n *pimv1.Notification) ([]byte, error) {
 	switch channelType {
 	case pimv1.ChannelWebhook:
-		return json.Marshal(Document{ID: n.Name, Event: n.Spec.Event, Audience: n.Spec.Audience, Critical: n.Spec.Critical,
+		return json.Marshal(Document{ID: n.Name, Event: n.Spec.Event, Audience: n.Spec.Audience, Critical: ptr.Deref(n.Spec.Critical, false),
 			Title: n.Spec.Title, Facts: orEmpty(n.Spec.Facts), Actions: orEmpty(n.Spec.Actions), Source: n.Spec.Source,
 			OccurredAt: n.Spec.OccurredAt.UTC()})
 	case pimv1.ChannelSlack:
@@ -83,7 +85,7 @@ func slackEscape(s string) string {
 // received") posts to a channel: a message with one Adaptive Card.
 func teamsMessage(n *pimv1.Notification) map[string]any {
 	title := map[string]any{"type": "TextBlock", "text": n.Spec.Title, "weight": "Bolder", "size": "Medium", "wrap": true}
-	if n.Spec.Critical {
+	if ptr.Deref(n.Spec.Critical, false) {
 		title["color"] = "Attention"
 	}
 	body := []map[string]any{title}
@@ -117,7 +119,7 @@ func teamsMessage(n *pimv1.Notification) map[string]any {
 
 func footer(n *pimv1.Notification) string {
 	s := "kubepim · " + n.Spec.Event + " · " + n.Spec.OccurredAt.UTC().Format(time.RFC3339)
-	if n.Spec.Critical {
+	if ptr.Deref(n.Spec.Critical, false) {
 		s += " · critical"
 	}
 	return s
@@ -166,7 +168,7 @@ func Email(n *pimv1.Notification, from, to string, date time.Time) ([]byte, erro
 		{"Content-Type", "text/plain; charset=utf-8"},
 		{"Content-Transfer-Encoding", "quoted-printable"},
 	}
-	if n.Spec.Critical {
+	if ptr.Deref(n.Spec.Critical, false) {
 		header = append(header, struct{ k, v string }{"Importance", "high"})
 	}
 	for _, h := range header {

@@ -11,13 +11,13 @@ import (
 )
 
 // FinalActivationStates are the states an ActivationRequest never leaves.
-var FinalActivationStates = []string{
+var FinalActivationStates = []pimv1.ActivationState{
 	pimv1.ActivationStateExpired, pimv1.ActivationStateDenied, pimv1.ActivationStateCancelled,
 	pimv1.ActivationStateDeactivated, pimv1.ActivationStateFailed, pimv1.ActivationStateTimedOut,
 }
 
 // IsFinal reports whether an ActivationRequest state is final.
-func IsFinal(state string) bool { return slices.Contains(FinalActivationStates, state) }
+func IsFinal(state pimv1.ActivationState) bool { return slices.Contains(FinalActivationStates, state) }
 
 // RoleDescription names a role grant in messages: "ClusterRole admin in
 // namespace prod" or "ClusterRole admin cluster-wide".
@@ -197,7 +197,7 @@ func CheckActivation(c ActivationCheck) (*pimv1.RoleAssignment, error) {
 	case d > act.MaxDuration.Duration:
 		errs = append(errs, fmt.Errorf("spec.duration %s exceeds the maximum activation of %s for %s; request at most %s", d, act.MaxDuration.Duration, role, act.MaxDuration.Duration))
 	}
-	if act.RequireJustification && strings.TrimSpace(ar.Spec.Justification) == "" {
+	if act.JustificationRequired() && strings.TrimSpace(ar.Spec.Justification) == "" {
 		errs = append(errs, fmt.Errorf("%s requires a justification: set spec.justification", role))
 	}
 	if act.RequireTicket && (ar.Spec.Ticket == nil || strings.TrimSpace(ar.Spec.Ticket.System) == "" || strings.TrimSpace(ar.Spec.Ticket.Number) == "") {
@@ -254,7 +254,7 @@ func checkExtends(c ActivationCheck) []error {
 	return errs
 }
 
-func stateOrPending(s string) string {
+func stateOrPending(s pimv1.ActivationState) pimv1.ActivationState {
 	if s == "" {
 		return pimv1.ActivationStatePending
 	}

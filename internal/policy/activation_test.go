@@ -6,6 +6,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 )
@@ -90,7 +91,7 @@ func assertReasons(t *testing.T, err error, want []string) {
 
 func TestIsFinal(t *testing.T) {
 	cases := []struct {
-		state string
+		state pimv1.ActivationState
 		want  bool
 	}{
 		{pimv1.ActivationStateExpired, true},
@@ -107,7 +108,7 @@ func TestIsFinal(t *testing.T) {
 		{"expired", false}, // states are case-sensitive
 	}
 	for _, tc := range cases {
-		t.Run("state="+tc.state, func(t *testing.T) {
+		t.Run("state="+string(tc.state), func(t *testing.T) {
 			if got := IsFinal(tc.state); got != tc.want {
 				t.Fatalf("IsFinal(%q) = %v, want %v", tc.state, got, tc.want)
 			}
@@ -383,7 +384,7 @@ func TestCheckActivation(t *testing.T) {
 			Now:       actTime(500 * time.Millisecond),
 			Setting: pimv1.RoleSettingSpec{Activation: pimv1.ActivationPolicy{
 				MaxDuration:          metav1.Duration{Duration: 4 * time.Hour},
-				RequireJustification: true,
+				RequireJustification: ptr.To(true),
 				RequireTicket:        true,
 				RequireMFA:           true,
 			}},
@@ -402,7 +403,7 @@ func TestCheckActivation(t *testing.T) {
 		}
 		return ar
 	}
-	open := func(name, state string) pimv1.ActivationRequest {
+	open := func(name string, state pimv1.ActivationState) pimv1.ActivationRequest {
 		ar := active(name)
 		ar.Status.State = state
 		return *ar
@@ -422,7 +423,7 @@ func TestCheckActivation(t *testing.T) {
 		{name: "happy path", mod: func(*ActivationCheck) {}, wantEligible: "alice-admin"},
 		{name: "the maximum itself", mod: func(c *ActivationCheck) { c.Request.Spec.Duration.Duration = 4 * time.Hour }, wantEligible: "alice-admin"},
 		{name: "nothing required, nothing given", mod: func(c *ActivationCheck) {
-			c.Setting.Activation = pimv1.ActivationPolicy{MaxDuration: metav1.Duration{Duration: 4 * time.Hour}}
+			c.Setting.Activation = pimv1.ActivationPolicy{MaxDuration: metav1.Duration{Duration: 4 * time.Hour}, RequireJustification: ptr.To(false)}
 			c.Request.Spec.Justification, c.Request.Spec.Ticket, c.MFASatisfied = "", nil, false
 		}, wantEligible: "alice-admin"},
 		{name: "zero duration", mod: func(c *ActivationCheck) { c.Request.Spec.Duration.Duration = 0 },
@@ -563,7 +564,7 @@ func TestCheckActivationJoinsOneReasonALine(t *testing.T) {
 	c := ActivationCheck{
 		Request: &pimv1.ActivationRequest{Spec: pimv1.ActivationRequestSpec{RoleRef: actAdmin, Duration: metav1.Duration{Duration: 2 * time.Hour}}},
 		Now:     actNow,
-		Setting: pimv1.RoleSettingSpec{Activation: pimv1.ActivationPolicy{MaxDuration: metav1.Duration{Duration: time.Hour}, RequireJustification: true}},
+		Setting: pimv1.RoleSettingSpec{Activation: pimv1.ActivationPolicy{MaxDuration: metav1.Duration{Duration: time.Hour}, RequireJustification: ptr.To(true)}},
 		Assignments: []pimv1.RoleAssignment{
 			actRA("alice-admin"),
 		},

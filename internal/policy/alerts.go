@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sort"
@@ -81,12 +82,12 @@ func EvaluateAlerts(in AlertInput) []pimv1.Alert {
 		raise(pimv1.AlertTooManyPermanentActive, "%d permanent active assignments (%s), more than %d: make them eligible or give them an endTime",
 			len(permanent), strings.Join(first(permanent, 5), ", "), maxPermanent)
 	}
-	unusedDays := int(deref(a.UnusedEligibilityDays, DefaultUnusedEligibilityDays))
+	unusedDays := int(cmp.Or(a.UnusedEligibilityDays, DefaultUnusedEligibilityDays))
 	if unused := unusedEligibility(in, time.Duration(unusedDays)*24*time.Hour); len(unused) > 0 {
 		raise(pimv1.AlertUnusedEligibility, "eligible but not activated for %d days: %s; remove eligibility that is not needed",
 			unusedDays, strings.Join(first(unused, 5), ", "))
 	}
-	limit := int(deref(a.FrequentActivations, DefaultFrequentActivations))
+	limit := int(cmp.Or(a.FrequentActivations, DefaultFrequentActivations))
 	window := DefaultFrequentActivationWindow
 	if a.FrequentActivationWindow != nil {
 		window = a.FrequentActivationWindow.Duration

@@ -89,7 +89,7 @@ func CountApprovals(p pimv1.ApprovalPolicy, requester string, records []pimv1.Ap
 }
 
 // CheckDecision says why user may not decide on a request now, or nil.
-func CheckDecision(p pimv1.ApprovalPolicy, state, requester string, user pimv1.UserInfo, decision, reason string, records []pimv1.ApprovalRecord) error {
+func CheckDecision(p pimv1.ApprovalPolicy, state pimv1.ActivationState, requester string, user pimv1.UserInfo, decision pimv1.ApprovalDecision, reason string, records []pimv1.ApprovalRecord) error {
 	if user.Username == requester {
 		return fmt.Errorf("you cannot decide on your own request: ask one of the approvers")
 	}
@@ -100,7 +100,7 @@ func CheckDecision(p pimv1.ApprovalPolicy, state, requester string, user pimv1.U
 		return fmt.Errorf("%s is not an approver of this role; the approvers are %s", user.Username, describePrincipals(p.Approvers))
 	}
 	if reason == "" {
-		return fmt.Errorf("give a reason: kubectl annotate activationrequest NAME kubepim.io/%s=\"<reason>\"", map[string]string{pimv1.DecisionApprove: "approve", pimv1.DecisionDeny: "deny"}[decision])
+		return fmt.Errorf("give a reason: kubectl annotate activationrequest NAME kubepim.io/%s=\"<reason>\"", map[pimv1.ApprovalDecision]string{pimv1.DecisionApprove: "approve", pimv1.DecisionDeny: "deny"}[decision])
 	}
 	if err := CheckReason(reason); err != nil {
 		return err

@@ -23,7 +23,7 @@ func apprPolicy(required int32) pimv1.ApprovalPolicy {
 	}
 }
 
-func apprRecord(user, decision string, groups ...string) pimv1.ApprovalRecord {
+func apprRecord(user string, decision pimv1.ApprovalDecision, groups ...string) pimv1.ApprovalRecord {
 	return pimv1.ApprovalRecord{
 		Approver: pimv1.UserInfo{Username: user, Groups: groups},
 		Decision: decision,
@@ -105,9 +105,9 @@ func TestCheckDecision(t *testing.T) {
 	cases := []struct {
 		name     string
 		policy   pimv1.ApprovalPolicy
-		state    string
+		state    pimv1.ActivationState
 		user     pimv1.UserInfo
-		decision string
+		decision pimv1.ApprovalDecision
 		reason   string
 		records  []pimv1.ApprovalRecord
 		wantErr  string // "" for none

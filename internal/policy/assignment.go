@@ -22,7 +22,7 @@ func AssignmentWindow(ra *pimv1.RoleAssignment) Window {
 
 // AssignmentState is the state an assignment is in at now, whether it
 // should hold a binding, and the next instant that changes.
-func AssignmentState(ra *pimv1.RoleAssignment, now time.Time) (state string, bound bool, next time.Time) {
+func AssignmentState(ra *pimv1.RoleAssignment, now time.Time) (state pimv1.AssignmentState, bound bool, next time.Time) {
 	phase, next := AssignmentWindow(ra).PhaseAt(now)
 	switch phase {
 	case BeforeStart:

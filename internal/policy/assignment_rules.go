@@ -17,10 +17,10 @@ import (
 // to refuse, joined.
 func CheckAssignment(p pimv1.AssignmentPolicy, ra *pimv1.RoleAssignment, created time.Time, assignerMFA bool) error {
 	role := RoleDescription(ra.Spec.RoleRef, ra.Spec.Namespace)
-	allowPermanent, maxDuration := p.Eligible.AllowPermanent, p.Eligible.MaxDuration
+	allowPermanent, maxDuration := p.Eligible.PermanentAllowed(), p.Eligible.MaxDuration
 	kind := "eligible"
 	if ra.Spec.Type == pimv1.AssignmentActive {
-		allowPermanent, maxDuration, kind = p.Active.AllowPermanent, p.Active.MaxDuration, "active"
+		allowPermanent, maxDuration, kind = p.Active.PermanentAllowed(), p.Active.MaxDuration, "active"
 	}
 	var errs []error
 	if ra.Spec.EndTime == nil && !allowPermanent {
@@ -60,7 +60,7 @@ func Weakens(old, updated pimv1.RoleSettingSpec) []string {
 		name     string
 		old, new bool
 	}{
-		{"activation.requireJustification", oa.RequireJustification, na.RequireJustification},
+		{"activation.requireJustification", oa.JustificationRequired(), na.JustificationRequired()},
 		{"activation.requireTicket", oa.RequireTicket, na.RequireTicket},
 		{"activation.requireMFA", oa.RequireMFA, na.RequireMFA},
 		{"activation.approval.required", oa.Approval.Required, na.Approval.Required},
@@ -75,8 +75,8 @@ func Weakens(old, updated pimv1.RoleSettingSpec) []string {
 		name     string
 		old, new bool
 	}{
-		{"assignment.eligible.allowPermanent", old.Assignment.Eligible.AllowPermanent, updated.Assignment.Eligible.AllowPermanent},
-		{"assignment.active.allowPermanent", old.Assignment.Active.AllowPermanent, updated.Assignment.Active.AllowPermanent},
+		{"assignment.eligible.allowPermanent", old.Assignment.Eligible.PermanentAllowed(), updated.Assignment.Eligible.PermanentAllowed()},
+		{"assignment.active.allowPermanent", old.Assignment.Active.PermanentAllowed(), updated.Assignment.Active.PermanentAllowed()},
 	} {
 		if !b.old && b.new {
 			out = append(out, b.name+" turned on")

@@ -7,6 +7,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 )
@@ -68,7 +69,7 @@ func Notified(p pimv1.NotificationPolicy, event string) []string {
 		if s.Enabled != nil {
 			on = *s.Enabled
 		}
-		if on && s.CriticalOnly && !IsCriticalEvent(event) {
+		if on && ptr.Deref(s.CriticalOnly, false) && !IsCriticalEvent(event) {
 			on = false
 		}
 		if on {
@@ -169,7 +170,7 @@ func ActivationOccurrences(ar *pimv1.ActivationRequest, reminders []time.Duratio
 		out = append(out, Occurrence{Event: pimv1.EventDenied, At: s.EndedAtOr(now)})
 	}
 	started := s.ActivatedAt != nil && !s.ActivatedAt.After(now) &&
-		slices.Contains([]string{pimv1.ActivationStateActive, pimv1.ActivationStateExpired, pimv1.ActivationStateDeactivated}, s.State)
+		slices.Contains([]pimv1.ActivationState{pimv1.ActivationStateActive, pimv1.ActivationStateExpired, pimv1.ActivationStateDeactivated}, s.State)
 	if started {
 		out = append(out, Occurrence{Event: pimv1.EventActivated, At: s.ActivatedAt.Time})
 	}

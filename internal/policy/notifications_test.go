@@ -7,6 +7,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 )
@@ -30,13 +31,13 @@ func TestNotified(t *testing.T) {
 			Approved: pimv1.NotificationSwitches{Approvers: pimv1.NotificationSwitch{Enabled: boolPtr(true)}},
 		}}, pimv1.EventApproved, []string{pimv1.AudienceRequester, pimv1.AudienceApprovers}},
 		{"critical only drops a non-critical event", pimv1.NotificationPolicy{Events: pimv1.NotificationEvents{
-			Activated: pimv1.NotificationSwitches{Requester: pimv1.NotificationSwitch{CriticalOnly: true}},
+			Activated: pimv1.NotificationSwitches{Requester: pimv1.NotificationSwitch{CriticalOnly: ptr.To(true)}},
 		}}, pimv1.EventActivated, []string{pimv1.AudienceAdmins}},
 		{"critical only keeps a critical event", pimv1.NotificationPolicy{Events: pimv1.NotificationEvents{
-			ApprovalNeeded: pimv1.NotificationSwitches{Approvers: pimv1.NotificationSwitch{CriticalOnly: true}},
+			ApprovalNeeded: pimv1.NotificationSwitches{Approvers: pimv1.NotificationSwitch{CriticalOnly: ptr.To(true)}},
 		}}, pimv1.EventApprovalNeeded, all},
 		{"critical only never switches on", pimv1.NotificationPolicy{Events: pimv1.NotificationEvents{
-			Denied: pimv1.NotificationSwitches{Admins: pimv1.NotificationSwitch{CriticalOnly: true}},
+			Denied: pimv1.NotificationSwitches{Admins: pimv1.NotificationSwitch{CriticalOnly: ptr.To(true)}},
 		}}, pimv1.EventDenied, []string{pimv1.AudienceRequester}},
 		{"unknown event reaches nobody", pimv1.NotificationPolicy{}, "somethingElse", nil},
 	}

@@ -27,7 +27,7 @@ func TestRecoveredWindowFits(t *testing.T) {
 	}{
 		{"the request's own window", req(10*time.Minute, nil), Window{Start: now.Add(-time.Minute), End: at(9 * time.Minute)}, true},
 		{"begun mid-second: a second longer, rounded up", req(10*time.Minute, nil), Window{Start: now, End: at(10*time.Minute + time.Second)}, true},
-		{"stretched to 2099", req(10*time.Minute, nil), Window{Start: now, End: ptr(time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC))}, false},
+		{"stretched to 2099", req(10*time.Minute, nil), Window{Start: now, End: timePtr(time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC))}, false},
 		{"two seconds longer", req(10*time.Minute, nil), Window{Start: now, End: at(10*time.Minute + 2*time.Second)}, false},
 		{"more than the rounding allows", req(10*time.Minute, nil), Window{Start: now, End: at(10*time.Minute + time.Second + time.Nanosecond)}, false},
 		{"a second shorter", req(10*time.Minute, nil), Window{Start: now, End: at(10*time.Minute - time.Second)}, false},

@@ -62,7 +62,7 @@ func HasInstance(spec pimv1.AccessReviewSpec, firstStart time.Time, n int32) boo
 	if r.Type == "" || r.Type == pimv1.RecurrenceOneTime {
 		return n == 1
 	}
-	if r.Occurrences != nil && n > *r.Occurrences {
+	if r.Occurrences > 0 && n > r.Occurrences {
 		return false
 	}
 	start, _ := ReviewInstance(spec, firstStart, n)
@@ -72,7 +72,7 @@ func HasInstance(spec pimv1.AccessReviewSpec, firstStart time.Time, n int32) boo
 // Recommend advises on keeping an assignment: Deny when its subject has
 // not activated the role within inactiveDays, else Approve. Usage of active
 // (standing) assignments is not tracked, so they are recommended by age.
-func Recommend(ra *pimv1.RoleAssignment, activations []pimv1.ActivationRequest, now time.Time, inactiveDays int32) (decision, reason string, last *metav1.Time) {
+func Recommend(ra *pimv1.RoleAssignment, activations []pimv1.ActivationRequest, now time.Time, inactiveDays int32) (decision pimv1.ReviewDecision, reason string, last *metav1.Time) {
 	idle := time.Duration(max(inactiveDays, 1)) * 24 * time.Hour
 	for i := range activations {
 		ar := &activations[i]
@@ -120,7 +120,7 @@ func MayReview(spec pimv1.AccessReviewSpec, item pimv1.ReviewItem, user pimv1.Us
 
 // FinalReviewDecision is an item's decision when its instance closes: the
 // reviewer's, or the review's default for undecided items.
-func FinalReviewDecision(item pimv1.ReviewItem, defaultDecision string) string {
+func FinalReviewDecision(item pimv1.ReviewItem, defaultDecision pimv1.ReviewDecision) pimv1.ReviewDecision {
 	switch {
 	case item.Decision != "":
 		return item.Decision

@@ -28,7 +28,7 @@ func TestReviewInstances(t *testing.T) {
 		{"weekly duration capped at the period", pimv1.AccessReviewRecurrence{Type: pimv1.RecurrenceWeekly}, 30 * 24 * time.Hour, 1, first, first.AddDate(0, 0, 7), true},
 		{"quarterly, second", pimv1.AccessReviewRecurrence{Type: pimv1.RecurrenceQuarterly}, time.Hour, 2, first.AddDate(0, 3, 0), first.AddDate(0, 3, 0).Add(time.Hour), true},
 		{"annually, second", pimv1.AccessReviewRecurrence{Type: pimv1.RecurrenceAnnually}, time.Hour, 2, first.AddDate(1, 0, 0), first.AddDate(1, 0, 0).Add(time.Hour), true},
-		{"occurrences reached", pimv1.AccessReviewRecurrence{Type: pimv1.RecurrenceMonthly, Occurrences: &three}, time.Hour, 4, first.AddDate(0, 3, 0), first.AddDate(0, 3, 0).Add(time.Hour), false},
+		{"occurrences reached", pimv1.AccessReviewRecurrence{Type: pimv1.RecurrenceMonthly, Occurrences: three}, time.Hour, 4, first.AddDate(0, 3, 0), first.AddDate(0, 3, 0).Add(time.Hour), false},
 		{"past the end date", pimv1.AccessReviewRecurrence{Type: pimv1.RecurrenceWeekly, EndDate: &metav1.Time{Time: first.AddDate(0, 0, 10)}}, time.Hour, 3, first.AddDate(0, 0, 14), first.AddDate(0, 0, 14).Add(time.Hour), false},
 	}
 	for _, tc := range cases {
@@ -61,7 +61,7 @@ func TestRecommend(t *testing.T) {
 		name        string
 		ra          *pimv1.RoleAssignment
 		activations []pimv1.ActivationRequest
-		want        string
+		want        pimv1.ReviewDecision
 		reason      string
 	}{
 		{"used last week", eligible(100 * day), []pimv1.ActivationRequest{activated("alice", "ops", 7*day)}, pimv1.ReviewDecisionApprove, "activated"},
@@ -105,7 +105,7 @@ func TestMayReviewAndDefaults(t *testing.T) {
 			t.Errorf("%s: MayReview = %v, want ok=%v", tc.name, err, tc.ok)
 		}
 	}
-	for def, want := range map[string]string{
+	for def, want := range map[pimv1.ReviewDecision]pimv1.ReviewDecision{
 		pimv1.ReviewDecisionNone: "", pimv1.ReviewDecisionApprove: pimv1.ReviewDecisionApprove,
 		pimv1.ReviewDecisionDeny: pimv1.ReviewDecisionDeny, pimv1.ReviewDecisionRecommendation: pimv1.ReviewDecisionDeny,
 	} {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 )
@@ -18,15 +19,15 @@ func DefaultRoleSettingSpec() pimv1.RoleSettingSpec {
 	return pimv1.RoleSettingSpec{
 		Activation: pimv1.ActivationPolicy{
 			MaxDuration:          metav1.Duration{Duration: 8 * time.Hour},
-			RequireJustification: true,
+			RequireJustification: ptr.To(true),
 			Approval: pimv1.ApprovalPolicy{
 				RequiredApprovals: 1,
 				Timeout:           metav1.Duration{Duration: 24 * time.Hour},
 			},
 		},
 		Assignment: pimv1.AssignmentPolicy{
-			Eligible: pimv1.EligibleAssignmentPolicy{AllowPermanent: true},
-			Active:   pimv1.ActiveAssignmentPolicy{AllowPermanent: true},
+			Eligible: pimv1.EligibleAssignmentPolicy{AllowPermanent: ptr.To(true)},
+			Active:   pimv1.ActiveAssignmentPolicy{AllowPermanent: ptr.To(true)},
 		},
 	}
 }

@@ -29,13 +29,13 @@ func settingNamed(name string, maxDuration time.Duration, deleting bool) pimv1.R
 func TestDefaultRoleSettingSpec(t *testing.T) {
 	d := DefaultRoleSettingSpec()
 	a := d.Activation
-	if a.MaxDuration.Duration != 8*time.Hour || !a.RequireJustification || a.RequireTicket || a.RequireMFA {
+	if a.MaxDuration.Duration != 8*time.Hour || !a.JustificationRequired() || a.RequireTicket || a.RequireMFA {
 		t.Errorf("activation defaults = %+v", a)
 	}
 	if a.Approval.Required || a.Approval.RequiredApprovals != 1 || a.Approval.Timeout.Duration != 24*time.Hour || len(a.Approval.Approvers) != 0 {
 		t.Errorf("approval defaults = %+v", a.Approval)
 	}
-	if !d.Assignment.Eligible.AllowPermanent || !d.Assignment.Active.AllowPermanent ||
+	if !d.Assignment.Eligible.PermanentAllowed() || !d.Assignment.Active.PermanentAllowed() ||
 		d.Assignment.Eligible.MaxDuration != nil || d.Assignment.Active.MaxDuration != nil ||
 		d.Assignment.Active.RequireJustification || d.Assignment.Active.RequireMFA {
 		t.Errorf("assignment defaults = %+v", d.Assignment)

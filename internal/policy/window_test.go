@@ -11,8 +11,8 @@ import (
 
 var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 
-func at(d time.Duration) time.Time { return t0.Add(d) }
-func ptr(t time.Time) *time.Time   { return &t }
+func at(d time.Duration) time.Time   { return t0.Add(d) }
+func timePtr(t time.Time) *time.Time { return &t }
 
 func TestWindowPhaseAt(t *testing.T) {
 	cases := []struct {
@@ -22,12 +22,12 @@ func TestWindowPhaseAt(t *testing.T) {
 		wantPhase Phase
 		wantNext  time.Time
 	}{
-		{"before start", Window{Start: at(time.Hour), End: ptr(at(2 * time.Hour))}, t0, BeforeStart, at(time.Hour)},
-		{"at start is in force", Window{Start: t0, End: ptr(at(time.Hour))}, t0, InForce, at(time.Hour)},
+		{"before start", Window{Start: at(time.Hour), End: timePtr(at(2 * time.Hour))}, t0, BeforeStart, at(time.Hour)},
+		{"at start is in force", Window{Start: t0, End: timePtr(at(time.Hour))}, t0, InForce, at(time.Hour)},
 		{"in force, permanent", Window{Start: t0}, at(time.Hour), InForce, time.Time{}},
-		{"a nanosecond before end", Window{Start: t0, End: ptr(at(time.Hour))}, at(time.Hour - 1), InForce, at(time.Hour)},
-		{"at end has ended", Window{Start: t0, End: ptr(at(time.Hour))}, at(time.Hour), Ended, time.Time{}},
-		{"after end", Window{Start: t0, End: ptr(at(time.Hour))}, at(48 * time.Hour), Ended, time.Time{}},
+		{"a nanosecond before end", Window{Start: t0, End: timePtr(at(time.Hour))}, at(time.Hour - 1), InForce, at(time.Hour)},
+		{"at end has ended", Window{Start: t0, End: timePtr(at(time.Hour))}, at(time.Hour), Ended, time.Time{}},
+		{"after end", Window{Start: t0, End: timePtr(at(time.Hour))}, at(48 * time.Hour), Ended, time.Time{}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -85,16 +85,16 @@ func TestAssignmentState(t *testing.T) {
 		name      string
 		ra        *pimv1.RoleAssignment
 		now       time.Time
-		wantState string
+		wantState pimv1.AssignmentState
 		wantBound bool
 		wantNext  time.Time
 	}{
-		{"active, starts at creation", mk(pimv1.AssignmentActive, nil, ptr(at(time.Hour))), t0, pimv1.AssignmentStateActive, true, at(time.Hour)},
-		{"active, scheduled", mk(pimv1.AssignmentActive, ptr(at(time.Hour)), nil), t0, pimv1.AssignmentStateScheduled, false, at(time.Hour)},
+		{"active, starts at creation", mk(pimv1.AssignmentActive, nil, timePtr(at(time.Hour))), t0, pimv1.AssignmentStateActive, true, at(time.Hour)},
+		{"active, scheduled", mk(pimv1.AssignmentActive, timePtr(at(time.Hour)), nil), t0, pimv1.AssignmentStateScheduled, false, at(time.Hour)},
 		{"active, permanent", mk(pimv1.AssignmentActive, nil, nil), at(1000 * time.Hour), pimv1.AssignmentStateActive, true, time.Time{}},
-		{"active, expired", mk(pimv1.AssignmentActive, nil, ptr(at(time.Hour))), at(time.Hour), pimv1.AssignmentStateExpired, false, time.Time{}},
-		{"eligible never binds", mk(pimv1.AssignmentEligible, nil, ptr(at(time.Hour))), t0, pimv1.AssignmentStateEligible, false, at(time.Hour)},
-		{"eligible, expired", mk(pimv1.AssignmentEligible, nil, ptr(at(time.Hour))), at(2 * time.Hour), pimv1.AssignmentStateExpired, false, time.Time{}},
+		{"active, expired", mk(pimv1.AssignmentActive, nil, timePtr(at(time.Hour))), at(time.Hour), pimv1.AssignmentStateExpired, false, time.Time{}},
+		{"eligible never binds", mk(pimv1.AssignmentEligible, nil, timePtr(at(time.Hour))), t0, pimv1.AssignmentStateEligible, false, at(time.Hour)},
+		{"eligible, expired", mk(pimv1.AssignmentEligible, nil, timePtr(at(time.Hour))), at(2 * time.Hour), pimv1.AssignmentStateExpired, false, time.Time{}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

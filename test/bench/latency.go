@@ -10,6 +10,7 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -184,13 +185,13 @@ func (b *bench) approval(ctx context.Context, res *results) error {
 	role, users, approver := "bench-approval", names("approval", *flagApproval), "bench-approver"
 	rs := &pimv1.RoleSetting{ObjectMeta: metav1.ObjectMeta{Name: role}, Spec: pimv1.RoleSettingSpec{
 		RoleRef: pimv1.RoleSettingRoleRef{Kind: pimv1.RoleKindClusterRole, Name: role},
-		Activation: pimv1.ActivationPolicy{MaxDuration: metav1.Duration{Duration: 8 * time.Hour}, RequireJustification: true,
+		Activation: pimv1.ActivationPolicy{MaxDuration: metav1.Duration{Duration: 8 * time.Hour}, RequireJustification: ptr.To(true),
 			Approval: pimv1.ApprovalPolicy{Required: true, RequiredApprovals: 1, Timeout: metav1.Duration{Duration: time.Hour},
 				Approvers: []pimv1.Principal{{Kind: "User", Name: approver}}}},
 		// A Go client sends false for unset bools: spell out the defaults.
 		Assignment: pimv1.AssignmentPolicy{
-			Eligible: pimv1.EligibleAssignmentPolicy{AllowPermanent: true},
-			Active:   pimv1.ActiveAssignmentPolicy{AllowPermanent: true},
+			Eligible: pimv1.EligibleAssignmentPolicy{AllowPermanent: ptr.To(true)},
+			Active:   pimv1.ActiveAssignmentPolicy{AllowPermanent: ptr.To(true)},
 		},
 	}}
 	if err := b.admin.Create(ctx, rs); err != nil {
@@ -372,7 +373,7 @@ func (b *bench) throughput(ctx context.Context, res *results) error {
 	err = poll(ctx, 100*time.Millisecond, 10*time.Minute, func() (bool, error) {
 		list := &metav1.PartialObjectMetadataList{}
 		list.SetGroupVersionKind(pimv1.GroupVersion.WithKind("ActivationRequestList"))
-		if err := b.admin.List(ctx, list, client.MatchingFields{pimv1.FieldState: pimv1.ActivationStateActive}); err != nil {
+		if err := b.admin.List(ctx, list, client.MatchingFields{pimv1.FieldState: string(pimv1.ActivationStateActive)}); err != nil {
 			return false, err
 		}
 		active := 0
