@@ -453,6 +453,7 @@ func (r *ActivationRequestReconciler) setState(ar *pimv1.ActivationRequest, now 
 	}
 	meta.SetStatusCondition(&ar.Status.Conditions, metav1.Condition{Type: pimv1.ConditionReady, Status: ready, Reason: reason,
 		Message: message, ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
+	setStalled(&ar.Status.Conditions, state == pimv1.ActivationStateFailed, reason, message, ar.Generation, now)
 }
 
 // announce records each state change in the audit trail and as an Event

@@ -76,6 +76,7 @@ func (r *NotificationChannelReconciler) Reconcile(ctx context.Context, req recon
 		r.Recorder.Eventf(ch, nil, corev1.EventTypeWarning, ready.Reason, "Deliver", "%s", ready.Message)
 	}
 	meta.SetStatusCondition(&ch.Status.Conditions, ready)
+	setStalled(&ch.Status.Conditions, secretProblem != "", secretReason, secretProblem, ch.Generation, now)
 	ch.Status.ObservedGeneration = ch.Generation
 	notificationsPending.WithLabelValues(ch.Name).Set(float64(ch.Status.Pending))
 	if err := patchStatus(ctx, r.Client, before, ch, equalStatus(before.Status, ch.Status)); err != nil {

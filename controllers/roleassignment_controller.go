@@ -136,6 +136,7 @@ func (r *RoleAssignmentReconciler) summarize(ra *pimv1.RoleAssignment, now time.
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, pimv1.ReasonReconcileError, syncErr.Error()
 	}
 	meta.SetStatusCondition(&ra.Status.Conditions, ready)
+	setStalled(&ra.Status.Conditions, taken != nil, pimv1.ReasonBindingConflict, ready.Message, ra.Generation, now)
 
 	granted := metav1.Condition{Type: pimv1.ConditionGranted, Status: metav1.ConditionFalse, Reason: string(state), ObservedGeneration: ra.Generation, LastTransitionTime: metav1.NewTime(now)}
 	if outcome.Binding != nil {

@@ -65,6 +65,7 @@ func (r *RoleSettingReconciler) Reconcile(ctx context.Context, req reconcile.Req
 	}
 	meta.SetStatusCondition(&rs.Status.Conditions, ready)
 	meta.SetStatusCondition(&rs.Status.Conditions, conflict)
+	setStalled(&rs.Status.Conditions, len(others) > 0, pimv1.ReasonMultipleSettings, conflict.Message, rs.Generation, instant)
 	if err := r.evaluateAlerts(ctx, rs, instant); err != nil {
 		return reconcile.Result{}, err
 	}

@@ -2,9 +2,12 @@ package controllers
 
 import (
 	"context"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -12,8 +15,21 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/internal/grant"
 )
+
+// setStalled keeps kstatus's Stalled condition in conditions: True with
+// reason and message while stalled, absent otherwise (an abnormal-true
+// condition is only there while it holds).
+func setStalled(conditions *[]metav1.Condition, stalled bool, reason, message string, generation int64, now time.Time) {
+	if !stalled {
+		meta.RemoveStatusCondition(conditions, pimv1.ConditionStalled)
+		return
+	}
+	meta.SetStatusCondition(conditions, metav1.Condition{Type: pimv1.ConditionStalled, Status: metav1.ConditionTrue,
+		Reason: reason, Message: message, ObservedGeneration: generation, LastTransitionTime: metav1.NewTime(now)})
+}
 
 // equalStatus reports whether two statuses are the same, ignoring nothing:
 // condition LastTransitionTimes only move on transitions (meta.SetStatusCondition).

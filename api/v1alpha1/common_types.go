@@ -155,6 +155,13 @@ const (
 	ConditionApproved = "Approved"
 	// ConditionAlerting says whether security alerts are raised on a role.
 	ConditionAlerting = "Alerting"
+	// ConditionStalled is kstatus's abnormal-true condition: present (True)
+	// only while kubepim cannot make progress without someone changing
+	// something (two RoleSettings for one role, a binding name taken, a
+	// channel's Secret missing, a failed activation). GitOps tools that
+	// use kstatus (Flux, kpt, cli-utils) report the object as Failed then,
+	// instead of waiting for Ready until they time out.
+	ConditionStalled = "Stalled"
 )
 
 // Condition reasons shared by kubepim kinds.
