@@ -36,6 +36,7 @@ help: ## Show this help.
 manifests: controller-gen ## Generate CRDs, RBAC and webhook configuration.
 	$(CONTROLLER_GEN) rbac:roleName=kubepim-manager crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
 	hack/sync-chart.sh
+	hack/gen-argocd-cm.sh
 
 .PHONY: generate
 generate: controller-gen ## Generate deepcopy code.
