@@ -102,7 +102,7 @@ var _ = Describe("AccessReview", func() {
 			if item.Assignment == drop.Name {
 				Expect(item.Decision).To(Equal(pimv1.ReviewDecisionDeny))
 				Expect(item.Reviewer).To(Equal("dana"))
-				Expect(item.Applied).To(BeTrue())
+				Expect(item.Applied).To(HaveValue(BeTrue()))
 			}
 		}
 		Eventually(func() []string { return actionsAndActors(eventsAbout(string(got.UID))) }).Should(ContainElements(

@@ -103,11 +103,11 @@ var _ = Describe("CRD validation", func() {
 		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(rs), got)).To(Succeed())
 		a := got.Spec.Activation
 		Expect(a.MaxDuration.Duration).To(Equal(8 * time.Hour))
-		Expect(a.RequireJustification).To(BeTrue())
+		Expect(a.RequireJustification).To(HaveValue(BeTrue()))
 		Expect(a.Approval.RequiredApprovals).To(Equal(int32(1)))
 		Expect(a.Approval.Timeout.Duration).To(Equal(24 * time.Hour))
-		Expect(got.Spec.Assignment.Eligible.AllowPermanent).To(BeTrue())
-		Expect(got.Spec.Assignment.Active.AllowPermanent).To(BeTrue())
+		Expect(got.Spec.Assignment.Eligible.AllowPermanent).To(HaveValue(BeTrue()))
+		Expect(got.Spec.Assignment.Active.AllowPermanent).To(HaveValue(BeTrue()))
 	})
 })
 

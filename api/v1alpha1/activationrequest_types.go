@@ -104,7 +104,7 @@ type ActivationRequestSpec struct {
 	// duration of the activation, for example "1h"; at most the role's
 	// activation.maxDuration.
 	// +required
-	Duration metav1.Duration `json:"duration,omitzero"`
+	Duration metav1.Duration `json:"duration"`
 
 	// startTime is when the activation should start; absent means now.
 	// +optional
