@@ -1,0 +1,316 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sync"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/controllers/index"
+	"github.com/kubepim/kubepim/controllers/policy"
+)
+
+// The manager's cache holds only the bindings kubepim manages (see
+// CacheOptions): a large cluster has tens of thousands of others. But a
+// binding made past kubepim to a governed role must be noticed at once,
+// not on the next periodic pass, or it is standing access (and the way
+// a user whose activated role may create bindings would copy it into a
+// permanent one).
+//
+// outsideWatch therefore watches every RoleBinding and ClusterRoleBinding,
+// and keeps of each only what is needed to find the bindings of a role:
+// its namespace, name and resourceVersion, grouped by the role it grants
+// (the RoleSetting index key of that role). That is about 100 bytes a
+// binding, against several hundred for even a stripped object in an
+// informer cache (ObjectMeta alone is ~250 bytes of struct); the few
+// bindings of governed roles are then read in full when judged (from the
+// manager's cache when they are kubepim-labelled and current there, from
+// the API server otherwise). Every change of a binding enqueues the
+// RoleSettings of its role.
+//
+// The reflectors use client-go's streaming list (WatchList) where the API
+// server offers it: the initial state arrives as single watch events, and
+// each is cut down to the compact form before the next is decoded, so a
+// (re)start never holds a full list of decoded bindings.
+//
+// It is a source of the RoleSetting controller: it runs only on the
+// leader, and the controller's workers start after it has synced.
+type outsideWatch struct {
+	config  *rest.Config
+	reader  client.Reader // RoleSettings, by index
+	crbs    *roleIndex
+	rbs     *roleIndex
+	started chan struct{}
+}
+
+func newOutsideWatch(cfg *rest.Config, reader client.Reader) *outsideWatch {
+	return &outsideWatch{config: cfg, reader: reader, crbs: newRoleIndex(), rbs: newRoleIndex(), started: make(chan struct{})}
+}
+
+// Start starts the two reflectors; changes enqueue the RoleSettings of the
+// role concerned on queue.
+func (w *outsideWatch) Start(ctx context.Context, queue workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+	cfg := rest.CopyConfig(w.config)
+	// Protobuf: less to decode and to collect than JSON, per event.
+	cfg.ContentType = runtime.ContentTypeProtobuf
+	cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	log := logf.FromContext(ctx).WithName("outside-bindings")
+	enqueue := func(settingKey string) {
+		var list pimv1.RoleSettingList
+		if err := w.reader.List(ctx, &list, client.MatchingFields{index.RoleSettingByRole: settingKey}); err != nil {
+			log.Error(err, "looking up the RoleSettings of a role", "role", settingKey)
+			return
+		}
+		for _, rs := range list.Items {
+			queue.Add(reconcile.Request{NamespacedName: types.NamespacedName{Name: rs.Name}})
+		}
+	}
+	w.crbs.onChange, w.rbs.onChange = enqueue, enqueue
+	crbs := &toolscache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			return cs.RbacV1().ClusterRoleBindings().List(ctx, opts)
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			return cs.RbacV1().ClusterRoleBindings().Watch(ctx, opts)
+		},
+	}
+	rbs := &toolscache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			return cs.RbacV1().RoleBindings(metav1.NamespaceAll).List(ctx, opts)
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			return cs.RbacV1().RoleBindings(metav1.NamespaceAll).Watch(ctx, opts)
+		},
+	}
+	for _, r := range []*toolscache.Reflector{
+		toolscache.NewReflectorWithOptions(crbs, &rbacv1.ClusterRoleBinding{}, w.crbs, toolscache.ReflectorOptions{Name: "outside-clusterrolebindings"}),
+		toolscache.NewReflectorWithOptions(rbs, &rbacv1.RoleBinding{}, w.rbs, toolscache.ReflectorOptions{Name: "outside-rolebindings"}),
+	} {
+		go r.RunWithContext(ctx)
+	}
+	close(w.started)
+	return nil
+}
+
+// WaitForSync returns once both reflectors delivered their initial state:
+// the controller's workers (which judge from it) start only then.
+func (w *outsideWatch) WaitForSync(ctx context.Context) error {
+	select {
+	case <-w.started:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	for _, ix := range []*roleIndex{w.crbs, w.rbs} {
+		select {
+		case <-ix.synced:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the bindings watch to sync: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
+func (w *outsideWatch) String() string { return "outside bindings watch" }
+
+// bindingKey names a binding of one kind (namespace "" for a
+// ClusterRoleBinding).
+type bindingKey struct{ Namespace, Name string }
+
+// bindingEntry is one binding of a role as the watch last saw it.
+type bindingEntry struct {
+	bindingKey
+	ResourceVersion string
+}
+
+// lookup returns the bindings that grant ref, as the watch last saw them:
+// ClusterRoleBindings first, then RoleBindings.
+func (w *outsideWatch) lookup(ref pimv1.RoleSettingRoleRef) (crbs, rbs []bindingEntry) {
+	key := roleKeyOf(ref)
+	crbs = w.crbs.bindingsOf(key, "")
+	if ref.Kind == pimv1.RoleKindClusterRole {
+		// As the periodic list did: a ClusterRole's setting with a
+		// namespace looks at RoleBindings there only.
+		return crbs, w.rbs.bindingsOf(key, ref.Namespace)
+	}
+	return nil, w.rbs.bindingsOf(key, "")
+}
+
+// roleKeyOf is the RoleSetting index key of the role a setting governs.
+func roleKeyOf(ref pimv1.RoleSettingRoleRef) string {
+	return index.SettingKey(policy.SettingRoleRef(pimv1.RoleRef{Kind: ref.Kind, Name: ref.Name}, ref.Namespace))
+}
+
+// roleIndex is a client-go reflector store that keeps, per role, the
+// bindings granting it: name, namespace and resourceVersion, nothing else.
+// roleRef is immutable, so a binding's role only changes by a delete and a
+// create, each of which comes as its own event.
+type roleIndex struct {
+	mu     sync.RWMutex
+	roles  map[string]map[bindingKey]string // role key → binding → resourceVersion
+	spaces map[string]string                // namespace names, shared by every entry
+	// onChange is called (outside the lock) with the role key of every
+	// binding added, changed or removed.
+	onChange   func(roleKey string)
+	synced     chan struct{}
+	syncedOnce sync.Once
+}
+
+func newRoleIndex() *roleIndex {
+	return &roleIndex{roles: map[string]map[bindingKey]string{}, spaces: map[string]string{}, synced: make(chan struct{})}
+}
+
+// compactBinding is what the reflector's stores hold of a binding: the
+// transform below turns each decoded object into one as it arrives.
+type compactBinding struct {
+	key  bindingKey
+	rv   string
+	role string
+}
+
+// compact reduces a decoded binding to its compactBinding.
+func compact(obj interface{}) (interface{}, error) {
+	switch b := obj.(type) {
+	case *compactBinding:
+		return b, nil
+	case *rbacv1.ClusterRoleBinding:
+		return &compactBinding{key: bindingKey{Name: b.Name}, rv: b.ResourceVersion, role: bindingRoleKey(b.RoleRef, "")}, nil
+	case *rbacv1.RoleBinding:
+		return &compactBinding{key: bindingKey{Namespace: b.Namespace, Name: b.Name}, rv: b.ResourceVersion, role: bindingRoleKey(b.RoleRef, b.Namespace)}, nil
+	case toolscache.DeletedFinalStateUnknown:
+		return compact(b.Obj)
+	}
+	return nil, fmt.Errorf("not a binding: %T", obj)
+}
+
+// bindingRoleKey is the RoleSetting index key of the role a binding in
+// namespace grants.
+func bindingRoleKey(ref rbacv1.RoleRef, namespace string) string {
+	return index.SettingKey(policy.SettingRoleRef(pimv1.RoleRef{Kind: ref.Kind, Name: ref.Name}, namespace))
+}
+
+// Transformer lets the reflector compact the objects of a streamed initial
+// list one by one, in its own temporary store.
+func (ix *roleIndex) Transformer() toolscache.TransformFunc { return compact }
+
+func (ix *roleIndex) Add(obj interface{}) error    { return ix.put(obj) }
+func (ix *roleIndex) Update(obj interface{}) error { return ix.put(obj) }
+
+func (ix *roleIndex) put(obj interface{}) error {
+	c, err := compact(obj)
+	if err != nil {
+		return err
+	}
+	b := c.(*compactBinding)
+	ix.mu.Lock()
+	ix.insert(ix.roles, b)
+	ix.mu.Unlock()
+	ix.changed(b.role)
+	return nil
+}
+
+// insert adds b to roles; the caller holds the lock.
+func (ix *roleIndex) insert(roles map[string]map[bindingKey]string, b *compactBinding) {
+	if ns, ok := ix.spaces[b.key.Namespace]; ok {
+		b.key.Namespace = ns
+	} else {
+		ix.spaces[b.key.Namespace] = b.key.Namespace
+	}
+	set := roles[b.role]
+	if set == nil {
+		set = map[bindingKey]string{}
+		roles[b.role] = set
+	}
+	set[b.key] = b.rv
+}
+
+func (ix *roleIndex) Delete(obj interface{}) error {
+	c, err := compact(obj)
+	if err != nil {
+		return err
+	}
+	b := c.(*compactBinding)
+	ix.mu.Lock()
+	if set := ix.roles[b.role]; set != nil {
+		delete(set, b.key)
+		if len(set) == 0 {
+			delete(ix.roles, b.role)
+		}
+	}
+	ix.mu.Unlock()
+	ix.changed(b.role)
+	return nil
+}
+
+// Replace installs a complete new state (the initial list, or a relist
+// after the watch lost its place) and reports every role whose bindings
+// differ from before: what changed while nobody watched.
+func (ix *roleIndex) Replace(list []interface{}, _ string) error {
+	roles := make(map[string]map[bindingKey]string)
+	ix.mu.Lock()
+	ix.spaces = map[string]string{}
+	for _, obj := range list {
+		c, err := compact(obj)
+		if err != nil {
+			ix.mu.Unlock()
+			return err
+		}
+		ix.insert(roles, c.(*compactBinding))
+	}
+	var changed []string
+	for role, set := range roles {
+		if !maps.Equal(set, ix.roles[role]) {
+			changed = append(changed, role)
+		}
+	}
+	for role := range ix.roles {
+		if _, ok := roles[role]; !ok {
+			changed = append(changed, role)
+		}
+	}
+	ix.roles = roles
+	ix.mu.Unlock()
+	ix.syncedOnce.Do(func() { close(ix.synced) })
+	for _, role := range changed {
+		ix.changed(role)
+	}
+	return nil
+}
+
+func (ix *roleIndex) Resync() error { return nil }
+
+func (ix *roleIndex) changed(role string) {
+	if ix.onChange != nil {
+		ix.onChange(role)
+	}
+}
+
+// bindingsOf lists the bindings of a role, in namespace when it is not "".
+func (ix *roleIndex) bindingsOf(role, namespace string) []bindingEntry {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	var out []bindingEntry
+	for k, rv := range ix.roles[role] {
+		if namespace == "" || k.Namespace == namespace {
+			out = append(out, bindingEntry{bindingKey: k, ResourceVersion: rv})
+		}
+	}
+	return out
+}
