@@ -156,7 +156,9 @@ var _ = Describe("Outside bindings, noticed from the watch", func() {
 		frozen  time.Time
 	)
 	gone := func(b client.Object) func() bool {
-		return func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(b), b.DeepCopyObject().(client.Object))) }
+		return func() bool {
+			return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(b), b.DeepCopyObject().(client.Object)))
+		}
 	}
 	governed := func(enforce bool) *pimv1.RoleSetting {
 		GinkgoHelper()
