@@ -6,6 +6,7 @@ import (
 	"maps"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
@@ -58,7 +60,7 @@ type outsideWatch struct {
 }
 
 func newOutsideWatch(cfg *rest.Config, reader client.Reader) *outsideWatch {
-	return &outsideWatch{config: cfg, reader: reader, crbs: newRoleIndex(), rbs: newRoleIndex(), started: make(chan struct{})}
+	return &outsideWatch{config: cfg, reader: reader, crbs: newRoleIndex("ClusterRoleBinding"), rbs: newRoleIndex("RoleBinding"), started: make(chan struct{})}
 }
 
 // Start starts the two reflectors; changes enqueue the RoleSettings of the
@@ -163,7 +165,9 @@ func roleKeyOf(ref pimv1.RoleSettingRoleRef) string {
 // roleRef is immutable, so a binding's role only changes by a delete and a
 // create, each of which comes as its own event.
 type roleIndex struct {
+	kind   string // for the gauge
 	mu     sync.RWMutex
+	count  int
 	roles  map[string]map[bindingKey]string // role key → binding → resourceVersion
 	spaces map[string]string                // namespace names, shared by every entry
 	// onChange is called (outside the lock) with the role key of every
@@ -173,9 +177,18 @@ type roleIndex struct {
 	syncedOnce sync.Once
 }
 
-func newRoleIndex() *roleIndex {
-	return &roleIndex{roles: map[string]map[bindingKey]string{}, spaces: map[string]string{}, synced: make(chan struct{})}
+func newRoleIndex(kind string) *roleIndex {
+	return &roleIndex{kind: kind, roles: map[string]map[bindingKey]string{}, spaces: map[string]string{}, synced: make(chan struct{})}
 }
+
+var watchedBindings = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	Name: "kubepim_watched_bindings",
+	Help: "Bindings of every role held (compactly) by the outside-bindings watch, by kind.",
+}, []string{"kind"})
+
+func init() { metrics.Registry.MustRegister(watchedBindings) }
+
+func (ix *roleIndex) setGauge() { watchedBindings.WithLabelValues(ix.kind).Set(float64(ix.count)) }
 
 // compactBinding is what the reflector's stores hold of a binding: the
 // transform below turns each decoded object into one as it arrives.
@@ -220,14 +233,18 @@ func (ix *roleIndex) put(obj interface{}) error {
 	}
 	b := c.(*compactBinding)
 	ix.mu.Lock()
-	ix.insert(ix.roles, b)
+	if ix.insert(ix.roles, b) {
+		ix.count++
+		ix.setGauge()
+	}
 	ix.mu.Unlock()
 	ix.changed(b.role)
 	return nil
 }
 
-// insert adds b to roles; the caller holds the lock.
-func (ix *roleIndex) insert(roles map[string]map[bindingKey]string, b *compactBinding) {
+// insert adds b to roles and reports whether it is new there; the caller
+// holds the lock.
+func (ix *roleIndex) insert(roles map[string]map[bindingKey]string, b *compactBinding) bool {
 	if ns, ok := ix.spaces[b.key.Namespace]; ok {
 		b.key.Namespace = ns
 	} else {
@@ -238,7 +255,9 @@ func (ix *roleIndex) insert(roles map[string]map[bindingKey]string, b *compactBi
 		set = map[bindingKey]string{}
 		roles[b.role] = set
 	}
+	_, had := set[b.key]
 	set[b.key] = b.rv
+	return !had
 }
 
 func (ix *roleIndex) Delete(obj interface{}) error {
@@ -249,6 +268,10 @@ func (ix *roleIndex) Delete(obj interface{}) error {
 	b := c.(*compactBinding)
 	ix.mu.Lock()
 	if set := ix.roles[b.role]; set != nil {
+		if _, had := set[b.key]; had {
+			ix.count--
+			ix.setGauge()
+		}
 		delete(set, b.key)
 		if len(set) == 0 {
 			delete(ix.roles, b.role)
@@ -266,14 +289,19 @@ func (ix *roleIndex) Replace(list []interface{}, _ string) error {
 	roles := make(map[string]map[bindingKey]string)
 	ix.mu.Lock()
 	ix.spaces = map[string]string{}
+	count := 0
 	for _, obj := range list {
 		c, err := compact(obj)
 		if err != nil {
 			ix.mu.Unlock()
 			return err
 		}
-		ix.insert(roles, c.(*compactBinding))
+		if ix.insert(roles, c.(*compactBinding)) {
+			count++
+		}
 	}
+	ix.count = count
+	ix.setGauge()
 	var changed []string
 	for role, set := range roles {
 		if !maps.Equal(set, ix.roles[role]) {
