@@ -56,7 +56,8 @@ var (
 	flagScaleSmall     = flag.Int("scale-small", 1000, "RoleAssignments in the small scale step")
 	flagActiveShare    = flag.Float64("active-share", 0.2, "share of Active (rather than Eligible) RoleAssignments in the scale steps")
 	flagWriters        = flag.Int("writers", 16, "concurrent writers when creating many objects")
-	flagOnly           = flag.String("only", "", "comma-separated subset of: lifecycle,bare,grant,approval,revoke,throughput,scale")
+	flagOnly           = flag.String("only", "", "comma-separated subset of: lifecycle,bare,grant,approval,revoke,throughput,scale,outside")
+	flagOutside        = flag.Int("outside-bindings", 50000, "unrelated RoleBindings and ClusterRoleBindings created in the outside step (after the scale steps, on their control plane)")
 	flagTrace          = flag.Bool("trace-writes", false, "print every write the manager sends during the counted lifecycles")
 	flagMemLimit       = flag.String("manager-gomemlimit", "", "GOMEMLIMIT for the cmd/manager process of the scale steps (e.g. 120MiB; empty: none)")
 	flagTimeout        = flag.Duration("timeout", 20*time.Minute, "give up after this long")
@@ -121,17 +122,22 @@ func run(ctx context.Context, res *results) error {
 			return err
 		}
 	}
-	if enabled("scale") {
+	if enabled("scale") || enabled("outside") {
 		// A fresh control plane: the scale steps count only their own
 		// assignments. The manager runs as its own process (cmd/manager),
 		// so that its memory and CPU are measured without the benchmark's.
+		// The outside step measures on top of what the scale steps made.
 		b, err := setup(ctx, root, false)
 		if err != nil {
 			return err
 		}
 		err = b.startProcess(ctx, root)
-		if err == nil {
+		if err == nil && enabled("scale") {
 			err = b.scale(ctx, res)
+		}
+		if err == nil && enabled("outside") {
+			logf("--- outside")
+			err = b.outside(ctx, res)
 		}
 		b.teardown()
 		if err != nil {
