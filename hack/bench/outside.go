@@ -42,8 +42,9 @@ func (b *bench) outside(ctx context.Context, res *results) error {
 		return err
 	}
 	rs := &pimv1.RoleSetting{ObjectMeta: metav1.ObjectMeta{Name: governed}, Spec: pimv1.RoleSettingSpec{
-		RoleRef:    pimv1.RoleSettingRoleRef{Kind: pimv1.RoleKindClusterRole, Name: governed},
-		Activation: pimv1.ActivationPolicy{MaxDuration: metav1.Duration{Duration: time.Hour}, RequireMFA: true},
+		RoleRef: pimv1.RoleSettingRoleRef{Kind: pimv1.RoleKindClusterRole, Name: governed},
+		Activation: pimv1.ActivationPolicy{MaxDuration: metav1.Duration{Duration: time.Hour}, RequireMFA: true,
+			Approval: pimv1.ApprovalPolicy{RequiredApprovals: 1, Timeout: metav1.Duration{Duration: time.Hour}}},
 	}}
 	if err := b.admin.Create(ctx, rs); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
