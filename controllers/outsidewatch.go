@@ -10,6 +10,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
@@ -44,9 +45,8 @@ import (
 // the API server otherwise). Every change of a binding enqueues the
 // RoleSettings of its role.
 //
-// The reflectors use client-go's streaming list (WatchList) where the API
-// server offers it: the initial state arrives as single watch events, and
-// each is cut down to the compact form before the next is decoded, so a
+// The initial list (and a relist after the watch lost its place) is read
+// in pages of 500, each compacted before the next is requested, so a
 // (re)start never holds a full list of decoded bindings.
 //
 // It is a source of the RoleSetting controller: it runs only on the
@@ -86,22 +86,42 @@ func (w *outsideWatch) Start(ctx context.Context, queue workqueue.TypedRateLimit
 		}
 	}
 	w.crbs.onChange, w.rbs.onChange = enqueue, enqueue
-	crbs := &toolscache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			return cs.RbacV1().ClusterRoleBindings().List(ctx, opts)
+	crbs := pagedListWatch{&toolscache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, _ metav1.ListOptions) (runtime.Object, error) {
+			return pagedList(ctx, func(ctx context.Context, opts metav1.ListOptions) (metav1.ListInterface, []runtime.Object, error) {
+				l, err := cs.RbacV1().ClusterRoleBindings().List(ctx, opts)
+				if err != nil {
+					return nil, nil, err
+				}
+				items := make([]runtime.Object, len(l.Items))
+				for i := range l.Items {
+					items[i] = &l.Items[i]
+				}
+				return l, items, nil
+			})
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 			return cs.RbacV1().ClusterRoleBindings().Watch(ctx, opts)
 		},
-	}
-	rbs := &toolscache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			return cs.RbacV1().RoleBindings(metav1.NamespaceAll).List(ctx, opts)
+	}}
+	rbs := pagedListWatch{&toolscache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, _ metav1.ListOptions) (runtime.Object, error) {
+			return pagedList(ctx, func(ctx context.Context, opts metav1.ListOptions) (metav1.ListInterface, []runtime.Object, error) {
+				l, err := cs.RbacV1().RoleBindings(metav1.NamespaceAll).List(ctx, opts)
+				if err != nil {
+					return nil, nil, err
+				}
+				items := make([]runtime.Object, len(l.Items))
+				for i := range l.Items {
+					items[i] = &l.Items[i]
+				}
+				return l, items, nil
+			})
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 			return cs.RbacV1().RoleBindings(metav1.NamespaceAll).Watch(ctx, opts)
 		},
-	}
+	}}
 	for _, r := range []*toolscache.Reflector{
 		toolscache.NewReflectorWithOptions(crbs, &rbacv1.ClusterRoleBinding{}, w.crbs, toolscache.ReflectorOptions{Name: "outside-clusterrolebindings"}),
 		toolscache.NewReflectorWithOptions(rbs, &rbacv1.RoleBinding{}, w.rbs, toolscache.ReflectorOptions{Name: "outside-rolebindings"}),
@@ -110,6 +130,45 @@ func (w *outsideWatch) Start(ctx context.Context, queue workqueue.TypedRateLimit
 	}
 	close(w.started)
 	return nil
+}
+
+// listPageSize is how many bindings one list request returns: the most
+// decoded bindings the watch holds at once.
+const listPageSize = 500
+
+// pagedListWatch lists with pagedList. It tells the reflector not to use
+// the streaming list (WatchList): that keeps every object of the initial
+// state in a temporary store until the last has arrived, and measured
+// (docs/performance.md) it cost the restart ~9 MiB more than this.
+type pagedListWatch struct{ *toolscache.ListWatch }
+
+func (pagedListWatch) IsWatchListSemanticsUnSupported() bool { return true }
+
+// pagedList lists every binding, page by page (a consistent snapshot:
+// every page has the first one's resourceVersion), compacting each page
+// into a new roleSets before the next is requested. It returns the
+// roleSets inside a metav1.List, which the reflector hands to Replace as
+// it is, with the snapshot's resourceVersion to watch from.
+func pagedList(ctx context.Context, page func(context.Context, metav1.ListOptions) (metav1.ListInterface, []runtime.Object, error)) (runtime.Object, error) {
+	set := newRoleSets()
+	opts := metav1.ListOptions{Limit: listPageSize}
+	for {
+		meta, items, err := page(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		for _, obj := range items {
+			c, err := compact(obj)
+			if err != nil {
+				return nil, err
+			}
+			set.insert(c.(*compactBinding))
+		}
+		if meta.GetContinue() == "" {
+			return &metav1.List{ListMeta: metav1.ListMeta{ResourceVersion: meta.GetResourceVersion()}, Items: []runtime.RawExtension{{Object: set}}}, nil
+		}
+		opts.Continue = meta.GetContinue()
+	}
 }
 
 // WaitForSync returns once both reflectors delivered their initial state:
@@ -165,11 +224,9 @@ func roleKeyOf(ref pimv1.RoleSettingRoleRef) string {
 // roleRef is immutable, so a binding's role only changes by a delete and a
 // create, each of which comes as its own event.
 type roleIndex struct {
-	kind   string // for the gauge
-	mu     sync.RWMutex
-	count  int
-	roles  map[string]map[bindingKey]string // role key → binding → resourceVersion
-	spaces map[string]string                // namespace names, shared by every entry
+	kind string // for the gauge
+	mu   sync.RWMutex
+	set  *roleSets
 	// onChange is called (outside the lock) with the role key of every
 	// binding added, changed or removed.
 	onChange   func(roleKey string)
@@ -178,8 +235,58 @@ type roleIndex struct {
 }
 
 func newRoleIndex(kind string) *roleIndex {
-	return &roleIndex{kind: kind, roles: map[string]map[bindingKey]string{}, spaces: map[string]string{}, synced: make(chan struct{})}
+	return &roleIndex{kind: kind, set: newRoleSets(), synced: make(chan struct{})}
 }
+
+// roleSets is the content of a roleIndex.
+type roleSets struct {
+	roles  map[string]map[bindingKey]string // role key → binding → resourceVersion
+	spaces map[string]string                // namespace names, shared by every entry
+	count  int
+}
+
+func newRoleSets() *roleSets {
+	return &roleSets{roles: map[string]map[bindingKey]string{}, spaces: map[string]string{}}
+}
+
+// insert adds or updates b and reports whether it is new.
+func (s *roleSets) insert(b *compactBinding) bool {
+	if ns, ok := s.spaces[b.key.Namespace]; ok {
+		b.key.Namespace = ns
+	} else {
+		s.spaces[b.key.Namespace] = b.key.Namespace
+	}
+	set := s.roles[b.role]
+	if set == nil {
+		set = map[bindingKey]string{}
+		s.roles[b.role] = set
+	}
+	_, had := set[b.key]
+	set[b.key] = b.rv
+	if !had {
+		s.count++
+	}
+	return !had
+}
+
+func (s *roleSets) remove(b *compactBinding) {
+	set := s.roles[b.role]
+	if _, had := set[b.key]; !had {
+		return
+	}
+	delete(set, b.key)
+	if len(set) == 0 {
+		delete(s.roles, b.role)
+	}
+	s.count--
+}
+
+// A roleSets travels from the list function (pagedList) to Replace inside
+// a metav1.List, as a runtime.Object.
+func (s *roleSets) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+
+// DeepCopyObject returns s itself: it is handed over once, never shared.
+func (s *roleSets) DeepCopyObject() runtime.Object { return s }
 
 var watchedBindings = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 	Name: "kubepim_watched_bindings",
@@ -188,7 +295,7 @@ var watchedBindings = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 
 func init() { metrics.Registry.MustRegister(watchedBindings) }
 
-func (ix *roleIndex) setGauge() { watchedBindings.WithLabelValues(ix.kind).Set(float64(ix.count)) }
+func (ix *roleIndex) setGauge() { watchedBindings.WithLabelValues(ix.kind).Set(float64(ix.set.count)) }
 
 // compactBinding is what the reflector's stores hold of a binding: the
 // transform below turns each decoded object into one as it arrives.
@@ -219,10 +326,6 @@ func bindingRoleKey(ref rbacv1.RoleRef, namespace string) string {
 	return index.SettingKey(policy.SettingRoleRef(pimv1.RoleRef{Kind: ref.Kind, Name: ref.Name}, namespace))
 }
 
-// Transformer lets the reflector compact the objects of a streamed initial
-// list one by one, in its own temporary store.
-func (ix *roleIndex) Transformer() toolscache.TransformFunc { return compact }
-
 func (ix *roleIndex) Add(obj interface{}) error    { return ix.put(obj) }
 func (ix *roleIndex) Update(obj interface{}) error { return ix.put(obj) }
 
@@ -233,31 +336,11 @@ func (ix *roleIndex) put(obj interface{}) error {
 	}
 	b := c.(*compactBinding)
 	ix.mu.Lock()
-	if ix.insert(ix.roles, b) {
-		ix.count++
-		ix.setGauge()
-	}
+	ix.set.insert(b)
+	ix.setGauge()
 	ix.mu.Unlock()
 	ix.changed(b.role)
 	return nil
-}
-
-// insert adds b to roles and reports whether it is new there; the caller
-// holds the lock.
-func (ix *roleIndex) insert(roles map[string]map[bindingKey]string, b *compactBinding) bool {
-	if ns, ok := ix.spaces[b.key.Namespace]; ok {
-		b.key.Namespace = ns
-	} else {
-		ix.spaces[b.key.Namespace] = b.key.Namespace
-	}
-	set := roles[b.role]
-	if set == nil {
-		set = map[bindingKey]string{}
-		roles[b.role] = set
-	}
-	_, had := set[b.key]
-	set[b.key] = b.rv
-	return !had
 }
 
 func (ix *roleIndex) Delete(obj interface{}) error {
@@ -267,16 +350,8 @@ func (ix *roleIndex) Delete(obj interface{}) error {
 	}
 	b := c.(*compactBinding)
 	ix.mu.Lock()
-	if set := ix.roles[b.role]; set != nil {
-		if _, had := set[b.key]; had {
-			ix.count--
-			ix.setGauge()
-		}
-		delete(set, b.key)
-		if len(set) == 0 {
-			delete(ix.roles, b.role)
-		}
-	}
+	ix.set.remove(b)
+	ix.setGauge()
 	ix.mu.Unlock()
 	ix.changed(b.role)
 	return nil
@@ -284,36 +359,38 @@ func (ix *roleIndex) Delete(obj interface{}) error {
 
 // Replace installs a complete new state (the initial list, or a relist
 // after the watch lost its place) and reports every role whose bindings
-// differ from before: what changed while nobody watched.
+// differ from before: what changed while nobody watched. The list is the
+// one roleSets pagedList built, or (should a reflector stream it) the
+// bindings one by one.
 func (ix *roleIndex) Replace(list []interface{}, _ string) error {
-	roles := make(map[string]map[bindingKey]string)
+	next, ok := (*roleSets)(nil), false
+	if len(list) == 1 {
+		next, ok = list[0].(*roleSets)
+	}
+	if !ok {
+		next = newRoleSets()
+		for _, obj := range list {
+			c, err := compact(obj)
+			if err != nil {
+				return err
+			}
+			next.insert(c.(*compactBinding))
+		}
+	}
 	ix.mu.Lock()
-	ix.spaces = map[string]string{}
-	count := 0
-	for _, obj := range list {
-		c, err := compact(obj)
-		if err != nil {
-			ix.mu.Unlock()
-			return err
-		}
-		if ix.insert(roles, c.(*compactBinding)) {
-			count++
-		}
-	}
-	ix.count = count
-	ix.setGauge()
 	var changed []string
-	for role, set := range roles {
-		if !maps.Equal(set, ix.roles[role]) {
+	for role, set := range next.roles {
+		if !maps.Equal(set, ix.set.roles[role]) {
 			changed = append(changed, role)
 		}
 	}
-	for role := range ix.roles {
-		if _, ok := roles[role]; !ok {
+	for role := range ix.set.roles {
+		if _, ok := next.roles[role]; !ok {
 			changed = append(changed, role)
 		}
 	}
-	ix.roles = roles
+	ix.set = next
+	ix.setGauge()
 	ix.mu.Unlock()
 	ix.syncedOnce.Do(func() { close(ix.synced) })
 	for _, role := range changed {
@@ -335,7 +412,7 @@ func (ix *roleIndex) bindingsOf(role, namespace string) []bindingEntry {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	var out []bindingEntry
-	for k, rv := range ix.roles[role] {
+	for k, rv := range ix.set.roles[role] {
 		if namespace == "" || k.Namespace == namespace {
 			out = append(out, bindingEntry{bindingKey: k, ResourceVersion: rv})
 		}
