@@ -129,6 +129,44 @@ func (b *bench) outside(ctx context.Context, res *results) error {
 		Max:    fmt.Sprintf("%s (watch holds %.0f); Δ peak %+.1f MiB, Δ heap %+.1f MiB", with, with.watched, (float64(with.peak)-float64(without.peak))/(1<<20), (with.heap-without.heap)/(1<<20)),
 		Target: "≤ 150 MiB", Verdict: verdictMax(float64(with.peak)/(1<<20), 150)}
 	res.add(withRow)
+	return b.outsideRemoval(ctx, res, rs.Name, governed)
+}
+
+// outsideRemoval measures, with the unrelated bindings in place, how long
+// an outside binding of a governed role lives in enforce mode: the admin
+// creates a ClusterRoleBinding of the role, and a Get is polled every 5 ms
+// until it is gone (the manager recorded OutsideBindingRemoved and deleted
+// it). One at a time, flagOutsideRemovals times.
+func (b *bench) outsideRemoval(ctx context.Context, res *results, setting, role string) error {
+	rs := &pimv1.RoleSetting{}
+	if err := b.admin.Get(ctx, client.ObjectKey{Name: setting}, rs); err != nil {
+		return err
+	}
+	patch := client.MergeFrom(rs.DeepCopy())
+	rs.Spec.Alerts.RemoveOutsideBindings = true
+	if err := b.admin.Patch(ctx, rs, patch); err != nil {
+		return err
+	}
+	var lived sample
+	for i := range *flagOutsideRemovals {
+		crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench-outside-%d", i)},
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: fmt.Sprintf("intruder-%d", i)}}}
+		t0 := time.Now()
+		if err := b.admin.Create(ctx, crb); err != nil {
+			return err
+		}
+		err := poll(ctx, 5*time.Millisecond, 30*time.Second, func() (bool, error) {
+			err := b.admin.Get(ctx, client.ObjectKeyFromObject(crb), &rbacv1.ClusterRoleBinding{})
+			return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+		})
+		if err != nil {
+			return fmt.Errorf("outside binding %s was not removed: %w", crb.Name, err)
+		}
+		lived = append(lived, time.Since(t0))
+	}
+	r := latencyRow(fmt.Sprintf("Outside watch: outside ClusterRoleBinding create → removed in enforce mode, %d unrelated bindings besides", *flagOutside), lived, time.Second)
+	res.add(r)
 	return nil
 }
 
