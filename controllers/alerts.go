@@ -184,6 +184,9 @@ func (r *RoleSettingReconciler) outsideBindings(ctx context.Context, ref pimv1.R
 		}
 	}
 	r.forget(role, seen)
+	// In a stable order, as the list from the API server was: the alert's
+	// message names them, and a message that changed would be a new status.
+	slices.SortFunc(out, func(a, b client.Object) int { return strings.Compare(bindingName(a), bindingName(b)) })
 	return out, recheck, nil
 }
 
@@ -257,6 +260,10 @@ func (r *RoleSettingReconciler) unsettledSince(tk trackKey, role string, now tim
 		}
 		t = &tracked{role: role}
 		r.tracked[tk] = t
+	}
+	if now.IsZero() && t.read == nil {
+		delete(r.tracked, tk) // nothing left to remember
+		return now
 	}
 	if now.IsZero() || t.unsettled.IsZero() {
 		t.unsettled = now
