@@ -147,6 +147,16 @@ func (b *bench) outsideRemoval(ctx context.Context, res *results, setting, role 
 	if err := b.admin.Patch(ctx, rs, patch); err != nil {
 		return err
 	}
+	// Timed from when the manager acts on the enforce mode, not from when
+	// it learns of it.
+	err := poll(ctx, 10*time.Millisecond, time.Minute, func() (bool, error) {
+		got := &pimv1.RoleSetting{}
+		err := b.admin.Get(ctx, client.ObjectKey{Name: setting}, got)
+		return err == nil && got.Status.ObservedGeneration == got.Generation, err
+	})
+	if err != nil {
+		return fmt.Errorf("the manager did not observe the enforce mode: %w", err)
+	}
 	var lived sample
 	for i := range *flagOutsideRemovals {
 		crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench-outside-%d", i)},
