@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -21,6 +22,7 @@ import (
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/internal/audit"
 	"github.com/kubepim/kubepim/internal/lookup"
+	"github.com/kubepim/kubepim/internal/policy"
 )
 
 // RoleSettingReconciler reports, on each RoleSetting, whether it is the one
@@ -33,7 +35,14 @@ type RoleSettingReconciler struct {
 	// kubepim does not manage.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
+	// Outside watches every binding, compactly, for the bindings of
+	// governed roles (outsideBindings) and to re-evaluate a role's alerts
+	// as soon as one of its bindings changes.
+	Outside *outsideWatch
 	Options
+
+	mu      sync.Mutex
+	tracked map[trackKey]*tracked
 }
 
 // +kubebuilder:rbac:groups=kubepim.io,resources=rolesettings,verbs=get;list;watch
@@ -65,12 +74,15 @@ func (r *RoleSettingReconciler) Reconcile(ctx context.Context, req reconcile.Req
 	}
 	meta.SetStatusCondition(&rs.Status.Conditions, ready)
 	meta.SetStatusCondition(&rs.Status.Conditions, conflict)
-	if err := r.evaluateAlerts(ctx, rs, instant); err != nil {
+	recheck, err := r.evaluateAlerts(ctx, rs, instant)
+	if err != nil {
 		return reconcile.Result{}, err
 	}
-	// Alerts are re-evaluated on a timer: kubepim does not watch the
-	// bindings it does not manage.
-	again := reconcile.Result{RequeueAfter: r.maxRequeue()}
+	// A change of any binding of the role triggers a pass at once (the
+	// Outside watch); the timer re-evaluates what depends on time alone
+	// (unused eligibility, frequent activation), and an Unsettled binding
+	// is looked at again when its grace ends.
+	again := reconcile.Result{RequeueAfter: policy.RequeueAfter(r.Clock.Now(), recheck, r.maxRequeue())}
 	if equalStatus(before.Status, rs.Status) {
 		return again, nil
 	}
@@ -135,6 +147,10 @@ func describeRole(ref pimv1.RoleSettingRoleRef) string {
 // SetupWithManager watches RoleSettings; any change to one re-evaluates every
 // RoleSetting of the same role, so a conflict clears on both sides.
 func (r *RoleSettingReconciler) SetupWithManager(mgr manager.Manager) error {
+	r.tracked = map[trackKey]*tracked{}
+	if r.Outside == nil {
+		r.Outside = newOutsideWatch(mgr.GetConfig(), r.Client)
+	}
 	return ctrl.ControllerManagedBy(mgr).
 		Named("rolesetting").
 		Watches(&pimv1.RoleSetting{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
@@ -150,6 +166,7 @@ func (r *RoleSettingReconciler) SetupWithManager(mgr manager.Manager) error {
 			}
 			return reqs
 		}), ctrl.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesRawSource(r.Outside).
 		WithOptions(r.Controller).
 		Complete(r)
 }
