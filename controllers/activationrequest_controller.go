@@ -70,15 +70,14 @@ func (r *ActivationRequestReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	before := ar.DeepCopy()
 	next, err := r.advance(ctx, ar, now)
 	if err != nil {
-		meta.SetStatusCondition(&ar.Status.Conditions, metav1.Condition{Type: pimv1.ConditionReady, Status: metav1.ConditionFalse,
-			Reason: pimv1.ReasonReconcileError, Message: err.Error(), ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
+		conditionsOf(&ar.Status.Conditions, ar.Generation, now).markFalse(pimv1.ConditionReady, pimv1.ReasonReconcileError, err.Error())
 	}
 	// The audit trail is written before the new state is stored: a crash
 	// in between repeats the pass, and the record, exactly once.
 	if aerr := r.announce(ctx, before, ar); aerr != nil {
 		return ctrl.Result{}, aerr
 	}
-	if perr := patchStatus(ctx, r.Client, before, ar, equalStatus(before.Status, ar.Status)); perr != nil {
+	if perr := writeStatus(ctx, r.Client, before, ar); perr != nil {
 		return ctrl.Result{}, perr
 	}
 	if err != nil {
@@ -187,13 +186,11 @@ func (r *ActivationRequestReconciler) approval(ctx context.Context, ar *pimv1.Ac
 	outcome, approvals := policy.CountApprovals(p, requesterName(ar), records)
 	switch outcome {
 	case policy.Approved:
-		meta.SetStatusCondition(&ar.Status.Conditions, metav1.Condition{Type: pimv1.ConditionApproved, Status: metav1.ConditionTrue, Reason: "Approved",
-			Message: fmt.Sprintf("approved by %s", approverNames(records, pimv1.DecisionApprove)), ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
+		conditionsOf(&ar.Status.Conditions, ar.Generation, now).markTrue(pimv1.ConditionApproved, "Approved", "approved by "+approverNames(records, pimv1.DecisionApprove))
 		return time.Time{}, true, nil
 	case policy.Denied:
 		msg := "denied by " + approverNames(records, pimv1.DecisionDeny)
-		meta.SetStatusCondition(&ar.Status.Conditions, metav1.Condition{Type: pimv1.ConditionApproved, Status: metav1.ConditionFalse, Reason: "Denied",
-			Message: msg, ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
+		conditionsOf(&ar.Status.Conditions, ar.Generation, now).markFalse(pimv1.ConditionApproved, "Denied", msg)
 		next, err := r.end(ctx, ar, now, pimv1.ActivationStateDenied, "Denied", msg)
 		return next, false, err
 	}
@@ -207,8 +204,7 @@ func (r *ActivationRequestReconciler) approval(ctx context.Context, ar *pimv1.Ac
 	}
 	msg := fmt.Sprintf("waiting for approval: %d of %d", approvals, max(p.RequiredApprovals, 1))
 	r.setState(ar, now, pimv1.ActivationStatePendingApproval, "PendingApproval", msg)
-	meta.SetStatusCondition(&ar.Status.Conditions, metav1.Condition{Type: pimv1.ConditionApproved, Status: metav1.ConditionFalse, Reason: "PendingApproval",
-		Message: msg, ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
+	conditionsOf(&ar.Status.Conditions, ar.Generation, now).markFalse(pimv1.ConditionApproved, "PendingApproval", msg)
 	return deadline, false, nil
 }
 
@@ -280,8 +276,7 @@ func (r *ActivationRequestReconciler) grant(ctx context.Context, ar *pimv1.Activ
 		activationsTotal.WithLabelValues(ar.Spec.RoleRef.Name, "Activated").Inc()
 	}
 	r.setState(ar, now, pimv1.ActivationStateActive, pimv1.ReasonActivated, "active until "+ar.Status.ExpiresAt.UTC().Format(time.RFC3339))
-	meta.SetStatusCondition(&ar.Status.Conditions, metav1.Condition{Type: pimv1.ConditionGranted, Status: metav1.ConditionTrue, Reason: pimv1.ReasonActivated,
-		Message: "bound by " + outcome.Binding.Kind + " " + outcome.Binding.Name, ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
+	conditionsOf(&ar.Status.Conditions, ar.Generation, now).markTrue(pimv1.ConditionGranted, pimv1.ReasonActivated, "bound by "+outcome.Binding.Kind+" "+outcome.Binding.Name)
 	var eligibleEnd time.Time
 	if eligible != nil && eligible.Spec.EndTime != nil {
 		eligibleEnd = eligible.Spec.EndTime.Time
@@ -385,8 +380,7 @@ func (r *ActivationRequestReconciler) end(ctx context.Context, ar *pimv1.Activat
 	ar.Status.EndedAt = &metav1.Time{Time: now.Truncate(time.Second)}
 	activationsTotal.WithLabelValues(ar.Spec.RoleRef.Name, state).Inc()
 	r.setState(ar, now, state, reason, message)
-	meta.SetStatusCondition(&ar.Status.Conditions, metav1.Condition{Type: pimv1.ConditionGranted, Status: metav1.ConditionFalse, Reason: reason,
-		Message: message, ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
+	conditionsOf(&ar.Status.Conditions, ar.Generation, now).markFalse(pimv1.ConditionGranted, reason, message)
 	return ar.Status.EndedAt.Add(r.retention()), nil
 }
 
@@ -447,12 +441,7 @@ func (r *ActivationRequestReconciler) setState(ar *pimv1.ActivationRequest, now 
 	ar.Status.State = state
 	ar.Status.Message = message
 	ar.Status.ObservedGeneration = ar.Generation
-	ready := metav1.ConditionTrue
-	if state == pimv1.ActivationStateFailed {
-		ready = metav1.ConditionFalse
-	}
-	meta.SetStatusCondition(&ar.Status.Conditions, metav1.Condition{Type: pimv1.ConditionReady, Status: ready, Reason: reason,
-		Message: message, ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
+	conditionsOf(&ar.Status.Conditions, ar.Generation, now).mark(pimv1.ConditionReady, state != pimv1.ActivationStateFailed, reason, message)
 }
 
 // announce records each state change in the audit trail and as an Event

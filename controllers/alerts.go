@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -101,12 +100,11 @@ func (r *RoleSettingReconciler) evaluateAlerts(ctx context.Context, rs *pimv1.Ro
 		alertsGauge.WithLabelValues(t, describeRole(rs.Spec.RoleRef)).Set(v)
 	}
 	rs.Status.AlertSummary = strings.Join(types, ",")
-	alerting := metav1.Condition{Type: pimv1.ConditionAlerting, Status: metav1.ConditionFalse, Reason: "NoAlerts",
-		Message: "no security alerts", ObservedGeneration: rs.Generation, LastTransitionTime: metav1.NewTime(now)}
 	if len(types) > 0 {
-		alerting.Status, alerting.Reason, alerting.Message = metav1.ConditionTrue, "AlertsRaised", strings.Join(types, ", ")
+		conditionsOf(&rs.Status.Conditions, rs.Generation, now).markTrue(pimv1.ConditionAlerting, "AlertsRaised", strings.Join(types, ", "))
+	} else {
+		conditionsOf(&rs.Status.Conditions, rs.Generation, now).markFalse(pimv1.ConditionAlerting, "NoAlerts", "no security alerts")
 	}
-	meta.SetStatusCondition(&rs.Status.Conditions, alerting)
 	return recheck, nil
 }
 

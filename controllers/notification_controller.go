@@ -75,7 +75,7 @@ func (r *NotificationReconciler) Reconcile(ctx context.Context, req reconcile.Re
 	// graceful shutdown must not turn a delivery into a repeat.
 	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := patchStatus(recordCtx, r.Client, before, n, false); err != nil {
+	if err := writeStatus(recordCtx, r.Client, before, n); err != nil {
 		return reconcile.Result{}, err
 	}
 	if n.Status.Phase == pimv1.NotificationPending {

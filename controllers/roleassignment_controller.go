@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -100,7 +99,7 @@ func (r *RoleAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if err := r.announce(ctx, before, ra, outcome); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := patchStatus(ctx, r.Client, before, ra, equalStatus(before.Status, ra.Status)); err != nil {
+	if err := writeStatus(ctx, r.Client, before, ra); err != nil {
 		return ctrl.Result{}, err
 	}
 
@@ -125,24 +124,21 @@ func (r *RoleAssignmentReconciler) summarize(ra *pimv1.RoleAssignment, now time.
 	ra.Status.StartTime = &start
 	ra.Status.Binding = outcome.Binding
 
-	// Conditions carry the injected clock's time: SetStatusCondition would
-	// otherwise read the wall clock.
-	ready := metav1.Condition{Type: pimv1.ConditionReady, Status: metav1.ConditionTrue, Reason: state, Message: stateMessage(ra, state), ObservedGeneration: ra.Generation, LastTransitionTime: metav1.NewTime(now)}
+	conds := conditionsOf(&ra.Status.Conditions, ra.Generation, now)
 	var taken *grant.ErrNameTaken
 	switch {
 	case errors.As(syncErr, &taken):
-		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, pimv1.ReasonBindingConflict, syncErr.Error()
+		conds.markFalse(pimv1.ConditionReady, pimv1.ReasonBindingConflict, syncErr.Error())
 	case syncErr != nil:
-		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, pimv1.ReasonReconcileError, syncErr.Error()
+		conds.markFalse(pimv1.ConditionReady, pimv1.ReasonReconcileError, syncErr.Error())
+	default:
+		conds.markTrue(pimv1.ConditionReady, state, stateMessage(ra, state))
 	}
-	meta.SetStatusCondition(&ra.Status.Conditions, ready)
-
-	granted := metav1.Condition{Type: pimv1.ConditionGranted, Status: metav1.ConditionFalse, Reason: state, ObservedGeneration: ra.Generation, LastTransitionTime: metav1.NewTime(now)}
 	if outcome.Binding != nil {
-		granted.Status, granted.Reason = metav1.ConditionTrue, pimv1.ReasonActivated
-		granted.Message = "bound by " + outcome.Binding.Kind + " " + outcome.Binding.Name
+		conds.markTrue(pimv1.ConditionGranted, pimv1.ReasonActivated, "bound by "+outcome.Binding.Kind+" "+outcome.Binding.Name)
+	} else {
+		conds.markFalse(pimv1.ConditionGranted, state, "")
 	}
-	meta.SetStatusCondition(&ra.Status.Conditions, granted)
 }
 
 func stateMessage(ra *pimv1.RoleAssignment, state string) string {

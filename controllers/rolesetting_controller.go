@@ -7,8 +7,6 @@ import (
 	"strings"
 	"sync"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -62,18 +60,16 @@ func (r *RoleSettingReconciler) Reconcile(ctx context.Context, req reconcile.Req
 	}
 	before := rs.DeepCopy()
 	rs.Status.ObservedGeneration = rs.Generation
-	conflict := metav1.Condition{Type: pimv1.ConditionConflict, Status: metav1.ConditionFalse, Reason: pimv1.ReasonNoConflict,
-		Message: "this is the only RoleSetting of " + describeRole(rs.Spec.RoleRef), ObservedGeneration: rs.Generation, LastTransitionTime: now}
-	ready := metav1.Condition{Type: pimv1.ConditionReady, Status: metav1.ConditionTrue, Reason: pimv1.ReasonValid,
-		Message: "policy in force", ObservedGeneration: rs.Generation, LastTransitionTime: now}
+	conds := conditionsOf(&rs.Status.Conditions, rs.Generation, now.Time)
 	if len(others) > 0 {
-		conflict.Status, conflict.Reason = metav1.ConditionTrue, pimv1.ReasonMultipleSettings
-		conflict.Message = fmt.Sprintf("%s is also governed by RoleSetting(s) %s; activations of this role are refused until only one remains",
+		msg := fmt.Sprintf("%s is also governed by RoleSetting(s) %s; activations of this role are refused until only one remains",
 			describeRole(rs.Spec.RoleRef), strings.Join(others, ", "))
-		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, pimv1.ReasonMultipleSettings, conflict.Message
+		conds.markFalse(pimv1.ConditionReady, pimv1.ReasonMultipleSettings, msg)
+		conds.markTrue(pimv1.ConditionConflict, pimv1.ReasonMultipleSettings, msg)
+	} else {
+		conds.markTrue(pimv1.ConditionReady, pimv1.ReasonValid, "policy in force")
+		conds.markFalse(pimv1.ConditionConflict, pimv1.ReasonNoConflict, "this is the only RoleSetting of "+describeRole(rs.Spec.RoleRef))
 	}
-	meta.SetStatusCondition(&rs.Status.Conditions, ready)
-	meta.SetStatusCondition(&rs.Status.Conditions, conflict)
 	recheck, err := r.evaluateAlerts(ctx, rs, instant)
 	if err != nil {
 		return reconcile.Result{}, err
@@ -83,9 +79,6 @@ func (r *RoleSettingReconciler) Reconcile(ctx context.Context, req reconcile.Req
 	// (unused eligibility, frequent activation), and an Unsettled binding
 	// is looked at again when its grace ends.
 	again := reconcile.Result{RequeueAfter: policy.RequeueAfter(r.Clock.Now(), recheck, r.maxRequeue())}
-	if equalStatus(before.Status, rs.Status) {
-		return again, nil
-	}
 	if before.Status.ObservedGeneration != rs.Generation {
 		// A new policy is in force: record who set it.
 		e := audit.Entry{Action: pimv1.AuditSettingChanged, Target: rs, TargetKind: "RoleSetting",
@@ -98,11 +91,7 @@ func (r *RoleSettingReconciler) Reconcile(ctx context.Context, req reconcile.Req
 			return reconcile.Result{}, err
 		}
 	}
-	err = r.Status().Patch(ctx, rs, client.MergeFrom(before))
-	if apierrors.IsNotFound(err) {
-		return reconcile.Result{}, nil
-	}
-	if err != nil {
+	if err := writeStatus(ctx, r.Client, before, rs); err != nil {
 		return reconcile.Result{}, err
 	}
 	return again, nil

@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
@@ -15,23 +14,30 @@ import (
 	"github.com/kubepim/kubepim/internal/grant"
 )
 
-// equalStatus reports whether two statuses are the same, ignoring nothing:
-// condition LastTransitionTimes only move on transitions (meta.SetStatusCondition).
-func equalStatus[T any](a, b T) bool {
-	return equality.Semantic.DeepEqual(a, b)
-}
-
-// patchStatus stores after's status as a merge patch against before, unless
-// unchanged; an object deleted meanwhile is not an error.
-func patchStatus(ctx context.Context, c client.Client, before, after client.Object, unchanged bool) error {
-	if unchanged {
-		return nil
+// writeStatus is how every reconciler stores what its pass found: after's
+// status as a merge patch against before (the object as the pass read it),
+// and nothing at all when the pass changed nothing — conditions'
+// LastTransitionTimes only move on transitions, so an unchanged status is
+// an empty patch. Controllers never write spec. An object deleted meanwhile
+// is not an error. opts may add an optimistic lock, for a status whose
+// next pass must see every change made since this one read the object.
+func writeStatus(ctx context.Context, c client.Client, before, after client.Object, opts ...client.MergeFromOption) error {
+	if unchanged, err := statusUnchanged(before, after); err != nil || unchanged {
+		return err
 	}
-	err := c.Status().Patch(ctx, after, client.MergeFrom(before))
+	err := c.Status().Patch(ctx, after, client.MergeFromWithOptions(before, opts...))
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
 	return err
+}
+
+func statusUnchanged(before, after client.Object) (bool, error) {
+	data, err := client.MergeFrom(before).Data(after)
+	if err != nil {
+		return false, err
+	}
+	return string(data) == "{}", nil
 }
 
 // enqueueBindingOwner maps a managed binding to the kubepim object of kind
