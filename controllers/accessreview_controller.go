@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"slices"
 	"strings"
 	"time"
@@ -33,7 +35,16 @@ type AccessReviewReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
 	Keys     *approval.Keys
-	Options
+	// Clock is the source of "now".
+	Clock clock.PassiveClock
+	// Audit records every action in the audit trail.
+	Audit *audit.Recorder
+	// MaxRequeue caps how long a pass waits before looking again, so a
+	// missed event heals.
+	MaxRequeue time.Duration
+	// Controller configures the controller (workers; the tests' queue that
+	// follows a fake clock).
+	Controller controller.Options
 }
 
 // +kubebuilder:rbac:groups=kubepim.io,resources=accessreviews,verbs=get;list;watch
@@ -71,7 +82,7 @@ func (r *AccessReviewReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if next.IsZero() {
 		return ctrl.Result{}, nil
 	}
-	return ctrl.Result{RequeueAfter: policy.RequeueAfter(now, next, r.maxRequeue())}, nil
+	return ctrl.Result{RequeueAfter: policy.RequeueAfter(now, next, r.MaxRequeue)}, nil
 }
 
 // advance runs the instance lifecycle and returns the next deadline.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"strings"
 	"time"
 
@@ -44,7 +46,16 @@ type ActivationRequestReconciler struct {
 	Recorder events.EventRecorder
 	// Retention is how long ended requests are kept as history.
 	Retention time.Duration
-	Options
+	// Clock is the source of "now".
+	Clock clock.PassiveClock
+	// Audit records every action in the audit trail.
+	Audit *audit.Recorder
+	// MaxRequeue caps how long a pass waits before looking again, so a
+	// missed event heals.
+	MaxRequeue time.Duration
+	// Controller configures the controller (workers; the tests' queue that
+	// follows a fake clock).
+	Controller controller.Options
 }
 
 // +kubebuilder:rbac:groups=kubepim.io,resources=activationrequests,verbs=get;list;watch;delete
@@ -89,7 +100,7 @@ func (r *ActivationRequestReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	// Counted from the end of this pass, not from its start: the queue
 	// starts the delay now, and a deadline (an expiry) must not be missed
 	// by the time the pass took.
-	return ctrl.Result{RequeueAfter: policy.RequeueAfter(r.Clock.Now(), next, r.maxRequeue())}, nil
+	return ctrl.Result{RequeueAfter: policy.RequeueAfter(r.Clock.Now(), next, r.MaxRequeue)}, nil
 }
 
 // advance runs the lifecycle, in order: history of ended requests, the
@@ -381,7 +392,7 @@ func (r *ActivationRequestReconciler) end(ctx context.Context, ar *pimv1.Activat
 	activationsTotal.WithLabelValues(ar.Spec.RoleRef.Name, state).Inc()
 	r.setState(ar, now, state, reason, message)
 	conditionsOf(&ar.Status.Conditions, ar.Generation, now).markFalse(pimv1.ConditionGranted, reason, message)
-	return ar.Status.EndedAt.Add(r.retention()), nil
+	return ar.Status.EndedAt.Add(r.Retention), nil
 }
 
 // keepHistory makes sure an ended request grants nothing, and deletes it
@@ -393,7 +404,7 @@ func (r *ActivationRequestReconciler) keepHistory(ctx context.Context, ar *pimv1
 	if ar.Status.EndedAt == nil {
 		return time.Time{}, nil
 	}
-	pruneAt := ar.Status.EndedAt.Add(r.retention())
+	pruneAt := ar.Status.EndedAt.Add(r.Retention)
 	if now.Before(pruneAt) {
 		return pruneAt, nil
 	}
@@ -583,13 +594,6 @@ func requesterName(ar *pimv1.ActivationRequest) string {
 
 func (r *ActivationRequestReconciler) owner(ar *pimv1.ActivationRequest) grant.Owner {
 	return grant.Owner{Kind: "ActivationRequest", Name: ar.Name, UID: ar.UID}
-}
-
-func (r *ActivationRequestReconciler) retention() time.Duration {
-	if r.Retention <= 0 {
-		return DefaultActivationRetention
-	}
-	return r.Retention
 }
 
 func latest(a, b time.Time) time.Time {

@@ -30,7 +30,9 @@ func (c conditions) mark(conditionType string, ok bool, reason, message string) 
 		ObservedGeneration: c.generation, LastTransitionTime: metav1.NewTime(c.now)})
 }
 
-func (c conditions) markTrue(conditionType, reason, message string) { c.mark(conditionType, true, reason, message) }
+func (c conditions) markTrue(conditionType, reason, message string) {
+	c.mark(conditionType, true, reason, message)
+}
 
 func (c conditions) markFalse(conditionType, reason, message string) {
 	c.mark(conditionType, false, reason, message)

@@ -3,6 +3,8 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"strings"
 	"time"
 
@@ -34,7 +36,16 @@ type NotificationChannelReconciler struct {
 	// APIReader reads the channel's Secret (Secrets are not cached).
 	APIReader client.Reader
 	Recorder  events.EventRecorder
-	Options
+	// Clock is the source of "now".
+	Clock clock.PassiveClock
+	// Namespace is kubepim's own namespace.
+	Namespace string
+	// MaxRequeue caps how long a pass waits before looking again, so a
+	// missed event heals.
+	MaxRequeue time.Duration
+	// Controller configures the controller (workers; the tests' queue that
+	// follows a fake clock).
+	Controller controller.Options
 }
 
 // +kubebuilder:rbac:groups=kubepim.io,resources=notificationchannels,verbs=get;list;watch
@@ -79,7 +90,7 @@ func (r *NotificationChannelReconciler) Reconcile(ctx context.Context, req recon
 		return reconcile.Result{}, err
 	}
 	// Secrets are not watched: look at this one again now and then.
-	return reconcile.Result{RequeueAfter: r.maxRequeue()}, nil
+	return reconcile.Result{RequeueAfter: r.MaxRequeue}, nil
 }
 
 // checkSecret says what is wrong with the channel's Secret, if anything,

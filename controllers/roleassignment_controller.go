@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -35,7 +37,16 @@ type RoleAssignmentReconciler struct {
 	client.Client
 	Bindings *grant.Syncer
 	Recorder events.EventRecorder
-	Options
+	// Clock is the source of "now".
+	Clock clock.PassiveClock
+	// Audit records every action in the audit trail.
+	Audit *audit.Recorder
+	// MaxRequeue caps how long a pass waits before looking again, so a
+	// missed event heals.
+	MaxRequeue time.Duration
+	// Controller configures the controller (workers; the tests' queue that
+	// follows a fake clock).
+	Controller controller.Options
 }
 
 // +kubebuilder:rbac:groups=kubepim.io,resources=roleassignments;roleassignments/finalizers,verbs=update;patch
@@ -113,7 +124,7 @@ func (r *RoleAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	// Counted from the end of this pass, not from its start: the queue
 	// starts the delay now, and a deadline (an expiry) must not be missed
 	// by the time the pass took.
-	return ctrl.Result{RequeueAfter: policy.RequeueAfter(r.Clock.Now(), next, r.maxRequeue())}, nil
+	return ctrl.Result{RequeueAfter: policy.RequeueAfter(r.Clock.Now(), next, r.MaxRequeue)}, nil
 }
 
 // summarize writes the state, binding and conditions into status.

@@ -3,9 +3,12 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -37,7 +40,16 @@ type RoleSettingReconciler struct {
 	// governed roles (outsideBindings) and to re-evaluate a role's alerts
 	// as soon as one of its bindings changes.
 	Outside *outsideWatch
-	Options
+	// Clock is the source of "now".
+	Clock clock.PassiveClock
+	// Audit records every action in the audit trail.
+	Audit *audit.Recorder
+	// MaxRequeue caps how long a pass waits before looking again, so a
+	// missed event heals.
+	MaxRequeue time.Duration
+	// Controller configures the controller (workers; the tests' queue that
+	// follows a fake clock).
+	Controller controller.Options
 
 	mu      sync.Mutex
 	tracked map[trackKey]*tracked
@@ -78,7 +90,7 @@ func (r *RoleSettingReconciler) Reconcile(ctx context.Context, req reconcile.Req
 	// Outside watch); the timer re-evaluates what depends on time alone
 	// (unused eligibility, frequent activation), and an Unsettled binding
 	// is looked at again when its grace ends.
-	again := reconcile.Result{RequeueAfter: policy.RequeueAfter(r.Clock.Now(), recheck, r.maxRequeue())}
+	again := reconcile.Result{RequeueAfter: policy.RequeueAfter(r.Clock.Now(), recheck, r.MaxRequeue)}
 	if before.Status.ObservedGeneration != rs.Generation {
 		// A new policy is in force: record who set it.
 		e := audit.Entry{Action: pimv1.AuditSettingChanged, Target: rs, TargetKind: "RoleSetting",
