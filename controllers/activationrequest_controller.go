@@ -266,16 +266,10 @@ func (r *ActivationRequestReconciler) grant(ctx context.Context, ar *pimv1.Activ
 		return time.Time{}, err
 	}
 	timing := r.grantTiming(ar, ar.Status.ActivatedAt.Time, ar.Status.ExpiresAt.Time)
-	want := grant.Desired(r.owner(ar), grant.Name("ar", ar.Name), grant.Grant{
-		// The requester alone, as a User, even when eligible through a group.
-		Subject:   rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: ar.Spec.Requester.Username},
-		RoleRef:   ar.Spec.RoleRef,
-		Namespace: ar.Spec.Namespace,
-		Annotations: map[string]string{
-			pimv1.AnnotationActivatedAt:     timing.Start.UTC().Format(time.RFC3339),
-			pimv1.AnnotationExpiresAt:       timing.End.UTC().Format(time.RFC3339),
-			pimv1.AnnotationTimingSignature: approval.SignTiming(key, timing),
-		},
+	want := grant.ForActivation(ar, map[string]string{
+		pimv1.AnnotationActivatedAt:     timing.Start.UTC().Format(time.RFC3339),
+		pimv1.AnnotationExpiresAt:       timing.End.UTC().Format(time.RFC3339),
+		pimv1.AnnotationTimingSignature: approval.SignTiming(key, timing),
 	})
 	outcome, err := r.Bindings.Sync(ctx, r.owner(ar), want)
 	if err != nil {
@@ -328,7 +322,7 @@ func (r *ActivationRequestReconciler) grantedTiming(ctx context.Context, ar *pim
 	if err != nil {
 		return nil, err
 	}
-	want := grant.Desired(r.owner(ar), grant.Name("ar", ar.Name), grant.Grant{Namespace: ar.Spec.Namespace})
+	want := grant.ForActivation(ar, nil)
 	for _, b := range owned {
 		if !grant.SameBinding(b, want) || b.GetLabels()[pimv1.LabelOwnerUID] != string(ar.UID) {
 			continue
@@ -360,7 +354,7 @@ func (r *ActivationRequestReconciler) grantedTiming(ctx context.Context, ar *pim
 
 // grantTiming is what kubepim signs on the binding of ar's grant.
 func (r *ActivationRequestReconciler) grantTiming(ar *pimv1.ActivationRequest, start, end time.Time) approval.GrantTiming {
-	want := grant.Desired(r.owner(ar), grant.Name("ar", ar.Name), grant.Grant{Namespace: ar.Spec.Namespace})
+	want := grant.ForActivation(ar, nil)
 	return approval.GrantTiming{OwnerUID: ar.UID, Binding: grant.Key(want), Start: start, End: end}
 }
 
@@ -593,7 +587,7 @@ func requesterName(ar *pimv1.ActivationRequest) string {
 }
 
 func (r *ActivationRequestReconciler) owner(ar *pimv1.ActivationRequest) grant.Owner {
-	return grant.Owner{Kind: "ActivationRequest", Name: ar.Name, UID: ar.UID}
+	return grant.OwnerOfActivation(ar)
 }
 
 func latest(a, b time.Time) time.Time {

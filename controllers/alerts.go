@@ -311,16 +311,10 @@ func (r *RoleSettingReconciler) claimFor(ctx context.Context, b client.Object) (
 		if err := r.Get(ctx, client.ObjectKey{Name: name}, ar); err != nil {
 			return nil, client.IgnoreNotFound(err)
 		}
-		claim := &grant.Claim{Owner: grant.Owner{Kind: "ActivationRequest", Name: ar.Name, UID: ar.UID}, Granted: ar.Status.Binding}
-		// As ActivationRequestReconciler.grant binds: the requester alone,
-		// as a User, for the role, in the request's namespace. An ended
-		// request holds nothing.
+		claim := &grant.Claim{Owner: grant.OwnerOfActivation(ar), Granted: ar.Status.Binding}
+		// An ended request holds nothing.
 		if !policy.IsFinal(ar.Status.State) && ar.Spec.Requester != nil {
-			claim.Want = grant.Desired(claim.Owner, grant.Name("ar", ar.Name), grant.Grant{
-				Subject:   rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: ar.Spec.Requester.Username},
-				RoleRef:   ar.Spec.RoleRef,
-				Namespace: ar.Spec.Namespace,
-			})
+			claim.Want = grant.ForActivation(ar, nil)
 		}
 		return claim, nil
 	case "RoleAssignment":
@@ -328,15 +322,10 @@ func (r *RoleSettingReconciler) claimFor(ctx context.Context, b client.Object) (
 		if err := r.Get(ctx, client.ObjectKey{Name: name}, ra); err != nil {
 			return nil, client.IgnoreNotFound(err)
 		}
-		claim := &grant.Claim{Owner: grant.Owner{Kind: "RoleAssignment", Name: ra.Name, UID: ra.UID}, Granted: ra.Status.Binding}
-		// As RoleAssignmentReconciler binds: Active assignments only, and
-		// not once expired.
+		claim := &grant.Claim{Owner: grant.OwnerOfAssignment(ra), Granted: ra.Status.Binding}
+		// Active assignments only, and not once expired.
 		if ra.Spec.Type == pimv1.AssignmentActive && ra.Status.State != pimv1.AssignmentStateExpired {
-			claim.Want = grant.Desired(claim.Owner, grant.Name("ra", ra.Name), grant.Grant{
-				Subject:   grant.SubjectFor(ra.Spec.Subject),
-				RoleRef:   ra.Spec.RoleRef,
-				Namespace: ra.Spec.Namespace,
-			})
+			claim.Want = grant.ForAssignment(ra)
 		}
 		return claim, nil
 	}

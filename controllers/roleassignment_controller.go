@@ -72,7 +72,7 @@ func (r *RoleAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		}
 		return ctrl.Result{}, err
 	}
-	owner := grant.Owner{Kind: "RoleAssignment", Name: ra.Name, UID: ra.UID}
+	owner := grant.OwnerOfAssignment(ra)
 	if !ra.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.finalize(ctx, ra, owner)
 	}
@@ -88,11 +88,7 @@ func (r *RoleAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	state, bound, next := policy.AssignmentState(ra, now)
 	var want client.Object
 	if bound {
-		want = grant.Desired(owner, grant.Name("ra", ra.Name), grant.Grant{
-			Subject:   grant.SubjectFor(ra.Spec.Subject),
-			RoleRef:   ra.Spec.RoleRef,
-			Namespace: ra.Spec.Namespace,
-		})
+		want = grant.ForAssignment(ra)
 	}
 	outcome, syncErr := r.Bindings.Sync(ctx, owner, want)
 	if ref := ra.Status.Binding; syncErr == nil && want == nil && outcome.Removed == 0 && ref != nil {

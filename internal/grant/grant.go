@@ -228,3 +228,41 @@ func setSubjects(obj client.Object, subjects []rbacv1.Subject) {
 		b.Subjects = subjects
 	}
 }
+
+// OwnerOfActivation is the Owner an ActivationRequest's binding records.
+func OwnerOfActivation(ar *pimv1.ActivationRequest) Owner {
+	return Owner{Kind: "ActivationRequest", Name: ar.Name, UID: ar.UID}
+}
+
+// OwnerOfAssignment is the Owner a RoleAssignment's binding records.
+func OwnerOfAssignment(ra *pimv1.RoleAssignment) Owner {
+	return Owner{Kind: "RoleAssignment", Name: ra.Name, UID: ra.UID}
+}
+
+// ForActivation is the binding an activation grants with: the requester
+// alone, as a User (even when eligible through a group), to the role, in
+// the request's namespace (cluster-wide when none). The controller that
+// grants it and the judge of outside bindings build it here, so they
+// cannot disagree.
+func ForActivation(ar *pimv1.ActivationRequest, annotations map[string]string) client.Object {
+	var requester string
+	if ar.Spec.Requester != nil {
+		requester = ar.Spec.Requester.Username
+	}
+	return Desired(OwnerOfActivation(ar), Name("ar", ar.Name), Grant{
+		Subject:     rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: requester},
+		RoleRef:     ar.Spec.RoleRef,
+		Namespace:   ar.Spec.Namespace,
+		Annotations: annotations,
+	})
+}
+
+// ForAssignment is the binding an Active RoleAssignment grants with: its
+// subject, to the role, in its namespace (cluster-wide when none).
+func ForAssignment(ra *pimv1.RoleAssignment) client.Object {
+	return Desired(OwnerOfAssignment(ra), Name("ra", ra.Name), Grant{
+		Subject:   SubjectFor(ra.Spec.Subject),
+		RoleRef:   ra.Spec.RoleRef,
+		Namespace: ra.Spec.Namespace,
+	})
+}
