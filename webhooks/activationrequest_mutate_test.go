@@ -120,7 +120,9 @@ func TestActivationMutatorUpdate(t *testing.T) {
 			edit: func(ar *pimv1.ActivationRequest) { annotated(ar, pimv1.AnnotationDecisions, "[]") },
 			want: refused("metadata.annotations[kubepim.io/decisions]", "written by kubepim alone")},
 		{name: "refuses approving and denying at once", user: user("bob"), old: pending(activation("a", "alice")),
-			edit: func(ar *pimv1.ActivationRequest) { annotated(ar, pimv1.AnnotationApprove, "x", pimv1.AnnotationDeny, "y") },
+			edit: func(ar *pimv1.ActivationRequest) {
+				annotated(ar, pimv1.AnnotationApprove, "x", pimv1.AnnotationDeny, "y")
+			},
 			want: refused("metadata.annotations[kubepim.io/deny]", "approve or deny, not both")},
 		{name: "refuses the requester's own approval", user: user("alice"), old: pending(activation("a", "alice")),
 			edit: func(ar *pimv1.ActivationRequest) { annotated(ar, pimv1.AnnotationApprove, "me") },
@@ -132,7 +134,11 @@ func TestActivationMutatorUpdate(t *testing.T) {
 			edit: func(ar *pimv1.ActivationRequest) { annotated(ar, pimv1.AnnotationApprove, " ") },
 			want: refused("metadata.annotations[kubepim.io/approve]", "give a reason")},
 		{name: "refuses a decision on a role that needs none", user: user("bob"),
-			old:  func() *pimv1.ActivationRequest { ar := activation("a", "alice"); ar.Spec.RoleRef = clusterRole("edit"); return ar }(),
+			old: func() *pimv1.ActivationRequest {
+				ar := activation("a", "alice")
+				ar.Spec.RoleRef = clusterRole("edit")
+				return ar
+			}(),
 			edit: func(ar *pimv1.ActivationRequest) { annotated(ar, pimv1.AnnotationApprove, "ok") },
 			want: refused("metadata.annotations[kubepim.io/approve]", "ClusterRole edit cluster-wide needs no approval")},
 		{name: "turns an approval into a signed record", user: user("bob", "leads"), old: pending(activation("a", "alice")),

@@ -80,7 +80,9 @@ func TestActivationValidatorUpdate(t *testing.T) {
 				annotated(ar, pimv1.AnnotationCancel, "oops", pimv1.AnnotationCancelledBy, "alice")
 			}, want: allowed},
 		{name: "refuses anyone else cancelling", user: user("bob"), access: allowing("bob manage activationrequests"), old: activation("a", "alice"),
-			edit: func(ar *pimv1.ActivationRequest) { annotated(ar, pimv1.AnnotationCancel, "", pimv1.AnnotationCancelledBy, "bob") },
+			edit: func(ar *pimv1.ActivationRequest) {
+				annotated(ar, pimv1.AnnotationCancel, "", pimv1.AnnotationCancelledBy, "bob")
+			},
 			want: refused("metadata.annotations[kubepim.io/cancel]", "only the requester (alice) can cancel")},
 		{name: "refuses an actor stamp that is not the user", user: user("alice"), access: allowing(), old: activation("a", "alice"),
 			edit: func(ar *pimv1.ActivationRequest) { annotated(ar, pimv1.AnnotationCancelledBy, "bob") },
@@ -98,7 +100,10 @@ func TestActivationValidatorUpdate(t *testing.T) {
 				annotated(ar, pimv1.AnnotationDeactivate, "x", pimv1.AnnotationDeactivatedBy, "bob")
 			}, want: failed("metadata.annotations[kubepim.io/deactivate]")},
 		{name: "refuses someone else changing the metadata", user: user("mallory"), access: allowing(), old: activation("a", "alice"),
-			edit: func(ar *pimv1.ActivationRequest) { ar.Finalizers = []string{"x/y"}; ar.Labels = map[string]string{"a": "b"} },
+			edit: func(ar *pimv1.ActivationRequest) {
+				ar.Finalizers = []string{"x/y"}
+				ar.Labels = map[string]string{"a": "b"}
+			},
 			want: refused("metadata", "only the requester (alice) may change the labels, finalizers of this request")},
 		{name: "allows the verb manage to change the metadata", user: user("root"), access: allowing("root manage activationrequests"), old: activation("a", "alice"),
 			edit: func(ar *pimv1.ActivationRequest) { ar.Labels = map[string]string{"a": "b"} }, want: allowed},

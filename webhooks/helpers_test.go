@@ -170,6 +170,6 @@ func clusterRole(name string) pimv1.RoleRef {
 func eligible(name, subject string, role pimv1.RoleRef) *pimv1.RoleAssignment {
 	return &pimv1.RoleAssignment{
 		ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(testNow.Add(-time.Hour))},
-		Spec: pimv1.RoleAssignmentSpec{Subject: pimv1.Subject{Kind: pimv1.SubjectKindUser, Name: subject}, RoleRef: role, Type: pimv1.AssignmentEligible},
+		Spec:       pimv1.RoleAssignmentSpec{Subject: pimv1.Subject{Kind: pimv1.SubjectKindUser, Name: subject}, RoleRef: role, Type: pimv1.AssignmentEligible},
 	}
 }

@@ -25,7 +25,7 @@ func TestAssignmentValidator(t *testing.T) {
 		return ra
 	}
 	strict := &pimv1.RoleSetting{ObjectMeta: metav1.ObjectMeta{Name: "strict"}, Spec: pimv1.RoleSettingSpec{
-		RoleRef: pimv1.RoleSettingRoleRef{Kind: pimv1.RoleKindClusterRole, Name: "strict"},
+		RoleRef:    pimv1.RoleSettingRoleRef{Kind: pimv1.RoleKindClusterRole, Name: "strict"},
 		Assignment: pimv1.AssignmentPolicy{Eligible: pimv1.EligibleAssignmentPolicy{AllowPermanent: false}},
 	}}
 	for _, tc := range []struct {
