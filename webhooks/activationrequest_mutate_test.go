@@ -44,8 +44,7 @@ func activationMutatorFor(t *testing.T) *activationMutator {
 
 func TestActivationMutatorCreate(t *testing.T) {
 	alice := user("alice", "dev")
-	withMFA := user("alice", "dev")
-	withMFA.Extra = map[string][]string{"amr": {"pwd", "mfa"}}
+	withMFA := mfaUser("alice")
 	for _, tc := range []struct {
 		name    string
 		user    *pimv1.UserInfo

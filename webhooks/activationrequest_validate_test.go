@@ -10,8 +10,7 @@ import (
 
 func TestActivationValidatorCreate(t *testing.T) {
 	alice := user("alice")
-	withMFA := user("alice")
-	withMFA.Extra = map[string][]string{"amr": {"mfa"}}
+	withMFA := mfaUser("alice")
 	for _, tc := range []struct {
 		name string
 		user *pimv1.UserInfo

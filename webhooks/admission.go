@@ -55,29 +55,13 @@ type object[K any] interface {
 
 // validating serves v: it decodes each request and answers v's decision.
 func validating[K any, T object[K]](decoder admission.Decoder, v Validator[T]) *webhook.Admission {
-	return &webhook.Admission{Handler: admission.HandlerFunc(func(ctx context.Context, ar admission.Request) admission.Response {
-		req, err := decode[K, T](decoder, ar)
-		if err != nil {
-			return admission.Errored(http.StatusBadRequest, err)
-		}
-		if errs := v(ctx, req); len(errs) > 0 {
-			return refuse(errs)
-		}
-		return admission.Allowed("")
-	})}
+	return serve(decoder, v, func(admission.Request, Request[T]) admission.Response { return admission.Allowed("") })
 }
 
-// mutating serves m: it decodes each request and answers the JSON patch
-// from the object sent to the object m left, or m's refusal.
+// mutating serves m: it decodes each request and answers m's refusal, or
+// the JSON patch from the object sent to the object m left.
 func mutating[K any, T object[K]](decoder admission.Decoder, m Mutator[T]) *webhook.Admission {
-	return &webhook.Admission{Handler: admission.HandlerFunc(func(ctx context.Context, ar admission.Request) admission.Response {
-		req, err := decode[K, T](decoder, ar)
-		if err != nil {
-			return admission.Errored(http.StatusBadRequest, err)
-		}
-		if errs := m(ctx, req); len(errs) > 0 {
-			return refuse(errs)
-		}
+	return serve(decoder, m, func(ar admission.Request, req Request[T]) admission.Response {
 		if req.New == nil {
 			return admission.Allowed("")
 		}
@@ -86,6 +70,22 @@ func mutating[K any, T object[K]](decoder admission.Decoder, m Mutator[T]) *webh
 			return admission.Errored(http.StatusInternalServerError, err)
 		}
 		return admission.PatchResponseFromRaw(ar.Object.Raw, raw)
+	})
+}
+
+// serve decodes each request, calls decide, and answers its errors, or
+// admits with admit.
+func serve[K any, T object[K]](decoder admission.Decoder, decide func(context.Context, Request[T]) field.ErrorList,
+	admit func(admission.Request, Request[T]) admission.Response) *webhook.Admission {
+	return &webhook.Admission{Handler: admission.HandlerFunc(func(ctx context.Context, ar admission.Request) admission.Response {
+		req, err := decode[K, T](decoder, ar)
+		if err != nil {
+			return admission.Errored(http.StatusBadRequest, err)
+		}
+		if errs := decide(ctx, req); len(errs) > 0 {
+			return refuse(errs)
+		}
+		return admit(ar, req)
 	})}
 }
 

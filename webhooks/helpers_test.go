@@ -107,6 +107,13 @@ func user(name string, groups ...string) *pimv1.UserInfo {
 	return &pimv1.UserInfo{Username: name, UID: name + "-uid", Groups: groups}
 }
 
+// mfaUser signed in with a second factor (the amr claim).
+func mfaUser(name string) *pimv1.UserInfo {
+	u := user(name)
+	u.Extra = map[string][]string{"amr": {"pwd", "mfa"}}
+	return u
+}
+
 func create[T client.Object](u *pimv1.UserInfo, obj T) Request[T] {
 	return Request[T]{Operation: admissionv1.Create, Name: obj.GetName(), User: u, New: obj}
 }
