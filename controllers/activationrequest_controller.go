@@ -194,7 +194,7 @@ func (r *ActivationRequestReconciler) approval(ctx context.Context, ar *pimv1.Ac
 		return time.Time{}, false, err
 	}
 	ar.Status.Approvals = records
-	outcome, approvals := policy.CountApprovals(p, requesterName(ar), records)
+	outcome, approvals := policy.CountApprovals(p, ar.RequesterName(), records)
 	switch outcome {
 	case policy.Approved:
 		conditionsOf(&ar.Status.Conditions, ar.Generation, now).markTrue(pimv1.ConditionApproved, "Approved", "approved by "+approverNames(records, pimv1.DecisionApprove))
@@ -489,7 +489,7 @@ func (r *ActivationRequestReconciler) announce(ctx context.Context, before, afte
 	case pimv1.ActivationStateActive:
 		reason = pimv1.ReasonActivated
 	}
-	r.Recorder.Eventf(after, nil, kind, reason, "Activation", "%s for %s: %s", requesterName(after),
+	r.Recorder.Eventf(after, nil, kind, reason, "Activation", "%s for %s: %s", after.RequesterName(),
 		policy.RoleDescription(after.Spec.RoleRef, after.Spec.Namespace), after.Status.Message)
 	return nil
 }
@@ -577,13 +577,6 @@ func (r *ActivationRequestReconciler) auditEntry(ar *pimv1.ActivationRequest, st
 		e.Action = state
 	}
 	return e
-}
-
-func requesterName(ar *pimv1.ActivationRequest) string {
-	if ar.Spec.Requester == nil {
-		return "unknown requester"
-	}
-	return ar.Spec.Requester.Username
 }
 
 func (r *ActivationRequestReconciler) owner(ar *pimv1.ActivationRequest) grant.Owner {

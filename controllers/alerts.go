@@ -39,10 +39,14 @@ func init() { metrics.Registry.MustRegister(alertsGauge) }
 func (r *RoleSettingReconciler) evaluateAlerts(ctx context.Context, rs *pimv1.RoleSetting, now time.Time) (time.Time, error) {
 	roleRef := pimv1.RoleRef{Kind: rs.Spec.RoleRef.Kind, Name: rs.Spec.RoleRef.Name}
 	in := policy.AlertInput{Now: now, Setting: rs.Spec}
-	var err error
-	if in.Rules, err = r.rulesOf(ctx, rs.Spec.RoleRef); err != nil {
+	// Roles are not cached: read them from the API server. A missing role
+	// has no rules.
+	ref := rs.Spec.RoleRef
+	rules, _, err := lookup.RoleRules(ctx, r.APIReader, ref.Kind, ref.Name, ref.Namespace)
+	if client.IgnoreNotFound(err) != nil {
 		return time.Time{}, err
 	}
+	in.Rules = rules
 	outside, recheck, err := r.outsideBindings(ctx, rs.Spec.RoleRef, now)
 	if err != nil {
 		return time.Time{}, err
@@ -115,18 +119,6 @@ func findAlert(alerts []pimv1.Alert, t string) *pimv1.Alert {
 		}
 	}
 	return nil
-}
-
-// rulesOf reads the role's rules from the API server (roles are not cached).
-func (r *RoleSettingReconciler) rulesOf(ctx context.Context, ref pimv1.RoleSettingRoleRef) ([]rbacv1.PolicyRule, error) {
-	if ref.Kind == pimv1.RoleKindRole {
-		role := &rbacv1.Role{}
-		err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, role)
-		return role.Rules, client.IgnoreNotFound(err)
-	}
-	role := &rbacv1.ClusterRole{}
-	err := r.APIReader.Get(ctx, client.ObjectKey{Name: ref.Name}, role)
-	return role.Rules, client.IgnoreNotFound(err)
 }
 
 // unsettledGrace is how long a binding may stay Unsettled (the binding a
