@@ -4,13 +4,14 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"slices"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -35,7 +36,16 @@ type AccessReviewReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
 	Keys     *approval.Keys
-	Options
+	// Clock is the source of "now".
+	Clock clock.PassiveClock
+	// Audit records every action in the audit trail.
+	Audit *audit.Recorder
+	// MaxRequeue caps how long a pass waits before looking again, so a
+	// missed event heals.
+	MaxRequeue time.Duration
+	// Controller configures the controller (workers; the tests' queue that
+	// follows a fake clock).
+	Controller controller.Options
 }
 
 // +kubebuilder:rbac:groups=kubepim.io,resources=accessreviews,verbs=get;list;watch
@@ -56,8 +66,7 @@ func (r *AccessReviewReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 	rev.Status.ObservedGeneration = rev.Generation
 	rev.Status.Progress = fmt.Sprintf("%d/%d", rev.Status.Reviewed, rev.Status.Total)
-	meta.SetStatusCondition(&rev.Status.Conditions, metav1.Condition{Type: pimv1.ConditionReady, Status: metav1.ConditionTrue,
-		Reason: string(rev.Status.State), Message: "instance " + fmt.Sprint(rev.Status.Instance), ObservedGeneration: rev.Generation, LastTransitionTime: metav1.NewTime(now)})
+	conditionsOf(&rev.Status.Conditions, rev.Generation, now).markTrue(pimv1.ConditionReady, string(rev.Status.State), "instance "+fmt.Sprint(rev.Status.Instance))
 	if before.Status.ObservedGeneration != rev.Generation {
 		if err := r.Audit.Record(ctx, reviewChangeEntry(rev, before.Status.ObservedGeneration == 0)); err != nil {
 			return ctrl.Result{}, err
@@ -66,17 +75,15 @@ func (r *AccessReviewReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if before.Status.State != rev.Status.State {
 		r.Recorder.Eventf(rev, nil, corev1.EventTypeNormal, string(rev.Status.State), "Review", "instance %d is %s (%s reviewed)", rev.Status.Instance, rev.Status.State, rev.Status.Progress)
 	}
-	if !equalStatus(before.Status, rev.Status) {
-		// Optimistic lock: a decision admitted since this pass read the
-		// review must be folded in by the next pass, not closed over.
-		if err := r.Status().Patch(ctx, rev, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
-			return ctrl.Result{}, err
-		}
+	// Optimistic lock: a decision admitted since this pass read the review
+	// must be folded in by the next pass, not closed over.
+	if err := writeStatus(ctx, r.Client, before, rev, client.MergeFromWithOptimisticLock{}); err != nil {
+		return ctrl.Result{}, err
 	}
 	if next.IsZero() {
 		return ctrl.Result{}, nil
 	}
-	return ctrl.Result{RequeueAfter: policy.RequeueAfter(now, next, r.maxRequeue())}, nil
+	return ctrl.Result{RequeueAfter: policy.RequeueAfter(now, next, r.MaxRequeue)}, nil
 }
 
 // advance runs the instance lifecycle and returns the next deadline.

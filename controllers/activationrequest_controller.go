@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"strings"
 	"time"
 
@@ -44,7 +46,16 @@ type ActivationRequestReconciler struct {
 	Recorder events.EventRecorder
 	// Retention is how long ended requests are kept as history.
 	Retention time.Duration
-	Options
+	// Clock is the source of "now".
+	Clock clock.PassiveClock
+	// Audit records every action in the audit trail.
+	Audit *audit.Recorder
+	// MaxRequeue caps how long a pass waits before looking again, so a
+	// missed event heals.
+	MaxRequeue time.Duration
+	// Controller configures the controller (workers; the tests' queue that
+	// follows a fake clock).
+	Controller controller.Options
 }
 
 // +kubebuilder:rbac:groups=kubepim.io,resources=activationrequests,verbs=get;list;watch;delete
@@ -70,15 +81,14 @@ func (r *ActivationRequestReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	before := ar.DeepCopy()
 	next, err := r.advance(ctx, ar, now)
 	if err != nil {
-		meta.SetStatusCondition(&ar.Status.Conditions, metav1.Condition{Type: pimv1.ConditionReady, Status: metav1.ConditionFalse,
-			Reason: pimv1.ReasonReconcileError, Message: err.Error(), ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
+		conditionsOf(&ar.Status.Conditions, ar.Generation, now).markFalse(pimv1.ConditionReady, pimv1.ReasonReconcileError, err.Error())
 	}
 	// The audit trail is written before the new state is stored: a crash
 	// in between repeats the pass, and the record, exactly once.
 	if aerr := r.announce(ctx, before, ar); aerr != nil {
 		return ctrl.Result{}, aerr
 	}
-	if perr := patchStatus(ctx, r.Client, before, ar, equalStatus(before.Status, ar.Status)); perr != nil {
+	if perr := writeStatus(ctx, r.Client, before, ar); perr != nil {
 		return ctrl.Result{}, perr
 	}
 	if err != nil {
@@ -90,7 +100,7 @@ func (r *ActivationRequestReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	// Counted from the end of this pass, not from its start: the queue
 	// starts the delay now, and a deadline (an expiry) must not be missed
 	// by the time the pass took.
-	return ctrl.Result{RequeueAfter: policy.RequeueAfter(r.Clock.Now(), next, r.maxRequeue())}, nil
+	return ctrl.Result{RequeueAfter: policy.RequeueAfter(r.Clock.Now(), next, r.MaxRequeue)}, nil
 }
 
 // advance runs the lifecycle, in order: history of ended requests, the
@@ -184,16 +194,14 @@ func (r *ActivationRequestReconciler) approval(ctx context.Context, ar *pimv1.Ac
 		return time.Time{}, false, err
 	}
 	ar.Status.Approvals = records
-	outcome, approvals := policy.CountApprovals(p, requesterName(ar), records)
+	outcome, approvals := policy.CountApprovals(p, ar.RequesterName(), records)
 	switch outcome {
 	case policy.Approved:
-		meta.SetStatusCondition(&ar.Status.Conditions, metav1.Condition{Type: pimv1.ConditionApproved, Status: metav1.ConditionTrue, Reason: "Approved",
-			Message: fmt.Sprintf("approved by %s", approverNames(records, pimv1.DecisionApprove)), ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
+		conditionsOf(&ar.Status.Conditions, ar.Generation, now).markTrue(pimv1.ConditionApproved, "Approved", "approved by "+approverNames(records, pimv1.DecisionApprove))
 		return time.Time{}, true, nil
 	case policy.Denied:
 		msg := "denied by " + approverNames(records, pimv1.DecisionDeny)
-		meta.SetStatusCondition(&ar.Status.Conditions, metav1.Condition{Type: pimv1.ConditionApproved, Status: metav1.ConditionFalse, Reason: "Denied",
-			Message: msg, ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
+		conditionsOf(&ar.Status.Conditions, ar.Generation, now).markFalse(pimv1.ConditionApproved, "Denied", msg)
 		next, err := r.end(ctx, ar, now, pimv1.ActivationStateDenied, "Denied", msg)
 		return next, false, err
 	}
@@ -207,8 +215,7 @@ func (r *ActivationRequestReconciler) approval(ctx context.Context, ar *pimv1.Ac
 	}
 	msg := fmt.Sprintf("waiting for approval: %d of %d", approvals, max(p.RequiredApprovals, 1))
 	r.setState(ar, now, pimv1.ActivationStatePendingApproval, "PendingApproval", msg)
-	meta.SetStatusCondition(&ar.Status.Conditions, metav1.Condition{Type: pimv1.ConditionApproved, Status: metav1.ConditionFalse, Reason: "PendingApproval",
-		Message: msg, ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
+	conditionsOf(&ar.Status.Conditions, ar.Generation, now).markFalse(pimv1.ConditionApproved, "PendingApproval", msg)
 	return deadline, false, nil
 }
 
@@ -259,16 +266,10 @@ func (r *ActivationRequestReconciler) grant(ctx context.Context, ar *pimv1.Activ
 		return time.Time{}, err
 	}
 	timing := r.grantTiming(ar, ar.Status.ActivatedAt.Time, ar.Status.ExpiresAt.Time)
-	want := grant.Desired(r.owner(ar), grant.Name("ar", ar.Name), grant.Grant{
-		// The requester alone, as a User, even when eligible through a group.
-		Subject:   rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: ar.Spec.Requester.Username},
-		RoleRef:   ar.Spec.RoleRef,
-		Namespace: ar.Spec.Namespace,
-		Annotations: map[string]string{
-			pimv1.AnnotationActivatedAt:     timing.Start.UTC().Format(time.RFC3339),
-			pimv1.AnnotationExpiresAt:       timing.End.UTC().Format(time.RFC3339),
-			pimv1.AnnotationTimingSignature: approval.SignTiming(key, timing),
-		},
+	want := grant.ForActivation(ar, map[string]string{
+		pimv1.AnnotationActivatedAt:     timing.Start.UTC().Format(time.RFC3339),
+		pimv1.AnnotationExpiresAt:       timing.End.UTC().Format(time.RFC3339),
+		pimv1.AnnotationTimingSignature: approval.SignTiming(key, timing),
 	})
 	outcome, err := r.Bindings.Sync(ctx, r.owner(ar), want)
 	if err != nil {
@@ -280,8 +281,7 @@ func (r *ActivationRequestReconciler) grant(ctx context.Context, ar *pimv1.Activ
 		activationsTotal.WithLabelValues(ar.Spec.RoleRef.Name, "Activated").Inc()
 	}
 	r.setState(ar, now, pimv1.ActivationStateActive, pimv1.ReasonActivated, "active until "+ar.Status.ExpiresAt.UTC().Format(time.RFC3339))
-	meta.SetStatusCondition(&ar.Status.Conditions, metav1.Condition{Type: pimv1.ConditionGranted, Status: metav1.ConditionTrue, Reason: pimv1.ReasonActivated,
-		Message: "bound by " + outcome.Binding.Kind + " " + outcome.Binding.Name, ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
+	conditionsOf(&ar.Status.Conditions, ar.Generation, now).markTrue(pimv1.ConditionGranted, pimv1.ReasonActivated, "bound by "+outcome.Binding.Kind+" "+outcome.Binding.Name)
 	var eligibleEnd time.Time
 	if eligible != nil && eligible.Spec.EndTime != nil {
 		eligibleEnd = eligible.Spec.EndTime.Time
@@ -322,7 +322,7 @@ func (r *ActivationRequestReconciler) grantedTiming(ctx context.Context, ar *pim
 	if err != nil {
 		return nil, err
 	}
-	want := grant.Desired(r.owner(ar), grant.Name("ar", ar.Name), grant.Grant{Namespace: ar.Spec.Namespace})
+	want := grant.ForActivation(ar, nil)
 	for _, b := range owned {
 		if !grant.SameBinding(b, want) || b.GetLabels()[pimv1.LabelOwnerUID] != string(ar.UID) {
 			continue
@@ -354,7 +354,7 @@ func (r *ActivationRequestReconciler) grantedTiming(ctx context.Context, ar *pim
 
 // grantTiming is what kubepim signs on the binding of ar's grant.
 func (r *ActivationRequestReconciler) grantTiming(ar *pimv1.ActivationRequest, start, end time.Time) approval.GrantTiming {
-	want := grant.Desired(r.owner(ar), grant.Name("ar", ar.Name), grant.Grant{Namespace: ar.Spec.Namespace})
+	want := grant.ForActivation(ar, nil)
 	return approval.GrantTiming{OwnerUID: ar.UID, Binding: grant.Key(want), Start: start, End: end}
 }
 
@@ -385,9 +385,8 @@ func (r *ActivationRequestReconciler) end(ctx context.Context, ar *pimv1.Activat
 	ar.Status.EndedAt = &metav1.Time{Time: now.Truncate(time.Second)}
 	activationsTotal.WithLabelValues(ar.Spec.RoleRef.Name, string(state)).Inc()
 	r.setState(ar, now, state, reason, message)
-	meta.SetStatusCondition(&ar.Status.Conditions, metav1.Condition{Type: pimv1.ConditionGranted, Status: metav1.ConditionFalse, Reason: reason,
-		Message: message, ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
-	return ar.Status.EndedAt.Add(r.retention()), nil
+	conditionsOf(&ar.Status.Conditions, ar.Generation, now).markFalse(pimv1.ConditionGranted, reason, message)
+	return ar.Status.EndedAt.Add(r.Retention), nil
 }
 
 // keepHistory makes sure an ended request grants nothing, and deletes it
@@ -399,7 +398,7 @@ func (r *ActivationRequestReconciler) keepHistory(ctx context.Context, ar *pimv1
 	if ar.Status.EndedAt == nil {
 		return time.Time{}, nil
 	}
-	pruneAt := ar.Status.EndedAt.Add(r.retention())
+	pruneAt := ar.Status.EndedAt.Add(r.Retention)
 	if now.Before(pruneAt) {
 		return pruneAt, nil
 	}
@@ -447,13 +446,9 @@ func (r *ActivationRequestReconciler) setState(ar *pimv1.ActivationRequest, now 
 	ar.Status.State = state
 	ar.Status.Message = message
 	ar.Status.ObservedGeneration = ar.Generation
-	ready := metav1.ConditionTrue
-	if state == pimv1.ActivationStateFailed {
-		ready = metav1.ConditionFalse
-	}
-	meta.SetStatusCondition(&ar.Status.Conditions, metav1.Condition{Type: pimv1.ConditionReady, Status: ready, Reason: reason,
-		Message: message, ObservedGeneration: ar.Generation, LastTransitionTime: metav1.NewTime(now)})
-	setStalled(&ar.Status.Conditions, state == pimv1.ActivationStateFailed, reason, message, ar.Generation, now)
+	conds := conditionsOf(&ar.Status.Conditions, ar.Generation, now)
+	conds.mark(pimv1.ConditionReady, state != pimv1.ActivationStateFailed, reason, message)
+	conds.stalled(state == pimv1.ActivationStateFailed, reason, message)
 }
 
 // announce records each state change in the audit trail and as an Event
@@ -496,7 +491,7 @@ func (r *ActivationRequestReconciler) announce(ctx context.Context, before, afte
 	case pimv1.ActivationStateActive:
 		reason = pimv1.ReasonActivated
 	}
-	r.Recorder.Eventf(after, nil, kind, reason, "Activation", "%s for %s: %s", requesterName(after),
+	r.Recorder.Eventf(after, nil, kind, reason, "Activation", "%s for %s: %s", after.RequesterName(),
 		policy.RoleDescription(after.Spec.RoleRef, after.Spec.Namespace), after.Status.Message)
 	return nil
 }
@@ -586,22 +581,8 @@ func (r *ActivationRequestReconciler) auditEntry(ar *pimv1.ActivationRequest, st
 	return e
 }
 
-func requesterName(ar *pimv1.ActivationRequest) string {
-	if ar.Spec.Requester == nil {
-		return "unknown requester"
-	}
-	return ar.Spec.Requester.Username
-}
-
 func (r *ActivationRequestReconciler) owner(ar *pimv1.ActivationRequest) grant.Owner {
-	return grant.Owner{Kind: "ActivationRequest", Name: ar.Name, UID: ar.UID}
-}
-
-func (r *ActivationRequestReconciler) retention() time.Duration {
-	if r.Retention <= 0 {
-		return DefaultActivationRetention
-	}
-	return r.Retention
+	return grant.OwnerOfActivation(ar)
 }
 
 func latest(a, b time.Time) time.Time {

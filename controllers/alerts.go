@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,6 +18,7 @@ import (
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/internal/audit"
+	"github.com/kubepim/kubepim/internal/grant"
 	"github.com/kubepim/kubepim/internal/lookup"
 	"github.com/kubepim/kubepim/internal/policy"
 )
@@ -35,16 +35,22 @@ func init() { metrics.Registry.MustRegister(alertsGauge) }
 
 // evaluateAlerts raises and clears the role's security alerts in status,
 // removing outside bindings first when the policy enforces it.
-func (r *RoleSettingReconciler) evaluateAlerts(ctx context.Context, rs *pimv1.RoleSetting, now time.Time) error {
+// It returns when to look again at a binding that is still Unsettled (zero
+// when none is).
+func (r *RoleSettingReconciler) evaluateAlerts(ctx context.Context, rs *pimv1.RoleSetting, now time.Time) (time.Time, error) {
 	roleRef := pimv1.RoleRef{Kind: rs.Spec.RoleRef.Kind, Name: rs.Spec.RoleRef.Name}
 	in := policy.AlertInput{Now: now, Setting: rs.Spec}
-	var err error
-	if in.Rules, err = r.rulesOf(ctx, rs.Spec.RoleRef); err != nil {
-		return err
+	// Roles are not cached: read them from the API server. A missing role
+	// has no rules.
+	ref := rs.Spec.RoleRef
+	rules, _, err := lookup.RoleRules(ctx, r.APIReader, ref.Kind, ref.Name, ref.Namespace)
+	if client.IgnoreNotFound(err) != nil {
+		return time.Time{}, err
 	}
-	outside, err := r.outsideBindings(ctx, rs.Spec.RoleRef)
+	in.Rules = rules
+	outside, recheck, err := r.outsideBindings(ctx, rs.Spec.RoleRef, now)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	for _, b := range outside {
 		if !ptr.Deref(rs.Spec.Alerts.RemoveOutsideBindings, false) {
@@ -52,19 +58,19 @@ func (r *RoleSettingReconciler) evaluateAlerts(ctx context.Context, rs *pimv1.Ro
 			continue
 		}
 		if err := r.removeOutside(ctx, rs, roleRef, b); err != nil {
-			return err
+			return time.Time{}, err
 		}
 	}
 	assignments, err := lookup.AssignmentsOf(ctx, r.Client, roleRef)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	in.Assignments = slices.DeleteFunc(assignments, func(ra pimv1.RoleAssignment) bool {
 		return roleRef.Kind == pimv1.RoleKindRole && ra.Spec.Namespace != rs.Spec.RoleRef.Namespace
 	})
 	var activations pimv1.ActivationRequestList
 	if err := r.List(ctx, &activations, client.MatchingFields{lookup.ActivationByRole: lookup.RoleKey(roleRef)}); err != nil {
-		return err
+		return time.Time{}, err
 	}
 	in.Activations = activations.Items
 
@@ -80,7 +86,7 @@ func (r *RoleSettingReconciler) evaluateAlerts(ctx context.Context, rs *pimv1.Ro
 			Namespace: rs.Spec.RoleRef.Namespace, Outcome: pimv1.AuditOutcomeFailure, Reason: raised[i].Type + ": " + raised[i].Message,
 			Discriminator: raised[i].Type + "@" + raised[i].Since.UTC().Format(time.RFC3339)}
 		if err := r.Audit.Record(ctx, e); err != nil {
-			return err
+			return time.Time{}, err
 		}
 	}
 	for _, old := range rs.Status.Alerts {
@@ -99,13 +105,12 @@ func (r *RoleSettingReconciler) evaluateAlerts(ctx context.Context, rs *pimv1.Ro
 		alertsGauge.WithLabelValues(t, describeRole(rs.Spec.RoleRef)).Set(v)
 	}
 	rs.Status.AlertSummary = strings.Join(types, ",")
-	alerting := metav1.Condition{Type: pimv1.ConditionAlerting, Status: metav1.ConditionFalse, Reason: "NoAlerts",
-		Message: "no security alerts", ObservedGeneration: rs.Generation, LastTransitionTime: metav1.NewTime(now)}
 	if len(types) > 0 {
-		alerting.Status, alerting.Reason, alerting.Message = metav1.ConditionTrue, "AlertsRaised", strings.Join(types, ", ")
+		conditionsOf(&rs.Status.Conditions, rs.Generation, now).markTrue(pimv1.ConditionAlerting, "AlertsRaised", strings.Join(types, ", "))
+	} else {
+		conditionsOf(&rs.Status.Conditions, rs.Generation, now).markFalse(pimv1.ConditionAlerting, "NoAlerts", "no security alerts")
 	}
-	meta.SetStatusCondition(&rs.Status.Conditions, alerting)
-	return nil
+	return recheck, nil
 }
 
 func findAlert(alerts []pimv1.Alert, t string) *pimv1.Alert {
@@ -117,47 +122,207 @@ func findAlert(alerts []pimv1.Alert, t string) *pimv1.Alert {
 	return nil
 }
 
-// rulesOf reads the role's rules from the API server (roles are not cached).
-func (r *RoleSettingReconciler) rulesOf(ctx context.Context, ref pimv1.RoleSettingRoleRef) ([]rbacv1.PolicyRule, error) {
-	if ref.Kind == pimv1.RoleKindRole {
-		role := &rbacv1.Role{}
-		err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, role)
-		return role.Rules, client.IgnoreNotFound(err)
-	}
-	role := &rbacv1.ClusterRole{}
-	err := r.APIReader.Get(ctx, client.ObjectKey{Name: ref.Name}, role)
-	return role.Rules, client.IgnoreNotFound(err)
-}
+// unsettledGrace is how long a binding may stay Unsettled (the binding a
+// live owner is being granted, or was granted and drifted from) before it
+// counts as made outside kubepim. kubepim's own controllers settle it in
+// milliseconds (the granting pass stores the owner's status right after
+// creating the binding; drift is repaired on the binding's watch event);
+// the grace only keeps a slow pass from being taken for an intruder, and
+// bounds how long an exact copy of a not-yet-granted binding can last.
+const unsettledGrace = 5 * time.Second
 
-// outsideBindings lists the bindings of the role that kubepim does not
-// manage. kubepim's cache holds only its own bindings, so this reads the
-// API server; it runs on each periodic pass of the RoleSetting.
-func (r *RoleSettingReconciler) outsideBindings(ctx context.Context, ref pimv1.RoleSettingRoleRef) ([]client.Object, error) {
+// outsideBindings returns the bindings of the setting's role that kubepim
+// does not account for (grant.Judge), read through the bindings watch,
+// and the time to look again when some binding is still Unsettled.
+func (r *RoleSettingReconciler) outsideBindings(ctx context.Context, ref pimv1.RoleSettingRoleRef, now time.Time) ([]client.Object, time.Time, error) {
+	crbs, rbs := r.Outside.lookup(ref)
+	role := roleKeyOf(ref)
 	var out []client.Object
-	notOurs := func(obj client.Object, roleRef rbacv1.RoleRef) bool {
-		return roleRef.Kind == ref.Kind && roleRef.Name == ref.Name && obj.GetLabels()[pimv1.LabelManagedBy] != pimv1.ManagedByValue
-	}
-	if ref.Kind == pimv1.RoleKindClusterRole {
-		var crbs rbacv1.ClusterRoleBindingList
-		if err := r.APIReader.List(ctx, &crbs); err != nil {
-			return nil, err
-		}
-		for i := range crbs.Items {
-			if notOurs(&crbs.Items[i], crbs.Items[i].RoleRef) {
-				out = append(out, &crbs.Items[i])
+	var recheck time.Time
+	seen := map[trackKey]bool{}
+	for _, kb := range []struct {
+		kind    string
+		entries []bindingEntry
+	}{{"ClusterRoleBinding", crbs}, {"RoleBinding", rbs}} {
+		for _, e := range kb.entries {
+			tk := trackKey{kind: kb.kind, bindingKey: e.bindingKey}
+			b, err := r.bindingFor(ctx, tk, e.ResourceVersion, role)
+			if err != nil {
+				return nil, time.Time{}, err
+			}
+			if b == nil {
+				continue // gone since
+			}
+			claim, err := r.claimFor(ctx, b)
+			if err != nil {
+				return nil, time.Time{}, err
+			}
+			seen[tk] = true
+			verdict := grant.Judge(b, claim)
+			if verdict == grant.Unsettled {
+				since := r.unsettledSince(tk, role, now)
+				if now.Sub(since) < unsettledGrace {
+					recheck = policy.Earliest(recheck, since.Add(unsettledGrace))
+					continue
+				}
+				verdict = grant.Outside
+			} else {
+				r.unsettledSince(tk, role, time.Time{})
+			}
+			if verdict == grant.Outside {
+				out = append(out, b)
 			}
 		}
 	}
-	var rbs rbacv1.RoleBindingList
-	if err := r.APIReader.List(ctx, &rbs, client.InNamespace(ref.Namespace)); err != nil {
+	r.forget(role, seen)
+	// In a stable order, as the list from the API server was: the alert's
+	// message names them, and a message that changed would be a new status.
+	slices.SortFunc(out, func(a, b client.Object) int { return strings.Compare(bindingName(a), bindingName(b)) })
+	return out, recheck, nil
+}
+
+// trackKey names a binding of a kind.
+type trackKey struct {
+	kind string
+	bindingKey
+}
+
+// tracked is what the reconciler remembers of a binding of a governed role
+// between passes.
+type tracked struct {
+	role string // its RoleSetting index key
+	// read is a stripped copy of the binding as last read from the API
+	// server (nil when it came from the manager's cache): an outside
+	// binding left in place (alert-only mode) is read once per version,
+	// not on every pass.
+	read client.Object
+	// unsettled is when it was first seen Unsettled (zero: it is not).
+	unsettled time.Time
+}
+
+// bindingFor returns the binding the watch saw at resourceVersion, or a
+// newer version, in full; nil when it is gone. kubepim-labelled bindings
+// are in the manager's cache; others (and a cached version that is not the
+// watch's) are read from the API server.
+func (r *RoleSettingReconciler) bindingFor(ctx context.Context, tk trackKey, resourceVersion, role string) (client.Object, error) {
+	var cached, fresh client.Object = &rbacv1.ClusterRoleBinding{}, &rbacv1.ClusterRoleBinding{}
+	if tk.kind == "RoleBinding" {
+		cached, fresh = &rbacv1.RoleBinding{}, &rbacv1.RoleBinding{}
+	}
+	key := client.ObjectKey{Namespace: tk.Namespace, Name: tk.Name}
+	err := r.Get(ctx, key, cached)
+	if err == nil && cached.GetResourceVersion() == resourceVersion {
+		return cached, nil
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
 		return nil, err
 	}
-	for i := range rbs.Items {
-		if notOurs(&rbs.Items[i], rbs.Items[i].RoleRef) {
-			out = append(out, &rbs.Items[i])
+	r.mu.Lock()
+	t := r.tracked[tk]
+	if t != nil && t.read != nil && t.read.GetResourceVersion() == resourceVersion {
+		b := t.read.DeepCopyObject().(client.Object)
+		r.mu.Unlock()
+		return b, nil
+	}
+	r.mu.Unlock()
+	if err := r.APIReader.Get(ctx, key, fresh); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	b := stripBinding(fresh)
+	r.mu.Lock()
+	if t = r.tracked[tk]; t == nil {
+		t = &tracked{role: role}
+		r.tracked[tk] = t
+	}
+	t.read = b.DeepCopyObject().(client.Object)
+	r.mu.Unlock()
+	return b, nil
+}
+
+// unsettledSince returns when tk was first seen Unsettled, noting now if
+// it was not; a zero now clears it.
+func (r *RoleSettingReconciler) unsettledSince(tk trackKey, role string, now time.Time) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.tracked[tk]
+	if t == nil {
+		if now.IsZero() {
+			return now
+		}
+		t = &tracked{role: role}
+		r.tracked[tk] = t
+	}
+	if now.IsZero() && t.read == nil {
+		delete(r.tracked, tk) // nothing left to remember
+		return now
+	}
+	if now.IsZero() || t.unsettled.IsZero() {
+		t.unsettled = now
+	}
+	return t.unsettled
+}
+
+// forget drops what is remembered of the role's bindings that are gone.
+func (r *RoleSettingReconciler) forget(role string, seen map[trackKey]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for tk, t := range r.tracked {
+		if t.role == role && !seen[tk] {
+			delete(r.tracked, tk)
 		}
 	}
-	return out, nil
+}
+
+// stripBinding keeps of a binding what judging and removing it need.
+func stripBinding(obj client.Object) client.Object {
+	meta := metav1.ObjectMeta{Name: obj.GetName(), Namespace: obj.GetNamespace(), UID: obj.GetUID(),
+		ResourceVersion: obj.GetResourceVersion(), Labels: obj.GetLabels()}
+	if name, ok := obj.GetAnnotations()[pimv1.AnnotationOwnerName]; ok {
+		meta.Annotations = map[string]string{pimv1.AnnotationOwnerName: name}
+	}
+	switch b := obj.(type) {
+	case *rbacv1.ClusterRoleBinding:
+		return &rbacv1.ClusterRoleBinding{ObjectMeta: meta, RoleRef: b.RoleRef, Subjects: b.Subjects}
+	case *rbacv1.RoleBinding:
+		return &rbacv1.RoleBinding{ObjectMeta: meta, RoleRef: b.RoleRef, Subjects: b.Subjects}
+	}
+	return obj
+}
+
+// claimFor looks up the kubepim object a binding's labels name (in the
+// manager's cache) and says which binding it should have. The labels and
+// the owner-name annotation only say where to look: grant.Judge
+// compares the binding with what the owner's spec and status say.
+func (r *RoleSettingReconciler) claimFor(ctx context.Context, b client.Object) (*grant.Claim, error) {
+	name := b.GetAnnotations()[pimv1.AnnotationOwnerName]
+	if name == "" {
+		return nil, nil
+	}
+	switch b.GetLabels()[pimv1.LabelOwnerKind] {
+	case "ActivationRequest":
+		ar := &pimv1.ActivationRequest{}
+		if err := r.Get(ctx, client.ObjectKey{Name: name}, ar); err != nil {
+			return nil, client.IgnoreNotFound(err)
+		}
+		claim := &grant.Claim{Owner: grant.OwnerOfActivation(ar), Granted: ar.Status.Binding}
+		// An ended request holds nothing.
+		if !policy.IsFinal(ar.Status.State) && ar.Spec.Requester != nil {
+			claim.Want = grant.ForActivation(ar, nil)
+		}
+		return claim, nil
+	case "RoleAssignment":
+		ra := &pimv1.RoleAssignment{}
+		if err := r.Get(ctx, client.ObjectKey{Name: name}, ra); err != nil {
+			return nil, client.IgnoreNotFound(err)
+		}
+		claim := &grant.Claim{Owner: grant.OwnerOfAssignment(ra), Granted: ra.Status.Binding}
+		// Active assignments only, and not once expired.
+		if ra.Spec.Type == pimv1.AssignmentActive && ra.Status.State != pimv1.AssignmentStateExpired {
+			claim.Want = grant.ForAssignment(ra)
+		}
+		return claim, nil
+	}
+	return nil, nil
 }
 
 // removeOutside records and deletes a binding made outside kubepim.

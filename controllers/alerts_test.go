@@ -114,3 +114,145 @@ func getSetting(rs *pimv1.RoleSetting) *pimv1.RoleSetting {
 	Expect(k8s.Get(context.Background(), keyOf(rs), got)).To(Succeed())
 	return got
 }
+
+// activatedBinder makes user eligible for a fresh ClusterRole that may
+// create ClusterRoleBindings of the role crown (the verb bind on it, so
+// that RBAC's escalation check lets the binding through), has user
+// activate it through kubepim for an hour, and waits until RBAC allows it.
+// It returns user's active ActivationRequest.
+func activatedBinder(u, crown string) *pimv1.ActivationRequest {
+	GinkgoHelper()
+	ctx := context.Background()
+	binder := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: uniq("binder")}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterrolebindings"}, Verbs: []string{"create", "get"}},
+		{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterroles"}, Verbs: []string{"bind"}, ResourceNames: []string{crown}},
+	}}
+	create(binder)
+	create(assignment(uniq("binder-eligible"), u, binder.Name, pimv1.AssignmentEligible, nil, nil))
+	ar := activation(uniq("binder-jit"), binder.Name, time.Hour, "INC-9: rotate the break-glass bindings")
+	Eventually(func() error { return as(u, nil, nil).Create(ctx, ar) }).Should(Succeed())
+	DeferCleanup(func() { _ = k8s.Delete(ctx, ar) })
+	Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStateActive))
+	Eventually(func() bool { return canIIn(u, rbacv1.GroupName, "create", "clusterrolebindings") }).Should(BeTrue())
+	return getActivation(ar)
+}
+
+// selfBinding is the permanent ClusterRoleBinding a user makes of role for
+// themselves.
+func selfBinding(u, role string) *rbacv1.ClusterRoleBinding {
+	return &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: uniq(u + "-forever")},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: u}}}
+}
+
+// The periodic pass runs every 5 minutes of the fake clock; these specs
+// never move it, so whatever happens comes from the bindings watch.
+var _ = Describe("Outside bindings, noticed from the watch", func() {
+	ctx := context.Background()
+	var (
+		crown   string
+		mallory string
+		binder  *pimv1.ActivationRequest
+		frozen  time.Time
+	)
+	gone := func(b client.Object) func() bool {
+		return func() bool {
+			return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(b), b.DeepCopyObject().(client.Object)))
+		}
+	}
+	governed := func(enforce bool) *pimv1.RoleSetting {
+		GinkgoHelper()
+		rs := roleSetting(uniq("crown-policy"), crown)
+		rs.Spec.Alerts.RemoveOutsideBindings = &enforce
+		rs.Spec.Activation.RequireMFA = true // no RoleNotRequiringMFA noise in the summary
+		create(rs)
+		Eventually(settingObserved(rs)).Should(BeTrue())
+		Expect(alertsOf(rs)()).To(BeEmpty())
+		return getSetting(rs)
+	}
+	BeforeEach(func() {
+		crown = uniq("crown")
+		clusterRoleFor(crown, "secrets", "get")
+		mallory = uniq("mallory")
+		binder = activatedBinder(mallory, crown)
+		frozen = fakeClock.Now()
+	})
+	AfterEach(func() {
+		Expect(fakeClock.Now()).To(Equal(frozen), "the fake clock moved: the periodic pass may have done it")
+	})
+
+	It("removes, in enforce mode, a permanent binding a user made of a governed role with their activated role, after recording it", func() {
+		rs := governed(true)
+		b := selfBinding(mallory, crown)
+		Expect(as(mallory, nil, nil).Create(ctx, b)).To(Succeed())
+		DeferCleanup(func() { _ = k8s.Delete(ctx, b) })
+
+		Eventually(gone(b), "10s").Should(BeTrue())
+		Expect(canI(mallory, nil, "get", "secrets", "default")).To(BeFalse())
+		Eventually(func() []string { return actionsAndActors(eventsAbout(string(rs.UID))) }).
+			Should(ContainElement("OutsideBindingRemoved by kubepim:controller"))
+		var removed pimv1.AuditEvent
+		for _, ev := range eventsAbout(string(rs.UID)) {
+			if ev.Spec.Action == pimv1.AuditOutsideBindingRemoved {
+				removed = ev
+			}
+		}
+		Expect(removed.Spec.Details).To(HaveKeyWithValue("binding", "ClusterRoleBinding "+b.Name))
+		Expect(removed.Spec.Details).To(HaveKeyWithValue("subjects", "User "+mallory))
+	})
+
+	It("raises AssignedOutsidePIM for it without enforce mode", func() {
+		rs := governed(false)
+		b := selfBinding(mallory, crown)
+		Expect(as(mallory, nil, nil).Create(ctx, b)).To(Succeed())
+		DeferCleanup(func() { _ = k8s.Delete(ctx, b) })
+
+		Eventually(alertsOf(rs), "10s").Should(Equal(pimv1.AlertAssignedOutsidePIM))
+		Expect(getSetting(rs).Status.Alerts[0].Message).To(ContainSubstring("ClusterRoleBinding " + b.Name))
+		Expect(gone(b)()).To(BeFalse())
+
+		// And clears it when the binding goes, as promptly.
+		Expect(k8s.Delete(ctx, b)).To(Succeed())
+		Eventually(alertsOf(rs), "10s").Should(BeEmpty())
+	})
+
+	It("is not fooled by a binding that forges kubepim's labels", func() {
+		rs := governed(true)
+		b := selfBinding(mallory, crown)
+		// What kubepim puts on its own bindings, with the UID of a live
+		// kubepim owner: mallory's own activation.
+		b.Labels = map[string]string{
+			pimv1.LabelManagedBy: pimv1.ManagedByValue,
+			pimv1.LabelOwnerKind: "ActivationRequest",
+			pimv1.LabelOwnerUID:  string(binder.UID),
+		}
+		Expect(as(mallory, nil, nil).Create(ctx, b)).To(Succeed())
+		DeferCleanup(func() { _ = k8s.Delete(ctx, b) })
+
+		Eventually(gone(b), "10s").Should(BeTrue())
+		Eventually(func() []string { return actionsAndActors(eventsAbout(string(rs.UID))) }).
+			Should(ContainElement("OutsideBindingRemoved by kubepim:controller"))
+		// Her activation of the binder role is untouched.
+		Expect(activationState(binder)()).To(Equal(pimv1.ActivationStateActive))
+	})
+
+	It("leaves kubepim's own bindings of the governed role alone in enforce mode", func() {
+		rs := governed(true)
+		create(assignment(uniq("crown-eligible"), mallory, crown, pimv1.AssignmentEligible, nil, nil))
+		standing := assignment(uniq("crown-active"), uniq("operator"), crown, pimv1.AssignmentActive, nil, nil)
+		standing.Spec.Justification = "on-call rota"
+		create(standing)
+		ar := activation(uniq("crown-jit"), crown, time.Hour, "INC-10")
+		mfa := map[string][]string{"amr": {"pwd", "mfa"}}
+		Eventually(func() error { return as(mallory, nil, mfa).Create(ctx, ar) }).Should(Succeed())
+		DeferCleanup(func() { _ = k8s.Delete(ctx, ar) })
+		Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStateActive))
+		Eventually(stateOf(standing)).Should(Equal(pimv1.AssignmentStateActive))
+
+		Consistently(func() []string { return actionsAndActors(eventsAbout(string(rs.UID))) }, "2s").
+			ShouldNot(ContainElement("OutsideBindingRemoved by kubepim:controller"))
+		Expect(canI(mallory, nil, "get", "secrets", "default")).To(BeTrue())
+		Expect(canI(standing.Spec.Subject.Name, nil, "get", "secrets", "default")).To(BeTrue())
+		Expect(alertsOf(rs)()).NotTo(ContainSubstring(pimv1.AlertAssignedOutsidePIM))
+	})
+})

@@ -3,6 +3,8 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"slices"
 	"strings"
 	"time"
@@ -46,7 +48,13 @@ type NotificationReconciler struct {
 	GiveUp time.Duration
 	// Deliver makes one attempt (notify.Deliver).
 	Deliver func(context.Context, notify.Target, *pimv1.Notification, time.Time) notify.Result
-	Options
+	// Clock is the source of "now".
+	Clock clock.PassiveClock
+	// Namespace is kubepim's own namespace.
+	Namespace string
+	// Controller configures the controller (workers; the tests' queue that
+	// follows a fake clock).
+	Controller controller.Options
 }
 
 // +kubebuilder:rbac:groups=kubepim.io,resources=notifications,verbs=get;list;watch;delete
@@ -75,13 +83,13 @@ func (r *NotificationReconciler) Reconcile(ctx context.Context, req reconcile.Re
 	// graceful shutdown must not turn a delivery into a repeat.
 	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := patchStatus(recordCtx, r.Client, before, n, false); err != nil {
+	if err := writeStatus(recordCtx, r.Client, before, n); err != nil {
 		return reconcile.Result{}, err
 	}
 	if n.Status.Phase == pimv1.NotificationPending {
 		return reconcile.Result{RequeueAfter: n.Status.NextAttemptTime.Sub(now)}, nil
 	}
-	return reconcile.Result{RequeueAfter: r.retention()}, nil
+	return reconcile.Result{RequeueAfter: r.Retention}, nil
 }
 
 // attempt sends the notification through its channel once.
@@ -127,7 +135,7 @@ func (r *NotificationReconciler) record(n *pimv1.Notification, result notify.Res
 			r.Recorder.Eventf(n, nil, corev1.EventTypeWarning, "Unreachable", "Deliver",
 				"no email address for %s in the user directory", strings.Join(n.Spec.Unreachable, ", "))
 		}
-	case result.Permanent || now.Sub(s.FirstAttemptTime.Time) >= r.giveUp():
+	case result.Permanent || now.Sub(s.FirstAttemptTime.Time) >= r.GiveUp:
 		s.Phase, s.NextAttemptTime, s.LastError = pimv1.NotificationFailed, nil, result.Err.Error()
 		notificationsTotal.WithLabelValues(n.Spec.Channel, "failed").Inc()
 		r.Recorder.Eventf(n, nil, corev1.EventTypeWarning, "DeliveryFailed", "Deliver", "gave up after %d attempt(s): %s", s.Attempts, result.Err)
@@ -146,7 +154,7 @@ func (r *NotificationReconciler) expire(ctx context.Context, n *pimv1.Notificati
 	if n.Status.LastAttemptTime != nil {
 		finished = n.Status.LastAttemptTime.Time
 	}
-	if left := finished.Add(r.retention()).Sub(now); left > 0 {
+	if left := finished.Add(r.Retention).Sub(now); left > 0 {
 		return reconcile.Result{RequeueAfter: left}, nil
 	}
 	err := r.Delete(ctx, n, client.Preconditions{UID: &n.UID})
@@ -154,20 +162,6 @@ func (r *NotificationReconciler) expire(ctx context.Context, n *pimv1.Notificati
 		return reconcile.Result{}, nil
 	}
 	return reconcile.Result{}, err
-}
-
-func (r *NotificationReconciler) retention() time.Duration {
-	if r.Retention <= 0 {
-		return DefaultNotificationRetention
-	}
-	return r.Retention
-}
-
-func (r *NotificationReconciler) giveUp() time.Duration {
-	if r.GiveUp <= 0 {
-		return DefaultNotificationGiveUp
-	}
-	return r.GiveUp
 }
 
 // SetupWithManager watches Notifications in kubepim's namespace.

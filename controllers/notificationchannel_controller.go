@@ -3,13 +3,14 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/builder"
@@ -35,7 +36,16 @@ type NotificationChannelReconciler struct {
 	// APIReader reads the channel's Secret (Secrets are not cached).
 	APIReader client.Reader
 	Recorder  events.EventRecorder
-	Options
+	// Clock is the source of "now".
+	Clock clock.PassiveClock
+	// Namespace is kubepim's own namespace.
+	Namespace string
+	// MaxRequeue caps how long a pass waits before looking again, so a
+	// missed event heals.
+	MaxRequeue time.Duration
+	// Controller configures the controller (workers; the tests' queue that
+	// follows a fake clock).
+	Controller controller.Options
 }
 
 // +kubebuilder:rbac:groups=kubepim.io,resources=notificationchannels,verbs=get;list;watch
@@ -62,28 +72,27 @@ func (r *NotificationChannelReconciler) Reconcile(ctx context.Context, req recon
 
 	before := ch.DeepCopy()
 	summarizeDeliveries(&ch.Status, list.Items)
-	ready := metav1.Condition{Type: pimv1.ConditionReady, Status: metav1.ConditionTrue, Reason: pimv1.ReasonChannelValid,
-		Message: "delivering", ObservedGeneration: ch.Generation, LastTransitionTime: metav1.NewTime(now)}
+	ok, reason, message := true, pimv1.ReasonChannelValid, "delivering"
 	switch {
 	case secretProblem != "":
-		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, secretReason, secretProblem
+		ok, reason, message = false, secretReason, secretProblem
 	case channelFailing(list.Items):
-		ready.Status, ready.Reason = metav1.ConditionFalse, pimv1.ReasonDeliveryFailing
-		ready.Message = fmt.Sprintf("%d notification(s) failing; last error: %s", ch.Status.Failing, ch.Status.LastError)
+		ok, reason = false, pimv1.ReasonDeliveryFailing
+		message = fmt.Sprintf("%d notification(s) failing; last error: %s", ch.Status.Failing, ch.Status.LastError)
 	}
-	if was := meta.FindStatusCondition(before.Status.Conditions, pimv1.ConditionReady); ready.Status == metav1.ConditionFalse &&
-		(was == nil || was.Reason != ready.Reason) {
-		r.Recorder.Eventf(ch, nil, corev1.EventTypeWarning, ready.Reason, "Deliver", "%s", ready.Message)
+	if was := meta.FindStatusCondition(before.Status.Conditions, pimv1.ConditionReady); !ok && (was == nil || was.Reason != reason) {
+		r.Recorder.Eventf(ch, nil, corev1.EventTypeWarning, reason, "Deliver", "%s", message)
 	}
-	meta.SetStatusCondition(&ch.Status.Conditions, ready)
-	setStalled(&ch.Status.Conditions, secretProblem != "", secretReason, secretProblem, ch.Generation, now)
+	conds := conditionsOf(&ch.Status.Conditions, ch.Generation, now)
+	conds.mark(pimv1.ConditionReady, ok, reason, message)
+	conds.stalled(secretProblem != "", secretReason, secretProblem)
 	ch.Status.ObservedGeneration = ch.Generation
 	notificationsPending.WithLabelValues(ch.Name).Set(float64(ch.Status.Pending))
-	if err := patchStatus(ctx, r.Client, before, ch, equalStatus(before.Status, ch.Status)); err != nil {
+	if err := writeStatus(ctx, r.Client, before, ch); err != nil {
 		return reconcile.Result{}, err
 	}
 	// Secrets are not watched: look at this one again now and then.
-	return reconcile.Result{RequeueAfter: r.maxRequeue()}, nil
+	return reconcile.Result{RequeueAfter: r.MaxRequeue}, nil
 }
 
 // checkSecret says what is wrong with the channel's Secret, if anything,

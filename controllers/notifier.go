@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"strings"
 	"time"
 
@@ -50,7 +52,13 @@ type Notifier struct {
 	EmailClaim string
 	// MaxAge bounds how old an event may be and still be notified.
 	MaxAge time.Duration
-	Options
+	// Clock is the source of "now".
+	Clock clock.PassiveClock
+	// Namespace is kubepim's own namespace.
+	Namespace string
+	// Controller configures the controller (workers; the tests' queue that
+	// follows a fake clock).
+	Controller controller.Options
 }
 
 // +kubebuilder:rbac:groups=kubepim.io,resources=notifications,verbs=get;list;watch;create;delete

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -36,7 +37,16 @@ type RoleAssignmentReconciler struct {
 	client.Client
 	Bindings *grant.Syncer
 	Recorder events.EventRecorder
-	Options
+	// Clock is the source of "now".
+	Clock clock.PassiveClock
+	// Audit records every action in the audit trail.
+	Audit *audit.Recorder
+	// MaxRequeue caps how long a pass waits before looking again, so a
+	// missed event heals.
+	MaxRequeue time.Duration
+	// Controller configures the controller (workers; the tests' queue that
+	// follows a fake clock).
+	Controller controller.Options
 }
 
 // +kubebuilder:rbac:groups=kubepim.io,resources=roleassignments;roleassignments/finalizers,verbs=update;patch
@@ -62,7 +72,7 @@ func (r *RoleAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		}
 		return ctrl.Result{}, err
 	}
-	owner := grant.Owner{Kind: "RoleAssignment", Name: ra.Name, UID: ra.UID}
+	owner := grant.OwnerOfAssignment(ra)
 	if !ra.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.finalize(ctx, ra, owner)
 	}
@@ -78,11 +88,7 @@ func (r *RoleAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	state, bound, next := policy.AssignmentState(ra, now)
 	var want client.Object
 	if bound {
-		want = grant.Desired(owner, grant.Name("ra", ra.Name), grant.Grant{
-			Subject:   grant.SubjectFor(ra.Spec.Subject),
-			RoleRef:   ra.Spec.RoleRef,
-			Namespace: ra.Spec.Namespace,
-		})
+		want = grant.ForAssignment(ra)
 	}
 	outcome, syncErr := r.Bindings.Sync(ctx, owner, want)
 	if ref := ra.Status.Binding; syncErr == nil && want == nil && outcome.Removed == 0 && ref != nil {
@@ -100,7 +106,7 @@ func (r *RoleAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if err := r.announce(ctx, before, ra, outcome); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := patchStatus(ctx, r.Client, before, ra, equalStatus(before.Status, ra.Status)); err != nil {
+	if err := writeStatus(ctx, r.Client, before, ra); err != nil {
 		return ctrl.Result{}, err
 	}
 
@@ -114,7 +120,7 @@ func (r *RoleAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	// Counted from the end of this pass, not from its start: the queue
 	// starts the delay now, and a deadline (an expiry) must not be missed
 	// by the time the pass took.
-	return ctrl.Result{RequeueAfter: policy.RequeueAfter(r.Clock.Now(), next, r.maxRequeue())}, nil
+	return ctrl.Result{RequeueAfter: policy.RequeueAfter(r.Clock.Now(), next, r.MaxRequeue)}, nil
 }
 
 // summarize writes the state, binding and conditions into status.
@@ -125,25 +131,22 @@ func (r *RoleAssignmentReconciler) summarize(ra *pimv1.RoleAssignment, now time.
 	ra.Status.StartTime = &start
 	ra.Status.Binding = outcome.Binding
 
-	// Conditions carry the injected clock's time: SetStatusCondition would
-	// otherwise read the wall clock.
-	ready := metav1.Condition{Type: pimv1.ConditionReady, Status: metav1.ConditionTrue, Reason: string(state), Message: stateMessage(ra, state), ObservedGeneration: ra.Generation, LastTransitionTime: metav1.NewTime(now)}
+	conds := conditionsOf(&ra.Status.Conditions, ra.Generation, now)
 	var taken *grant.ErrNameTaken
 	switch {
 	case errors.As(syncErr, &taken):
-		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, pimv1.ReasonBindingConflict, syncErr.Error()
+		conds.markFalse(pimv1.ConditionReady, pimv1.ReasonBindingConflict, syncErr.Error())
 	case syncErr != nil:
-		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, pimv1.ReasonReconcileError, syncErr.Error()
+		conds.markFalse(pimv1.ConditionReady, pimv1.ReasonReconcileError, syncErr.Error())
+	default:
+		conds.markTrue(pimv1.ConditionReady, string(state), stateMessage(ra, state))
 	}
-	meta.SetStatusCondition(&ra.Status.Conditions, ready)
-	setStalled(&ra.Status.Conditions, taken != nil, pimv1.ReasonBindingConflict, ready.Message, ra.Generation, now)
-
-	granted := metav1.Condition{Type: pimv1.ConditionGranted, Status: metav1.ConditionFalse, Reason: string(state), ObservedGeneration: ra.Generation, LastTransitionTime: metav1.NewTime(now)}
+	conds.stalled(taken != nil, pimv1.ReasonBindingConflict, errString(syncErr))
 	if outcome.Binding != nil {
-		granted.Status, granted.Reason = metav1.ConditionTrue, pimv1.ReasonActivated
-		granted.Message = "bound by " + outcome.Binding.Kind + " " + outcome.Binding.Name
+		conds.markTrue(pimv1.ConditionGranted, pimv1.ReasonActivated, "bound by "+outcome.Binding.Kind+" "+outcome.Binding.Name)
+	} else {
+		conds.markFalse(pimv1.ConditionGranted, string(state), "")
 	}
-	meta.SetStatusCondition(&ra.Status.Conditions, granted)
 }
 
 func stateMessage(ra *pimv1.RoleAssignment, state pimv1.AssignmentState) string {
@@ -250,4 +253,11 @@ func (r *RoleAssignmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WithOptions(r.Controller).
 		Named("roleassignment").
 		Complete(r)
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

@@ -3,11 +3,13 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -21,6 +23,7 @@ import (
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/internal/audit"
 	"github.com/kubepim/kubepim/internal/lookup"
+	"github.com/kubepim/kubepim/internal/policy"
 )
 
 // RoleSettingReconciler reports, on each RoleSetting, whether it is the one
@@ -33,7 +36,23 @@ type RoleSettingReconciler struct {
 	// kubepim does not manage.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
-	Options
+	// Outside watches every binding, compactly, for the bindings of
+	// governed roles (outsideBindings) and to re-evaluate a role's alerts
+	// as soon as one of its bindings changes.
+	Outside *outsideWatch
+	// Clock is the source of "now".
+	Clock clock.PassiveClock
+	// Audit records every action in the audit trail.
+	Audit *audit.Recorder
+	// MaxRequeue caps how long a pass waits before looking again, so a
+	// missed event heals.
+	MaxRequeue time.Duration
+	// Controller configures the controller (workers; the tests' queue that
+	// follows a fake clock).
+	Controller controller.Options
+
+	mu      sync.Mutex
+	tracked map[trackKey]*tracked
 }
 
 // +kubebuilder:rbac:groups=kubepim.io,resources=rolesettings,verbs=get;list;watch
@@ -53,28 +72,27 @@ func (r *RoleSettingReconciler) Reconcile(ctx context.Context, req reconcile.Req
 	}
 	before := rs.DeepCopy()
 	rs.Status.ObservedGeneration = rs.Generation
-	conflict := metav1.Condition{Type: pimv1.ConditionConflict, Status: metav1.ConditionFalse, Reason: pimv1.ReasonNoConflict,
-		Message: "this is the only RoleSetting of " + describeRole(rs.Spec.RoleRef), ObservedGeneration: rs.Generation, LastTransitionTime: now}
-	ready := metav1.Condition{Type: pimv1.ConditionReady, Status: metav1.ConditionTrue, Reason: pimv1.ReasonValid,
-		Message: "policy in force", ObservedGeneration: rs.Generation, LastTransitionTime: now}
+	conds := conditionsOf(&rs.Status.Conditions, rs.Generation, now.Time)
 	if len(others) > 0 {
-		conflict.Status, conflict.Reason = metav1.ConditionTrue, pimv1.ReasonMultipleSettings
-		conflict.Message = fmt.Sprintf("%s is also governed by RoleSetting(s) %s; activations of this role are refused until only one remains",
+		msg := fmt.Sprintf("%s is also governed by RoleSetting(s) %s; activations of this role are refused until only one remains",
 			describeRole(rs.Spec.RoleRef), strings.Join(others, ", "))
-		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, pimv1.ReasonMultipleSettings, conflict.Message
+		conds.markFalse(pimv1.ConditionReady, pimv1.ReasonMultipleSettings, msg)
+		conds.markTrue(pimv1.ConditionConflict, pimv1.ReasonMultipleSettings, msg)
+		conds.stalled(true, pimv1.ReasonMultipleSettings, msg)
+	} else {
+		conds.stalled(false, "", "")
+		conds.markTrue(pimv1.ConditionReady, pimv1.ReasonValid, "policy in force")
+		conds.markFalse(pimv1.ConditionConflict, pimv1.ReasonNoConflict, "this is the only RoleSetting of "+describeRole(rs.Spec.RoleRef))
 	}
-	meta.SetStatusCondition(&rs.Status.Conditions, ready)
-	meta.SetStatusCondition(&rs.Status.Conditions, conflict)
-	setStalled(&rs.Status.Conditions, len(others) > 0, pimv1.ReasonMultipleSettings, conflict.Message, rs.Generation, instant)
-	if err := r.evaluateAlerts(ctx, rs, instant); err != nil {
+	recheck, err := r.evaluateAlerts(ctx, rs, instant)
+	if err != nil {
 		return reconcile.Result{}, err
 	}
-	// Alerts are re-evaluated on a timer: kubepim does not watch the
-	// bindings it does not manage.
-	again := reconcile.Result{RequeueAfter: r.maxRequeue()}
-	if equalStatus(before.Status, rs.Status) {
-		return again, nil
-	}
+	// A change of any binding of the role triggers a pass at once (the
+	// Outside watch); the timer re-evaluates what depends on time alone
+	// (unused eligibility, frequent activation), and an Unsettled binding
+	// is looked at again when its grace ends.
+	again := reconcile.Result{RequeueAfter: policy.RequeueAfter(r.Clock.Now(), recheck, r.MaxRequeue)}
 	if before.Status.ObservedGeneration != rs.Generation {
 		// A new policy is in force: record who set it.
 		e := audit.Entry{Action: pimv1.AuditSettingChanged, Target: rs, TargetKind: "RoleSetting",
@@ -87,11 +105,7 @@ func (r *RoleSettingReconciler) Reconcile(ctx context.Context, req reconcile.Req
 			return reconcile.Result{}, err
 		}
 	}
-	err = r.Status().Patch(ctx, rs, client.MergeFrom(before))
-	if apierrors.IsNotFound(err) {
-		return reconcile.Result{}, nil
-	}
-	if err != nil {
+	if err := writeStatus(ctx, r.Client, before, rs); err != nil {
 		return reconcile.Result{}, err
 	}
 	return again, nil
@@ -136,6 +150,10 @@ func describeRole(ref pimv1.RoleSettingRoleRef) string {
 // SetupWithManager watches RoleSettings; any change to one re-evaluates every
 // RoleSetting of the same role, so a conflict clears on both sides.
 func (r *RoleSettingReconciler) SetupWithManager(mgr manager.Manager) error {
+	r.tracked = map[trackKey]*tracked{}
+	if r.Outside == nil {
+		r.Outside = newOutsideWatch(mgr.GetConfig(), r.Client)
+	}
 	return ctrl.ControllerManagedBy(mgr).
 		Named("rolesetting").
 		Watches(&pimv1.RoleSetting{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
@@ -151,6 +169,7 @@ func (r *RoleSettingReconciler) SetupWithManager(mgr manager.Manager) error {
 			}
 			return reqs
 		}), ctrl.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesRawSource(r.Outside).
 		WithOptions(r.Controller).
 		Complete(r)
 }

@@ -78,7 +78,8 @@ const auditPruneInterval = time.Hour
 // expiry due now does not wait behind other requests' grants.
 const DefaultMaxConcurrentReconciles = 4
 
-// Options are what every reconciler shares.
+// Options configure kubepim's reconcilers; withDefaults fills in what is
+// left zero, and each reconciler takes by name the values it uses.
 type Options struct {
 	// Clock is the source of "now" for every decision; tests pass a fake.
 	Clock clock.PassiveClock
@@ -119,20 +120,35 @@ type Options struct {
 	Controller controller.Options
 }
 
-func (o Options) maxRequeue() time.Duration {
-	if o.MaxRequeue <= 0 {
-		return DefaultMaxRequeue
+// withDefaults fills in every default, in this one place: each reconciler
+// then takes, by name, exactly the values it uses.
+func (o Options) withDefaults() (Options, error) {
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
 	}
-	return o.MaxRequeue
+	if o.Controller.MaxConcurrentReconciles <= 0 {
+		o.Controller.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles
+	}
+	o.MaxRequeue = cmp.Or(o.MaxRequeue, DefaultMaxRequeue)
+	o.ActivationRetention = cmp.Or(o.ActivationRetention, DefaultActivationRetention)
+	o.AuditRetention = cmp.Or(o.AuditRetention, DefaultAuditRetention)
+	o.NotificationMaxAge = cmp.Or(o.NotificationMaxAge, DefaultNotificationMaxAge)
+	o.NotificationRetention = cmp.Or(o.NotificationRetention, DefaultNotificationRetention)
+	o.NotificationGiveUp = cmp.Or(o.NotificationGiveUp, DefaultNotificationGiveUp)
+	o.UserDirectory = cmp.Or(o.UserDirectory, notify.DefaultDirectory)
+	o.EmailClaim = cmp.Or(o.EmailClaim, notify.DefaultEmailClaim)
+	if o.NotificationRetention <= o.NotificationMaxAge {
+		return o, fmt.Errorf("the notification retention (%s) must be longer than the notification max age (%s): "+
+			"a record deleted while its event still counts as news would be sent again", o.NotificationRetention, o.NotificationMaxAge)
+	}
+	return o, nil
 }
 
 // SetupWithManager registers indexes and every kubepim reconciler.
 func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) error {
-	if opts.Clock == nil {
-		opts.Clock = clock.RealClock{}
-	}
-	if opts.Controller.MaxConcurrentReconciles <= 0 {
-		opts.Controller.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return err
 	}
 	if err := lookup.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
@@ -151,91 +167,71 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 			}
 		}
 	}
+	keys := &approval.Keys{Client: opts.Audit.Client, Namespace: opts.Namespace}
 	if err := (&RoleAssignmentReconciler{
-		Client:   mgr.GetClient(),
-		Bindings: syncer,
-		Recorder: mgr.GetEventRecorder("kubepim-roleassignment"),
-		Options:  opts,
+		Client: mgr.GetClient(), Bindings: syncer, Recorder: mgr.GetEventRecorder("kubepim-roleassignment"),
+		Clock: opts.Clock, Audit: opts.Audit, MaxRequeue: opts.MaxRequeue, Controller: opts.Controller,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := (&ActivationRequestReconciler{
-		Client:    mgr.GetClient(),
-		Bindings:  syncer,
-		Recorder:  mgr.GetEventRecorder("kubepim-activationrequest"),
+		Client: mgr.GetClient(), Bindings: syncer, Keys: keys, Recorder: mgr.GetEventRecorder("kubepim-activationrequest"),
 		Retention: opts.ActivationRetention,
-		Keys:      &approval.Keys{Client: opts.Audit.Client, Namespace: opts.Namespace},
-		Options:   opts,
+		Clock:     opts.Clock, Audit: opts.Audit, MaxRequeue: opts.MaxRequeue, Controller: opts.Controller,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := (&AccessReviewReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("kubepim-accessreview"),
-		Keys:     &approval.Keys{Client: opts.Audit.Client, Namespace: opts.Namespace},
-		Options:  opts,
+		Client: mgr.GetClient(), Keys: keys, Recorder: mgr.GetEventRecorder("kubepim-accessreview"),
+		Clock: opts.Clock, Audit: opts.Audit, MaxRequeue: opts.MaxRequeue, Controller: opts.Controller,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := setupNotifications(mgr, opts); err != nil {
 		return err
 	}
-	if err := (&TOTPAuditReconciler{Client: mgr.GetClient(), Options: opts}).SetupWithManager(mgr); err != nil {
+	if err := (&TOTPAuditReconciler{
+		Client: mgr.GetClient(), Audit: opts.Audit, Namespace: opts.Namespace, Controller: opts.Controller,
+	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := mgr.Add(auditPruner(opts)); err != nil {
 		return err
 	}
 	return (&RoleSettingReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("kubepim-rolesetting"),
-		Options:   opts,
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("kubepim-rolesetting"),
+		Clock: opts.Clock, Audit: opts.Audit, MaxRequeue: opts.MaxRequeue, Controller: opts.Controller,
 	}).SetupWithManager(mgr)
 }
 
 // setupNotifications registers the notifier, delivery and channel
 // controllers.
 func setupNotifications(mgr manager.Manager, opts Options) error {
-	maxAge := cmp.Or(opts.NotificationMaxAge, DefaultNotificationMaxAge)
-	retention := cmp.Or(opts.NotificationRetention, DefaultNotificationRetention)
-	if retention <= maxAge {
-		return fmt.Errorf("the notification retention (%s) must be longer than the notification max age (%s): "+
-			"a record deleted while its event still counts as news would be sent again", retention, maxAge)
-	}
 	if err := (&Notifier{
 		Client:     mgr.GetClient(),
-		Directory:  notify.DirectorySource{Reader: mgr.GetAPIReader(), Namespace: opts.Namespace, Ref: cmp.Or(opts.UserDirectory, notify.DefaultDirectory)},
-		EmailClaim: cmp.Or(opts.EmailClaim, notify.DefaultEmailClaim),
-		MaxAge:     maxAge,
-		Options:    opts,
+		Directory:  notify.DirectorySource{Reader: mgr.GetAPIReader(), Namespace: opts.Namespace, Ref: opts.UserDirectory},
+		EmailClaim: opts.EmailClaim,
+		MaxAge:     opts.NotificationMaxAge,
+		Clock:      opts.Clock, Namespace: opts.Namespace, Controller: opts.Controller,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := (&NotificationReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("kubepim-notification"),
-		Retention: retention,
-		GiveUp:    opts.NotificationGiveUp,
-		Options:   opts,
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("kubepim-notification"),
+		Retention: opts.NotificationRetention, GiveUp: opts.NotificationGiveUp,
+		Clock: opts.Clock, Namespace: opts.Namespace, Controller: opts.Controller,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	return (&NotificationChannelReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("kubepim-notificationchannel"),
-		Options:   opts,
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("kubepim-notificationchannel"),
+		Clock: opts.Clock, Namespace: opts.Namespace, MaxRequeue: opts.MaxRequeue, Controller: opts.Controller,
 	}).SetupWithManager(mgr)
 }
 
 // auditPruner prunes the audit trail every hour on the leader.
 func auditPruner(opts Options) manager.Runnable {
 	retention := opts.AuditRetention
-	if retention <= 0 {
-		retention = DefaultAuditRetention
-	}
 	return manager.RunnableFunc(func(ctx context.Context) error {
 		log := logf.FromContext(ctx).WithName("audit-retention")
 		wait.UntilWithContext(ctx, func(ctx context.Context) {

@@ -2,12 +2,8 @@ package controllers
 
 import (
 	"context"
-	"time"
 
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -15,39 +11,33 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/internal/grant"
 )
 
-// setStalled keeps kstatus's Stalled condition in conditions: True with
-// reason and message while stalled, absent otherwise (an abnormal-true
-// condition is only there while it holds).
-func setStalled(conditions *[]metav1.Condition, stalled bool, reason, message string, generation int64, now time.Time) {
-	if !stalled {
-		meta.RemoveStatusCondition(conditions, pimv1.ConditionStalled)
-		return
+// writeStatus is how every reconciler stores what its pass found: after's
+// status as a merge patch against before (the object as the pass read it),
+// and nothing at all when the pass changed nothing — conditions'
+// LastTransitionTimes only move on transitions, so an unchanged status is
+// an empty patch. Controllers never write spec. An object deleted meanwhile
+// is not an error. opts may add an optimistic lock, for a status whose
+// next pass must see every change made since this one read the object.
+func writeStatus(ctx context.Context, c client.Client, before, after client.Object, opts ...client.MergeFromOption) error {
+	if unchanged, err := statusUnchanged(before, after); err != nil || unchanged {
+		return err
 	}
-	meta.SetStatusCondition(conditions, metav1.Condition{Type: pimv1.ConditionStalled, Status: metav1.ConditionTrue,
-		Reason: reason, Message: message, ObservedGeneration: generation, LastTransitionTime: metav1.NewTime(now)})
-}
-
-// equalStatus reports whether two statuses are the same, ignoring nothing:
-// condition LastTransitionTimes only move on transitions (meta.SetStatusCondition).
-func equalStatus[T any](a, b T) bool {
-	return equality.Semantic.DeepEqual(a, b)
-}
-
-// patchStatus stores after's status as a merge patch against before, unless
-// unchanged; an object deleted meanwhile is not an error.
-func patchStatus(ctx context.Context, c client.Client, before, after client.Object, unchanged bool) error {
-	if unchanged {
-		return nil
-	}
-	err := c.Status().Patch(ctx, after, client.MergeFrom(before))
+	err := c.Status().Patch(ctx, after, client.MergeFromWithOptions(before, opts...))
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
 	return err
+}
+
+func statusUnchanged(before, after client.Object) (bool, error) {
+	data, err := client.MergeFrom(before).Data(after)
+	if err != nil {
+		return false, err
+	}
+	return string(data) == "{}", nil
 }
 
 // enqueueBindingOwner maps a managed binding to the kubepim object of kind

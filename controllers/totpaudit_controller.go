@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"strconv"
 	"time"
 
@@ -35,7 +36,13 @@ type TOTPAuditReconciler struct {
 	// Client reads enrollments from the manager's cache, which holds only
 	// labelled Secrets in Namespace (CacheOptions).
 	client.Client
-	Options
+	// Audit records every action in the audit trail.
+	Audit *audit.Recorder
+	// Namespace is kubepim's own namespace.
+	Namespace string
+	// Controller configures the controller (workers; the tests' queue that
+	// follows a fake clock).
+	Controller controller.Options
 }
 
 // +kubebuilder:rbac:groups=core,namespace=kubepim-system,resources=secrets,verbs=get;list;watch

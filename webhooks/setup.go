@@ -1,20 +1,18 @@
 package webhooks
 
 import (
-	"encoding/json"
-	"net/http"
+	"context"
 	"slices"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/internal/approval"
 	"github.com/kubepim/kubepim/internal/audit"
+	"github.com/kubepim/kubepim/internal/authz"
 	"github.com/kubepim/kubepim/internal/mfa"
 	"github.com/kubepim/kubepim/internal/policy"
 )
@@ -48,6 +46,14 @@ const (
 // factor was used.
 var DefaultMFAClaimValues = []string{"mfa", "otp", "hwk", "swk"}
 
+// VerbManage on activationrequests.kubepim.io lets someone other than the
+// requester change a request's metadata; on rolesettings.kubepim.io it
+// lets a GitOps pipeline or a platform team weaken a role's policy without
+// being able to bind the role; on accessreviews.kubepim.io it is needed to
+// create a review or change what it decides with (a reviewer needs only
+// patch, to add decision annotations).
+const VerbManage = "manage"
+
 // Setup registers every kubepim admission webhook with the manager.
 func Setup(mgr ctrl.Manager, cfg Config) {
 	if cfg.Clock == nil {
@@ -59,26 +65,31 @@ func Setup(mgr ctrl.Manager, cfg Config) {
 	if len(cfg.MFAClaimValues) == 0 {
 		cfg.MFAClaimValues = DefaultMFAClaimValues
 	}
+	direct := directClient(mgr)
 	base := handlerBase{
-		cache:   mgr.GetClient(),
-		direct:  directClient(mgr),
-		decoder: admission.NewDecoder(mgr.GetScheme()),
-		cfg:     cfg,
+		cache:  mgr.GetClient(),
+		direct: direct,
+		allowed: func(ctx context.Context, user *pimv1.UserInfo, attrs authz.Attributes) (bool, error) {
+			return authz.Allowed(ctx, direct, user, attrs)
+		},
+		cfg: cfg,
 	}
-	totp := &mfa.TOTPVerifier{Client: base.direct, Namespace: cfg.Namespace, Clock: cfg.Clock, Limit: cfg.TOTPLimit.OrDefault()}
-	keys := &approval.Keys{Client: base.direct, Namespace: cfg.Namespace}
+	totp := &mfa.TOTPVerifier{Client: direct, Namespace: cfg.Namespace, Clock: cfg.Clock, Limit: cfg.TOTPLimit.OrDefault()}
+	keys := &approval.Keys{Client: direct, Namespace: cfg.Namespace}
+	decoder := admission.NewDecoder(mgr.GetScheme())
 	server := mgr.GetWebhookServer()
-	server.Register("/mutate-kubepim-io-v1alpha1-activationrequest", &webhook.Admission{Handler: &activationMutator{handlerBase: base, totp: totp, keys: keys}})
-	server.Register("/validate-kubepim-io-v1alpha1-activationrequest", &webhook.Admission{Handler: &activationValidator{handlerBase: base, keys: keys}})
-	server.Register("/mutate-kubepim-io-v1alpha1-roleassignment", &webhook.Admission{Handler: &assignmentMutator{handlerBase: base}})
-	server.Register("/validate-kubepim-io-v1alpha1-roleassignment", &webhook.Admission{Handler: &assignmentValidator{handlerBase: base}})
-	server.Register("/mutate-kubepim-io-v1alpha1-accessreview", &webhook.Admission{Handler: &reviewMutator{handlerBase: base, keys: keys}})
-	server.Register("/validate-kubepim-io-v1alpha1-accessreview", &webhook.Admission{Handler: &reviewGuard{handlerBase: base, keys: keys}})
-	server.Register("/mutate-kubepim-io-v1alpha1-rolesetting", &webhook.Admission{Handler: &settingStamper{handlerBase: base}})
-	server.Register("/validate-kubepim-io-v1alpha1-rolesetting", &webhook.Admission{Handler: &settingGuard{handlerBase: base}})
+	server.Register("/mutate-kubepim-io-v1alpha1-activationrequest", mutating(decoder, (&activationMutator{handlerBase: base, totp: totp, keys: keys}).mutate))
+	server.Register("/validate-kubepim-io-v1alpha1-activationrequest", validating(decoder, (&activationValidator{handlerBase: base, keys: keys}).validate))
+	server.Register("/mutate-kubepim-io-v1alpha1-roleassignment", mutating(decoder, mutateAssignment))
+	server.Register("/validate-kubepim-io-v1alpha1-roleassignment", validating(decoder, (&assignmentValidator{handlerBase: base}).validate))
+	server.Register("/mutate-kubepim-io-v1alpha1-accessreview", mutating(decoder, (&reviewMutator{handlerBase: base, keys: keys}).mutate))
+	server.Register("/validate-kubepim-io-v1alpha1-accessreview", validating(decoder, (&reviewGuard{handlerBase: base, keys: keys}).validate))
+	server.Register("/mutate-kubepim-io-v1alpha1-rolesetting", mutating(decoder, stampSetting))
+	server.Register("/validate-kubepim-io-v1alpha1-rolesetting", validating(decoder, (&settingGuard{handlerBase: base}).validate))
 	// The audit download shares the webhook server's TLS listener.
-	server.Register("/audit", &audit.ExportHandler{Client: base.direct})
-	server.Register("/validate-kubepim-io-v1alpha1-auditevent", &webhook.Admission{Handler: &auditGuard{handlerBase: base, self: &selfIdentity{client: base.direct}}})
+	server.Register("/audit", &audit.ExportHandler{Client: direct})
+	self := &selfIdentity{client: direct}
+	server.Register("/validate-kubepim-io-v1alpha1-auditevent", validating(decoder, (&auditGuard{self: self.username}).validate))
 }
 
 // directClient writes and reads straight to the API server (Secrets are
@@ -91,31 +102,27 @@ func directClient(mgr ctrl.Manager) client.Client {
 	return c
 }
 
+// authorizer answers whether user may do what attrs say (in the manager, a
+// SubjectAccessReview: authz.Allowed).
+type authorizer func(ctx context.Context, user *pimv1.UserInfo, attrs authz.Attributes) (bool, error)
+
+// handlerBase is what the webhooks that look things up share.
 type handlerBase struct {
 	// cache reads kubepim objects through the manager's indexed cache.
-	cache   client.Client
-	direct  client.Client
-	decoder admission.Decoder
+	cache client.Reader
+	// direct reads the API server: roles, which are not cached.
+	direct  client.Reader
+	allowed authorizer
 	cfg     Config
 }
 
-// userInfo converts the authenticated user of an admission request.
-func userInfo(u authenticationv1.UserInfo) *pimv1.UserInfo {
-	info := &pimv1.UserInfo{Username: u.Username, UID: u.UID, Groups: slices.Clone(u.Groups)}
-	if len(u.Extra) > 0 {
-		info.Extra = make(map[string][]string, len(u.Extra))
-		for k, v := range u.Extra {
-			info.Extra[k] = slices.Clone(v)
+// mfaClaimed reports whether the user's identity provider says they used
+// a second factor.
+func (cfg Config) mfaClaimed(user *pimv1.UserInfo) bool {
+	for _, v := range user.Extra[cfg.MFAClaim] {
+		if slices.Contains(cfg.MFAClaimValues, v) {
+			return true
 		}
 	}
-	return info
-}
-
-// patched answers with the JSON patch from the request's object to obj.
-func patched(req admission.Request, obj any) admission.Response {
-	raw, err := json.Marshal(obj)
-	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, err)
-	}
-	return admission.PatchResponseFromRaw(req.Object.Raw, raw)
+	return false
 }

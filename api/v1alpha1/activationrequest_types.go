@@ -284,3 +284,12 @@ func (s *ActivationRequestStatus) EndedAtOr(fallback time.Time) time.Time {
 	}
 	return s.EndedAt.Time
 }
+
+// RequesterName is the username of the requester kubepim stamped, for
+// messages and decisions ("unknown requester" if none was stamped).
+func (ar *ActivationRequest) RequesterName() string {
+	if ar.Spec.Requester == nil {
+		return "unknown requester"
+	}
+	return ar.Spec.Requester.Username
+}

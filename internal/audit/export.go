@@ -161,8 +161,8 @@ func (h *ExportHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "use GET", http.StatusMethodNotAllowed)
 		return
 	}
-	status, msg := authz.Check(r.Context(), h.Client, r, func(s *authorizationv1.SubjectAccessReviewSpec) {
-		s.ResourceAttributes = &authorizationv1.ResourceAttributes{Group: pimv1.GroupVersion.Group, Resource: "auditevents", Verb: "list"}
+	status, msg := authz.Check(r.Context(), h.Client, r, authz.Attributes{
+		Resource: &authorizationv1.ResourceAttributes{Group: pimv1.GroupVersion.Group, Resource: "auditevents", Verb: "list"},
 	})
 	if status != http.StatusOK {
 		http.Error(w, msg, status)

@@ -9,17 +9,14 @@
 package grant
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"maps"
 	"slices"
-	"sync"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -158,265 +155,6 @@ func (e *ErrNameTaken) Error() string {
 	return fmt.Sprintf("%s %q already exists and is not managed by kubepim; rename or delete it", e.Kind, types.NamespacedName{Namespace: e.Namespace, Name: e.Name}.String())
 }
 
-// Syncer makes the bindings of an owner exactly what is wanted.
-type Syncer struct {
-	// Client reads from the manager's cache (which holds managed bindings
-	// only) and writes to the API server.
-	Client client.Client
-	// APIReader reads from the API server directly, for revocations and for
-	// names the cache cannot see.
-	APIReader client.Reader
-
-	// echoes are the creates (by kind/namespace/name) and deletes (by
-	// UID) this Syncer sent whose watch events have not come back yet.
-	// They are noted before the request is sent: the watch event may be
-	// delivered before the response.
-	mu      sync.Mutex
-	created map[string]*echo
-	deleted map[types.UID]*echo
-}
-
-// echo is one expected watch event.
-type echo struct {
-	done bool   // the request returned
-	rv   string // the resourceVersion created
-	seen bool   // the event came while the request was in flight
-}
-
-func echoKey(obj client.Object) string { return Key(obj) }
-
-// Echo reports whether a binding's create (deleted false) or delete
-// (deleted true) watch event is the echo of this Syncer's own request for
-// an owner of kind, and forgets it then. The pass that sent it already
-// knew: running the owner's reconcile again for it, from a cache that may
-// not yet hold that pass's own status, would only repeat its work. A
-// binding changed by anyone since (another resourceVersion) is no echo.
-func (s *Syncer) Echo(kind string, obj client.Object, deleted bool) bool {
-	if obj.GetLabels()[pimv1.LabelOwnerKind] != kind {
-		return false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if deleted {
-		return consume(s.deleted, obj.GetUID(), "")
-	}
-	return consume(s.created, echoKey(obj), obj.GetResourceVersion())
-}
-
-func consume[K comparable](m map[K]*echo, key K, rv string) bool {
-	e := m[key]
-	if e == nil {
-		return false
-	}
-	if !e.done {
-		e.seen = true
-		return true
-	}
-	delete(m, key)
-	return rv == "" || e.rv == rv
-}
-
-// expect notes a request about to be sent; its result is given to the
-// returned function.
-func expect[K comparable](mu *sync.Mutex, m *map[K]*echo, key K) func(ok bool, rv string) {
-	mu.Lock()
-	if *m == nil {
-		*m = map[K]*echo{}
-	}
-	e := &echo{}
-	(*m)[key] = e
-	mu.Unlock()
-	return func(ok bool, rv string) {
-		mu.Lock()
-		defer mu.Unlock()
-		if (*m)[key] != e {
-			return
-		}
-		if !ok || e.seen {
-			delete(*m, key)
-			return
-		}
-		e.done, e.rv = true, rv
-	}
-}
-
-// create creates obj, noting its echo.
-func (s *Syncer) create(ctx context.Context, obj client.Object) error {
-	done := expect(&s.mu, &s.created, echoKey(obj))
-	err := s.Client.Create(ctx, obj)
-	done(err == nil, obj.GetResourceVersion())
-	return err
-}
-
-// Sync makes want (nil for none) the only binding of owner: it creates or
-// repairs want and revokes every other binding the owner has.
-func (s *Syncer) Sync(ctx context.Context, owner Owner, want client.Object) (Outcome, error) {
-	var out Outcome
-	owned, err := s.Owned(ctx, owner)
-	if err != nil {
-		return out, err
-	}
-	for _, obj := range owned {
-		if want != nil && sameObject(obj, want) && obj.GetLabels()[pimv1.LabelOwnerUID] == string(owner.UID) {
-			continue
-		}
-		removed, err := s.Revoke(ctx, obj)
-		if err != nil {
-			return out, err
-		}
-		if removed {
-			out.Removed++
-		}
-	}
-	if want == nil {
-		return out, nil
-	}
-	out.Created, out.Repaired, err = s.ensure(ctx, owner, want)
-	if err != nil {
-		return out, err
-	}
-	out.Binding = Reference(want)
-	return out, nil
-}
-
-// Owned lists the managed bindings recorded for owner, from the cache (by
-// kind and name: an earlier owner of the same name shows up here too, and
-// Sync revokes it).
-func (s *Syncer) Owned(ctx context.Context, owner Owner) ([]client.Object, error) {
-	var crbs rbacv1.ClusterRoleBindingList
-	if err := s.Client.List(ctx, &crbs, client.MatchingFields{OwnerIndex: owner.indexKey()}); err != nil {
-		return nil, err
-	}
-	var rbs rbacv1.RoleBindingList
-	if err := s.Client.List(ctx, &rbs, client.MatchingFields{OwnerIndex: owner.indexKey()}); err != nil {
-		return nil, err
-	}
-	out := make([]client.Object, 0, len(crbs.Items)+len(rbs.Items))
-	for i := range crbs.Items {
-		out = append(out, &crbs.Items[i])
-	}
-	for i := range rbs.Items {
-		out = append(out, &rbs.Items[i])
-	}
-	return out, nil
-}
-
-// ensure creates want or repairs the existing binding of that name.
-func (s *Syncer) ensure(ctx context.Context, owner Owner, want client.Object) (created, repaired bool, err error) {
-	current := want.DeepCopyObject().(client.Object)
-	err = s.Client.Get(ctx, client.ObjectKeyFromObject(want), current)
-	if apierrors.IsNotFound(err) {
-		// Not in the cache: create it straight away, without a read first —
-		// this is the grant's critical path. The cache only holds managed
-		// bindings, so an unmanaged binding of the same name (or one whose
-		// label was removed) may be there: the create then fails and that
-		// binding is read from the API server and judged below.
-		create := want.DeepCopyObject().(client.Object)
-		err = s.create(ctx, create)
-		if err == nil {
-			want.SetUID(create.GetUID())
-			return true, false, nil
-		}
-		if !apierrors.IsAlreadyExists(err) {
-			return false, false, err
-		}
-		err = s.APIReader.Get(ctx, client.ObjectKeyFromObject(want), current)
-		if apierrors.IsNotFound(err) {
-			return false, false, fmt.Errorf("binding %s existed and then did not while creating it, will retry: %w", want.GetName(), err)
-		}
-	}
-	if err != nil {
-		return false, false, err
-	}
-	if !ownedBy(current, owner) {
-		return false, false, &ErrNameTaken{Kind: Reference(want).Kind, Namespace: want.GetNamespace(), Name: want.GetName()}
-	}
-	want.SetUID(current.GetUID())
-	if matches(current, want) {
-		return false, false, nil
-	}
-	if !equality.Semantic.DeepEqual(roleRefOf(current), roleRefOf(want)) {
-		// roleRef of a binding is immutable: replace the binding.
-		if _, err := s.Revoke(ctx, current); err != nil {
-			return false, false, err
-		}
-		if err := s.create(ctx, want); err != nil {
-			return false, false, err
-		}
-		return false, true, nil
-	}
-	repairedObj := current.DeepCopyObject().(client.Object)
-	labels := maps.Clone(current.GetLabels())
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	maps.Copy(labels, want.GetLabels())
-	repairedObj.SetLabels(labels)
-	annotations := maps.Clone(current.GetAnnotations())
-	if annotations == nil {
-		annotations = map[string]string{}
-	}
-	maps.Copy(annotations, want.GetAnnotations())
-	repairedObj.SetAnnotations(annotations)
-	repairedObj.SetOwnerReferences(want.GetOwnerReferences())
-	setSubjects(repairedObj, subjectsOf(want))
-	if err := s.Client.Update(ctx, repairedObj); err != nil {
-		return false, false, err
-	}
-	want.SetUID(repairedObj.GetUID())
-	return false, true, nil
-}
-
-// Revoke deletes a managed binding. It deletes the very version it was
-// given (UID and resourceVersion preconditions), which was managed by
-// kubepim when it was read; if the binding changed since (the cache may
-// lag), it re-reads it from the API server, checks that it is still
-// kubepim's, and deletes that version. It reports whether a binding was
-// deleted.
-func (s *Syncer) Revoke(ctx context.Context, obj client.Object) (bool, error) {
-	if isKubepims(obj) && obj.GetUID() != "" && obj.GetResourceVersion() != "" {
-		removed, err := s.deleteExactly(ctx, obj)
-		if !apierrors.IsConflict(err) {
-			return removed, err
-		}
-	}
-	fresh := obj.DeepCopyObject().(client.Object)
-	if err := s.APIReader.Get(ctx, client.ObjectKeyFromObject(obj), fresh); err != nil {
-		return false, client.IgnoreNotFound(err)
-	}
-	if !isKubepims(fresh) {
-		// Not ours (any more): never delete what kubepim does not manage.
-		return false, nil
-	}
-	return s.deleteExactly(ctx, fresh)
-}
-
-// RevokeRef revokes the binding a status reference names, read from the
-// API server: for when the cache shows none (a lagging watch) although
-// status says one was granted.
-func (s *Syncer) RevokeRef(ctx context.Context, ref *pimv1.BindingReference) (bool, error) {
-	var b client.Object = &rbacv1.ClusterRoleBinding{}
-	if ref.Kind == "RoleBinding" {
-		b = &rbacv1.RoleBinding{}
-	}
-	b.SetName(ref.Name)
-	b.SetNamespace(ref.Namespace)
-	return s.Revoke(ctx, b)
-}
-
-// deleteExactly deletes obj if it is still the version read: a Conflict
-// means it changed (or was replaced) since.
-func (s *Syncer) deleteExactly(ctx context.Context, obj client.Object) (bool, error) {
-	uid, rv := obj.GetUID(), obj.GetResourceVersion()
-	done := expect(&s.mu, &s.deleted, uid)
-	err := s.Client.Delete(ctx, obj, client.Preconditions{UID: &uid, ResourceVersion: &rv})
-	done(err == nil, "")
-	if apierrors.IsNotFound(err) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
 func isKubepims(obj client.Object) bool {
 	return obj.GetLabels()[pimv1.LabelManagedBy] == pimv1.ManagedByValue || hasKubepimOwnerRef(obj)
 }
@@ -489,4 +227,42 @@ func setSubjects(obj client.Object, subjects []rbacv1.Subject) {
 	case *rbacv1.RoleBinding:
 		b.Subjects = subjects
 	}
+}
+
+// OwnerOfActivation is the Owner an ActivationRequest's binding records.
+func OwnerOfActivation(ar *pimv1.ActivationRequest) Owner {
+	return Owner{Kind: "ActivationRequest", Name: ar.Name, UID: ar.UID}
+}
+
+// OwnerOfAssignment is the Owner a RoleAssignment's binding records.
+func OwnerOfAssignment(ra *pimv1.RoleAssignment) Owner {
+	return Owner{Kind: "RoleAssignment", Name: ra.Name, UID: ra.UID}
+}
+
+// ForActivation is the binding an activation grants with: the requester
+// alone, as a User (even when eligible through a group), to the role, in
+// the request's namespace (cluster-wide when none). The controller that
+// grants it and the judge of outside bindings build it here, so they
+// cannot disagree.
+func ForActivation(ar *pimv1.ActivationRequest, annotations map[string]string) client.Object {
+	var requester string
+	if ar.Spec.Requester != nil {
+		requester = ar.Spec.Requester.Username
+	}
+	return Desired(OwnerOfActivation(ar), Name("ar", ar.Name), Grant{
+		Subject:     rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: requester},
+		RoleRef:     ar.Spec.RoleRef,
+		Namespace:   ar.Spec.Namespace,
+		Annotations: annotations,
+	})
+}
+
+// ForAssignment is the binding an Active RoleAssignment grants with: its
+// subject, to the role, in its namespace (cluster-wide when none).
+func ForAssignment(ra *pimv1.RoleAssignment) client.Object {
+	return Desired(OwnerOfAssignment(ra), Name("ra", ra.Name), Grant{
+		Subject:   SubjectFor(ra.Spec.Subject),
+		RoleRef:   ra.Spec.RoleRef,
+		Namespace: ra.Spec.Namespace,
+	})
 }

@@ -3,6 +3,7 @@ package lookup
 import (
 	"context"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
@@ -43,4 +44,19 @@ func OpenRequestsOf(ctx context.Context, c client.Reader, username string, roleR
 		}
 	}
 	return open, nil
+}
+
+// RoleRules reads the rules of the Role name in namespace (kind Role) or of
+// the ClusterRole name (roles are not cached: pass a reader of the API
+// server). aggregated reports a ClusterRole with an aggregation rule, whose
+// rules change as other roles appear. A missing role is a NotFound error.
+func RoleRules(ctx context.Context, c client.Reader, kind, name, namespace string) (rules []rbacv1.PolicyRule, aggregated bool, err error) {
+	if kind == pimv1.RoleKindRole {
+		role := &rbacv1.Role{}
+		err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, role)
+		return role.Rules, false, err
+	}
+	role := &rbacv1.ClusterRole{}
+	err = c.Get(ctx, client.ObjectKey{Name: name}, role)
+	return role.Rules, err == nil && role.AggregationRule != nil, err
 }

@@ -31,7 +31,7 @@ func (c *Content) action(label, command string) {
 // audience) can do: approvers and admins get the commands to decide, the
 // requester the one to cancel.
 func ActivationContent(ar *pimv1.ActivationRequest, occ policy.Occurrence, audience string) Content {
-	who := requesterName(ar)
+	who := ar.RequesterName()
 	grant := policy.RoleDescription(ar.Spec.RoleRef, ar.Spec.Namespace)
 	var c Content
 	switch occ.Event {
@@ -138,13 +138,6 @@ func AssignmentContent(ra *pimv1.RoleAssignment, occ policy.Occurrence, audience
 		c.action("Activate", activate+fmt.Sprintf(" --for 1h --reason %q", "REASON"))
 	}
 	return c
-}
-
-func requesterName(ar *pimv1.ActivationRequest) string {
-	if ar.Spec.Requester == nil {
-		return "(unknown)"
-	}
-	return ar.Spec.Requester.Username
 }
 
 func subjectName(s pimv1.Subject) string {

@@ -41,25 +41,27 @@ import (
 )
 
 var (
-	flagRoot           = flag.String("root", ".", "the repository root (CRDs, webhook and RBAC manifests)")
-	flagBare           = flag.Int("bare", 200, "bare ClusterRoleBinding creations (the physical limit)")
-	flagGrant          = flag.Int("grant", 200, "activations for the grant latency")
-	flagApproval       = flag.Int("approval", 50, "approved activations for the approval latency")
-	flagLifecycles     = flag.Int("lifecycles", 5, "sequential lifecycles whose API writes are counted")
-	flagRevoke         = flag.Int("revoke", 200, "short activations for the revoke lag")
-	flagRevokeRate     = flag.Float64("revoke-rate", 4, "short activations started per second in the revoke-lag run (keep it below the activation throughput)")
-	flagRevokeSlow     = flag.Int("revoke-slow", 30, "short activations for the revoke lag at the slow rate (0: skip)")
-	flagRevokeSlowRate = flag.Float64("revoke-slow-rate", 2, "short activations started per second in the slow revoke-lag run")
-	flagRevokePoll     = flag.Int("revoke-pollers", 64, "SubjectAccessReview pollers at most at once in the revoke-lag run")
-	flagThroughput     = flag.Int("throughput", 1000, "activations in flight at once for the throughput")
-	flagScale          = flag.Int("scale", 10000, "RoleAssignments in the large scale step")
-	flagScaleSmall     = flag.Int("scale-small", 1000, "RoleAssignments in the small scale step")
-	flagActiveShare    = flag.Float64("active-share", 0.2, "share of Active (rather than Eligible) RoleAssignments in the scale steps")
-	flagWriters        = flag.Int("writers", 16, "concurrent writers when creating many objects")
-	flagOnly           = flag.String("only", "", "comma-separated subset of: lifecycle,bare,grant,approval,revoke,throughput,scale")
-	flagTrace          = flag.Bool("trace-writes", false, "print every write the manager sends during the counted lifecycles")
-	flagMemLimit       = flag.String("manager-gomemlimit", "", "GOMEMLIMIT for the cmd/manager process of the scale steps (e.g. 120MiB; empty: none)")
-	flagTimeout        = flag.Duration("timeout", 20*time.Minute, "give up after this long")
+	flagRoot            = flag.String("root", ".", "the repository root (CRDs, webhook and RBAC manifests)")
+	flagBare            = flag.Int("bare", 200, "bare ClusterRoleBinding creations (the physical limit)")
+	flagGrant           = flag.Int("grant", 200, "activations for the grant latency")
+	flagApproval        = flag.Int("approval", 50, "approved activations for the approval latency")
+	flagLifecycles      = flag.Int("lifecycles", 5, "sequential lifecycles whose API writes are counted")
+	flagRevoke          = flag.Int("revoke", 200, "short activations for the revoke lag")
+	flagRevokeRate      = flag.Float64("revoke-rate", 4, "short activations started per second in the revoke-lag run (keep it below the activation throughput)")
+	flagRevokeSlow      = flag.Int("revoke-slow", 30, "short activations for the revoke lag at the slow rate (0: skip)")
+	flagRevokeSlowRate  = flag.Float64("revoke-slow-rate", 2, "short activations started per second in the slow revoke-lag run")
+	flagRevokePoll      = flag.Int("revoke-pollers", 64, "SubjectAccessReview pollers at most at once in the revoke-lag run")
+	flagThroughput      = flag.Int("throughput", 1000, "activations in flight at once for the throughput")
+	flagScale           = flag.Int("scale", 10000, "RoleAssignments in the large scale step")
+	flagScaleSmall      = flag.Int("scale-small", 1000, "RoleAssignments in the small scale step")
+	flagActiveShare     = flag.Float64("active-share", 0.2, "share of Active (rather than Eligible) RoleAssignments in the scale steps")
+	flagWriters         = flag.Int("writers", 16, "concurrent writers when creating many objects")
+	flagOnly            = flag.String("only", "", "comma-separated subset of: lifecycle,bare,grant,approval,revoke,throughput,scale,outside")
+	flagOutsideRemovals = flag.Int("outside-removals", 50, "outside bindings of a governed role whose removal (enforce mode) is timed in the outside step")
+	flagOutside         = flag.Int("outside-bindings", 50000, "unrelated RoleBindings and ClusterRoleBindings created in the outside step (after the scale steps, on their control plane)")
+	flagTrace           = flag.Bool("trace-writes", false, "print every write the manager sends during the counted lifecycles")
+	flagMemLimit        = flag.String("manager-gomemlimit", "", "GOMEMLIMIT for the cmd/manager process of the scale steps (e.g. 120MiB; empty: none)")
+	flagTimeout         = flag.Duration("timeout", 20*time.Minute, "give up after this long")
 )
 
 const (
@@ -121,17 +123,22 @@ func run(ctx context.Context, res *results) error {
 			return err
 		}
 	}
-	if enabled("scale") {
+	if enabled("scale") || enabled("outside") {
 		// A fresh control plane: the scale steps count only their own
 		// assignments. The manager runs as its own process (cmd/manager),
 		// so that its memory and CPU are measured without the benchmark's.
+		// The outside step measures on top of what the scale steps made.
 		b, err := setup(ctx, root, false)
 		if err != nil {
 			return err
 		}
 		err = b.startProcess(ctx, root)
-		if err == nil {
+		if err == nil && enabled("scale") {
 			err = b.scale(ctx, res)
+		}
+		if err == nil && enabled("outside") {
+			logf("--- outside")
+			err = b.outside(ctx, res)
 		}
 		b.teardown()
 		if err != nil {
