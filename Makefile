@@ -48,7 +48,7 @@ fmt: ## go fmt.
 
 .PHONY: vet
 vet: ## go vet.
-	go vet ./...
+	go vet -tags e2e ./...
 
 .PHONY: lint
 lint: fmt vet golangci-kal ## gofmt check, go vet, and kube-api-linter on api/ (.golangci.yml).

@@ -298,7 +298,7 @@ func stateOf(name string) func() (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return ar.Status.State, nil
+		return string(ar.Status.State), nil
 	}
 }
 

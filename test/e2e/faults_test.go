@@ -130,7 +130,7 @@ var _ = Describe("Faults", Ordered, func() {
 		Eventually(func() []string { return actionsFor("alice-e2e-mid") }).Should(Equal([]string{
 			pimv1.AuditActivationRequested, pimv1.AuditActivated, pimv1.AuditExpired}))
 		Eventually(func() []string { return actionsFor("bob-e2e-kill") }).Should(Equal([]string{
-			pimv1.AuditActivationRequested, pimv1.ActivationStatePendingApproval, pimv1.AuditApproved, pimv1.AuditApproved,
+			pimv1.AuditActivationRequested, string(pimv1.ActivationStatePendingApproval), pimv1.AuditApproved, pimv1.AuditApproved,
 			pimv1.AuditActivated, pimv1.AuditExpired}))
 		verifyAudit()
 	})
@@ -290,7 +290,7 @@ spec:
 			pimv1.AuditActivationRequested, pimv1.AuditActivated, pimv1.AuditExpired}))
 		_, err = getActivation("alice-e2e-webhook-down")
 		Expect(notFound(err)).To(BeTrue(), "%v", err)
-		Expect(actionsFor("bob-e2e-webhook")).To(Equal([]string{pimv1.AuditActivationRequested, pimv1.ActivationStatePendingApproval}))
+		Expect(actionsFor("bob-e2e-webhook")).To(Equal([]string{pimv1.AuditActivationRequested, string(pimv1.ActivationStatePendingApproval)}))
 		verifyAudit()
 		// bob withdraws it, so that no other case finds him waiting already.
 		_, err = bob.kubectl("annotate", "activationrequest", "bob-e2e-webhook", pimv1.AnnotationCancel+"=done")

@@ -90,7 +90,7 @@ var _ = Describe("The documented flows, with kubectl as real users", Ordered, fu
 		Eventually(func() []string { return actionsFor("alice-e2e-flow") }).Should(Equal([]string{
 			pimv1.AuditActivationRequested, pimv1.AuditActivated, pimv1.AuditExpired}))
 		Eventually(func() []string { return actionsFor("bob-e2e-secrets") }).Should(Equal([]string{
-			pimv1.AuditActivationRequested, pimv1.ActivationStatePendingApproval, pimv1.AuditApproved, pimv1.AuditApproved,
+			pimv1.AuditActivationRequested, string(pimv1.ActivationStatePendingApproval), pimv1.AuditApproved, pimv1.AuditApproved,
 			pimv1.AuditActivated, pimv1.AuditExpired}))
 
 		By("kubectl pim audit -o json, filtered by user")
