@@ -309,7 +309,7 @@ func notFound(err error) bool {
 // activeUntil waits until the request is Active and returns its expiresAt.
 func activeUntil(name string) time.Time {
 	GinkgoHelper()
-	Eventually(stateOf(name)).Should(Equal(pimv1.ActivationStateActive))
+	Eventually(stateOf(name)).Should(Equal(string(pimv1.ActivationStateActive)))
 	ar, err := getActivation(name)
 	Expect(err).NotTo(HaveOccurred())
 	Expect(ar.Status.ExpiresAt).NotTo(BeNil())

@@ -47,7 +47,7 @@ var _ = Describe("Faults", Ordered, func() {
 		By("a request waiting for its second approval")
 		_, err := bob.kubectlIn(secretReaderActivation("bob-e2e-kill", 6*time.Second), "create", "-f", "-")
 		Expect(err).NotTo(HaveOccurred())
-		Eventually(stateOf("bob-e2e-kill")).Should(Equal(pimv1.ActivationStatePendingApproval))
+		Eventually(stateOf("bob-e2e-kill")).Should(Equal(string(pimv1.ActivationStatePendingApproval)))
 		_, err = carol.kubectl("annotate", "activationrequest", "bob-e2e-kill", "kubepim.io/approve=ticket checked")
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(func() (int, error) {
@@ -100,7 +100,7 @@ var _ = Describe("Faults", Ordered, func() {
 		figure("kill -9 of all replicas: expiry overshoot (revoked − expiresAt)", at.Sub(expires), fmt.Sprintf("≤ downtime + 1 s = %.2f s", (downtime+time.Second).Seconds()))
 		figure("kill -9 of all replicas: restarted process → revoked", at.Sub(fi.ModTime()), "—")
 		Expect(at.Sub(expires)).To(BeNumerically("<=", downtime+time.Second))
-		Eventually(stateOf("alice-e2e-kill")).Should(Equal(pimv1.ActivationStateExpired))
+		Eventually(stateOf("alice-e2e-kill")).Should(Equal(string(pimv1.ActivationStateExpired)))
 
 		By("the request created at the kill is activated and expires on time")
 		midExpires := activeUntil("alice-e2e-mid")
@@ -177,7 +177,7 @@ var _ = Describe("Faults", Ordered, func() {
 		figure("leader kill -9: takeover (kill → standby's leader gauge is 1)", took.Sub(killed), "—")
 		figure("leader kill -9: expiry overshoot (revoked − expiresAt)", at.Sub(expires), fmt.Sprintf("≤ lease duration + 1 s = %s", leaseDuration+time.Second))
 		Expect(at.Sub(expires)).To(BeNumerically("<=", leaseDuration+time.Second))
-		Eventually(stateOf("alice-e2e-ha")).Should(Equal(pimv1.ActivationStateExpired))
+		Eventually(stateOf("alice-e2e-ha")).Should(Equal(string(pimv1.ActivationStateExpired)))
 		Eventually(func() []string { return actionsFor("alice-e2e-ha") }).Should(Equal([]string{
 			pimv1.AuditActivationRequested, pimv1.AuditActivated, pimv1.AuditExpired}))
 
@@ -205,7 +205,7 @@ var _ = Describe("Faults", Ordered, func() {
 		figure("etcd + apiserver kill -9: outage (kill → apiserver ready)", back.Sub(killed), "—")
 		figure("etcd + apiserver kill -9: revoked after the apiserver is ready", at.Sub(back), fmt.Sprintf("≤ lease duration + 1 s = %s", leaseDuration+time.Second))
 		Expect(at.Sub(back)).To(BeNumerically("<=", leaseDuration+time.Second))
-		Eventually(stateOf("alice-e2e-apiserver")).Should(Equal(pimv1.ActivationStateExpired))
+		Eventually(stateOf("alice-e2e-apiserver")).Should(Equal(string(pimv1.ActivationStateExpired)))
 		restarted := restartExited()
 		fmt.Fprintf(GinkgoWriter, "replicas that exited during the outage (leadership lost) and were restarted: %v\n", restarted)
 		AddReportEntry("replicas restarted after the API server outage", strings.Join(restarted, ","))
@@ -238,7 +238,7 @@ var _ = Describe("Faults", Ordered, func() {
 		wProd := watchBindings("prod")
 		_, err := bob.kubectlIn(secretReaderActivation("bob-e2e-webhook", 6*time.Second), "create", "-f", "-")
 		Expect(err).NotTo(HaveOccurred())
-		Eventually(stateOf("bob-e2e-webhook")).Should(Equal(pimv1.ActivationStatePendingApproval))
+		Eventually(stateOf("bob-e2e-webhook")).Should(Equal(string(pimv1.ActivationStatePendingApproval)))
 		_, err = alice.kubectlIn(sampleActivation("alice-e2e-webhook", "prod", 3*time.Second), "create", "-f", "-")
 		Expect(err).NotTo(HaveOccurred())
 		expires := activeUntil("alice-e2e-webhook")
@@ -285,7 +285,7 @@ spec:
 
 		By("webhooks back: the record catches up, exactly once")
 		dev("start", "webhook-proxy")
-		Eventually(stateOf("alice-e2e-webhook")).WithTimeout(60 * time.Second).Should(Equal(pimv1.ActivationStateExpired))
+		Eventually(stateOf("alice-e2e-webhook")).WithTimeout(60 * time.Second).Should(Equal(string(pimv1.ActivationStateExpired)))
 		Eventually(func() []string { return actionsFor("alice-e2e-webhook") }).WithTimeout(60 * time.Second).Should(Equal([]string{
 			pimv1.AuditActivationRequested, pimv1.AuditActivated, pimv1.AuditExpired}))
 		_, err = getActivation("alice-e2e-webhook-down")
@@ -295,6 +295,6 @@ spec:
 		// bob withdraws it, so that no other case finds him waiting already.
 		_, err = bob.kubectl("annotate", "activationrequest", "bob-e2e-webhook", pimv1.AnnotationCancel+"=done")
 		Expect(err).NotTo(HaveOccurred())
-		Eventually(stateOf("bob-e2e-webhook")).Should(Equal(pimv1.ActivationStateCancelled))
+		Eventually(stateOf("bob-e2e-webhook")).Should(Equal(string(pimv1.ActivationStateCancelled)))
 	})
 })
