@@ -359,7 +359,7 @@ func reviewChangeEntry(rev *pimv1.AccessReview, created bool) audit.Entry {
 			"generation": fmt.Sprint(rev.Generation), "reviewerType": spec.ReviewerType, "reviewers": strings.Join(reviewers, ", "),
 			"duration": spec.Duration.Duration.String(), "recurrence": spec.Recurrence.Type, "roles": strings.Join(roles, ", "),
 			"namespaces": strings.Join(spec.Scope.Namespaces, ","), "defaultDecision": string(spec.Settings.DefaultDecision),
-			"autoApply": fmt.Sprint(spec.Settings.AutoApply),
+			"autoApply": fmt.Sprint(spec.Settings.AutoApplies()),
 		}}
 	if created {
 		e.Action = pimv1.AuditReviewCreated

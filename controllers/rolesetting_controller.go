@@ -132,7 +132,7 @@ func settingDetails(s pimv1.RoleSettingSpec) map[string]string {
 	a := s.Activation
 	return map[string]string{
 		"maxDuration":          a.MaxDuration.Duration.String(),
-		"requireJustification": fmt.Sprint(a.RequireJustification),
+		"requireJustification": fmt.Sprint(a.JustificationRequired()),
 		"requireTicket":        fmt.Sprint(a.RequireTicket),
 		"requireMFA":           fmt.Sprint(a.RequireMFA),
 		"approvalRequired":     fmt.Sprint(a.Approval.Required),

@@ -96,7 +96,6 @@ type ActivationRequestSpec struct {
 
 	// namespace to activate the role in; absent means cluster-wide.
 	// +optional
-	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:XValidation:rule="self == '' || !format.dns1123Label().validate(self).hasValue()",message="must be a namespace name: lowercase letters, digits and '-', starting and ending with a letter or digit (a DNS-1123 label)"
 	Namespace string `json:"namespace,omitempty"`

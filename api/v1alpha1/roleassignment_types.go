@@ -41,7 +41,6 @@ type RoleAssignmentSpec struct {
 	// namespace the role applies in; absent means cluster-wide (ClusterRole
 	// only). In a namespace kubepim binds with a RoleBinding.
 	// +optional
-	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:XValidation:rule="self == '' || !format.dns1123Label().validate(self).hasValue()",message="must be a namespace name: lowercase letters, digits and '-', starting and ending with a letter or digit (a DNS-1123 label)"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="namespace is immutable; create a new RoleAssignment instead"
