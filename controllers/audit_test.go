@@ -308,6 +308,8 @@ var _ = Describe("Audit trail of policy and assignment changes", func() {
 		DeferCleanup(func() { _ = k8s.Delete(ctx, rs) })
 		Eventually(func() []string { return actionsAndActors(eventsAbout(string(rs.UID))) }).
 			Should(Equal([]string{"SettingChanged by platform-admin"}))
+		// The trail says which policy took effect, in words.
+		Expect(eventsAbout(string(rs.UID))[0].Spec.Details).To(HaveKeyWithValue("requireJustification", "true"))
 
 		ra := assignment(uniq("changed"), "alice", role, pimv1.AssignmentEligible, nil, in(time.Hour))
 		create(ra)

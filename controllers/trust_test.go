@@ -234,6 +234,9 @@ var _ = Describe("Trust boundaries", func() {
 		It("records who created and who changed it, and a change by an administrator stands", func() {
 			Eventually(func() []string { return actionsAndActors(eventsAbout(string(getReview(rev).UID))) }).
 				Should(ContainElement(pimv1.AuditReviewCreated + " by " + pam))
+			created := eventsAbout(string(getReview(rev).UID))[0]
+			Expect(created.Spec.Details).To(HaveKeyWithValue("autoApply", "true"))
+			Expect(created.Spec.Details).To(HaveKeyWithValue("reviewers", "User "+dana))
 			Expect(change(as(pam, nil, nil), func(r *pimv1.AccessReview) { r.Spec.Duration = metav1.Duration{Duration: 48 * time.Hour} })).To(Succeed())
 			Eventually(func() []string { return actionsAndActors(eventsAbout(string(getReview(rev).UID))) }).
 				Should(ContainElement(pimv1.AuditReviewChanged + " by " + pam))
