@@ -2,6 +2,8 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -160,5 +162,67 @@ var _ = Describe("AccessReview", func() {
 		Eventually(reviewState(rev)).Should(Equal(pimv1.ReviewStateApplied))
 		Expect(getReview(rev).Status.NextStart).To(BeNil(), "two occurrences, then done")
 		Expect(getReview(rev).Status.Instance).To(Equal(int32(2)))
+	})
+})
+
+var _ = Describe("AccessReview decided concurrently", func() {
+	It("records every decision of 10 reviewers in 200 groups each deciding at once, none lost, each once", func() {
+		role := uniq("concurrent")
+		clusterRoleFor(role, "pods", "get")
+		const reviewers, perReviewer = 10, 5
+		var items []*pimv1.RoleAssignment
+		for i := 0; i < reviewers*perReviewer; i++ {
+			ra := assignment(uniq("item"), uniq("holder"), role, pimv1.AssignmentEligible, nil, nil)
+			create(ra)
+			items = append(items, ra)
+		}
+		group := uniq("reviewers")
+		rev := review(uniq("at-once"), role, func(s *pimv1.AccessReviewSpec) {
+			s.Reviewers = []pimv1.Principal{{Kind: "Group", Name: group}}
+		})
+		create(rev)
+		Eventually(func() int32 { return getReview(rev).Status.Total }).Should(BeEquivalentTo(reviewers * perReviewer))
+
+		// Each reviewer is in 200 groups, one of which makes them a reviewer.
+		groupsOf := func(r int) []string {
+			gs := make([]string, 0, 200)
+			for g := 0; g < 199; g++ {
+				gs = append(gs, fmt.Sprintf("org-%d-team-%d", r, g))
+			}
+			return append(gs, group)
+		}
+		errs := make(chan error, reviewers*perReviewer)
+		var wg sync.WaitGroup
+		for r := 0; r < reviewers; r++ {
+			wg.Add(1)
+			go func(r int) {
+				defer GinkgoRecover()
+				defer wg.Done()
+				c := as(fmt.Sprintf("reviewer-%d", r), groupsOf(r), nil)
+				for _, ra := range items[r*perReviewer : (r+1)*perReviewer] {
+					errs <- decide(c, rev, itemKey(ra), "Approve: still needed")
+				}
+			}(r)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			Expect(err).NotTo(HaveOccurred())
+		}
+
+		Eventually(func() int32 { return getReview(rev).Status.Reviewed }).Should(BeEquivalentTo(reviewers * perReviewer))
+		decisions := func() int {
+			n := 0
+			for _, ev := range eventsAbout(string(getReview(rev).UID)) {
+				if ev.Spec.Action == pimv1.AuditReviewDecision {
+					n++
+					Expect(ev.Spec.Actor.Groups).To(Equal([]string{group}), "the record keeps the group that made them a reviewer, not all 200")
+				}
+			}
+			return n
+		}
+		Eventually(decisions).Should(Equal(reviewers * perReviewer))
+		Consistently(decisions, "300ms").Should(Equal(reviewers * perReviewer))
+		Expect(verify().OK()).To(BeTrue(), verify().String())
 	})
 })
