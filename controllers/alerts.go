@@ -12,11 +12,13 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/internal/approval"
 	"github.com/kubepim/kubepim/internal/audit"
 	"github.com/kubepim/kubepim/internal/grant"
 	"github.com/kubepim/kubepim/internal/lookup"
@@ -55,6 +57,9 @@ func (r *RoleSettingReconciler) evaluateAlerts(ctx context.Context, rs *pimv1.Ro
 	for _, b := range outside {
 		if !ptr.Deref(rs.Spec.Alerts.RemoveOutsideBindings, false) {
 			in.OutsideBindings = append(in.OutsideBindings, bindingName(b))
+			if err := r.reportOutside(ctx, rs, roleRef, b); err != nil {
+				return time.Time{}, err
+			}
 			continue
 		}
 		if err := r.removeOutside(ctx, rs, roleRef, b); err != nil {
@@ -153,7 +158,7 @@ func (r *RoleSettingReconciler) outsideBindings(ctx context.Context, ref pimv1.R
 			if b == nil {
 				continue // gone since
 			}
-			claim, err := r.claimFor(ctx, b)
+			claim, err := r.claimFor(ctx, b, now)
 			if err != nil {
 				return nil, time.Time{}, err
 			}
@@ -198,6 +203,40 @@ type tracked struct {
 	read client.Object
 	// unsettled is when it was first seen Unsettled (zero: it is not).
 	unsettled time.Time
+	// reported is the UID of the outside binding under this name that is
+	// in the audit trail (alert-only mode), so it is recorded once.
+	reported types.UID
+}
+
+// reportOutside records an outside binding left in place (alert-only mode)
+// in the audit trail and as a Warning Event, once per binding: the alert
+// itself is raised once per type, and its message names only a few, so a
+// binding made while the alert is up would otherwise leave no trace.
+func (r *RoleSettingReconciler) reportOutside(ctx context.Context, rs *pimv1.RoleSetting, roleRef pimv1.RoleRef, b client.Object) error {
+	tk := trackKey{kind: grant.Reference(b).Kind, bindingKey: bindingKey{Namespace: b.GetNamespace(), Name: b.GetName()}}
+	r.mu.Lock()
+	t := r.tracked[tk]
+	done := t != nil && t.reported == b.GetUID()
+	r.mu.Unlock()
+	if done {
+		return nil
+	}
+	e := audit.Entry{Action: pimv1.AuditAlertRaised, Target: rs, TargetKind: "RoleSetting", RoleRef: &roleRef,
+		Namespace: b.GetNamespace(), Outcome: pimv1.AuditOutcomeFailure, Discriminator: "outside/" + string(b.GetUID()),
+		Reason:  fmt.Sprintf("%s: %s grants the role outside kubepim", pimv1.AlertAssignedOutsidePIM, bindingName(b)),
+		Details: map[string]string{"binding": bindingName(b), "subjects": subjectNames(b)}}
+	if err := r.Audit.Record(ctx, e); err != nil {
+		return err
+	}
+	r.Recorder.Eventf(rs, nil, corev1.EventTypeWarning, pimv1.AlertAssignedOutsidePIM, "Alert", "%s", e.Reason)
+	r.mu.Lock()
+	if t = r.tracked[tk]; t == nil {
+		t = &tracked{role: roleKeyOf(rs.Spec.RoleRef)}
+		r.tracked[tk] = t
+	}
+	t.reported = b.GetUID()
+	r.mu.Unlock()
+	return nil
 }
 
 // bindingFor returns the binding the watch saw at resourceVersion, or a
@@ -275,10 +314,18 @@ func (r *RoleSettingReconciler) forget(role string, seen map[trackKey]bool) {
 
 // stripBinding keeps of a binding what judging and removing it need.
 func stripBinding(obj client.Object) client.Object {
+	// Deletion state and finalizers stay: a binding held by a finalizer
+	// still grants, and must be finished off (grant.EndDeletion).
 	meta := metav1.ObjectMeta{Name: obj.GetName(), Namespace: obj.GetNamespace(), UID: obj.GetUID(),
-		ResourceVersion: obj.GetResourceVersion(), Labels: obj.GetLabels()}
-	if name, ok := obj.GetAnnotations()[pimv1.AnnotationOwnerName]; ok {
-		meta.Annotations = map[string]string{pimv1.AnnotationOwnerName: name}
+		ResourceVersion: obj.GetResourceVersion(), Labels: obj.GetLabels(),
+		DeletionTimestamp: obj.GetDeletionTimestamp(), Finalizers: obj.GetFinalizers()}
+	for _, k := range []string{pimv1.AnnotationOwnerName, pimv1.AnnotationActivatedAt, pimv1.AnnotationExpiresAt, pimv1.AnnotationTimingSignature} {
+		if v, ok := obj.GetAnnotations()[k]; ok {
+			if meta.Annotations == nil {
+				meta.Annotations = map[string]string{}
+			}
+			meta.Annotations[k] = v
+		}
 	}
 	switch b := obj.(type) {
 	case *rbacv1.ClusterRoleBinding:
@@ -293,7 +340,15 @@ func stripBinding(obj client.Object) client.Object {
 // manager's cache) and says which binding it should have. The labels and
 // the owner-name annotation only say where to look: grant.Judge
 // compares the binding with what the owner's spec and status say.
-func (r *RoleSettingReconciler) claimFor(ctx context.Context, b client.Object) (*grant.Claim, error) {
+//
+// An owner claims a binding only while it may hold one now: an Active
+// assignment in its window; an activation whose status shows it in force,
+// or — in the moment between the grant and the status write — whose
+// binding carries kubepim's own signature of a window in force now (only
+// kubepim can sign). So a copy made for a request still waiting for
+// approval, or for a scheduled assignment, is outside at once, however
+// often it is recreated.
+func (r *RoleSettingReconciler) claimFor(ctx context.Context, b client.Object, now time.Time) (*grant.Claim, error) {
 	name := b.GetAnnotations()[pimv1.AnnotationOwnerName]
 	if name == "" {
 		return nil, nil
@@ -305,9 +360,14 @@ func (r *RoleSettingReconciler) claimFor(ctx context.Context, b client.Object) (
 			return nil, client.IgnoreNotFound(err)
 		}
 		claim := &grant.Claim{Owner: grant.OwnerOfActivation(ar), Granted: ar.Status.Binding}
-		// An ended request holds nothing.
-		if !policy.IsFinal(ar.Status.State) && ar.Spec.Requester != nil {
-			claim.Want = grant.ForActivation(ar, nil)
+		if ar.Spec.Requester != nil && !policy.IsFinal(ar.Status.State) {
+			inForce, err := r.activationInForce(ctx, ar, b, now)
+			if err != nil {
+				return nil, err
+			}
+			if inForce {
+				claim.Want = grant.ForActivation(ar, nil)
+			}
 		}
 		return claim, nil
 	case "RoleAssignment":
@@ -316,13 +376,37 @@ func (r *RoleSettingReconciler) claimFor(ctx context.Context, b client.Object) (
 			return nil, client.IgnoreNotFound(err)
 		}
 		claim := &grant.Claim{Owner: grant.OwnerOfAssignment(ra), Granted: ra.Status.Binding}
-		// Active assignments only, and not once expired.
-		if ra.Spec.Type == pimv1.AssignmentActive && ra.Status.State != pimv1.AssignmentStateExpired {
+		// As the RoleAssignment controller decides: Active, in its window.
+		if _, bound, _ := policy.AssignmentState(ra, now); bound && ra.DeletionTimestamp.IsZero() {
 			claim.Want = grant.ForAssignment(ra)
 		}
 		return claim, nil
 	}
 	return nil, nil
+}
+
+// activationInForce reports whether ar may hold a binding now: its status
+// shows a window in force, or b carries kubepim's signature of such a
+// window for ar and b (the grant's pass has not stored its status yet).
+func (r *RoleSettingReconciler) activationInForce(ctx context.Context, ar *pimv1.ActivationRequest, b client.Object, now time.Time) (bool, error) {
+	inForce := func(start, end time.Time) bool { return !now.Before(start) && now.Before(end) }
+	if s := ar.Status; s.State == pimv1.ActivationStateActive ||
+		(s.ActivatedAt != nil && s.ExpiresAt != nil && inForce(s.ActivatedAt.Time, s.ExpiresAt.Time)) {
+		// Active until its controller ends it (at expiresAt, to the
+		// second): its own binding is never taken for an outside one.
+		return true, nil
+	}
+	start, err1 := time.Parse(time.RFC3339, b.GetAnnotations()[pimv1.AnnotationActivatedAt])
+	end, err2 := time.Parse(time.RFC3339, b.GetAnnotations()[pimv1.AnnotationExpiresAt])
+	if err1 != nil || err2 != nil || !inForce(start, end) {
+		return false, nil
+	}
+	key, err := r.Keys.Key(ctx)
+	if err != nil {
+		return false, err
+	}
+	timing := approval.GrantTiming{OwnerUID: ar.UID, Binding: grant.Key(b), Start: start, End: end}
+	return approval.VerifyTiming(key, timing, b.GetAnnotations()[pimv1.AnnotationTimingSignature]), nil
 }
 
 // removeOutside records and deletes a binding made outside kubepim.
@@ -332,6 +416,11 @@ func (r *RoleSettingReconciler) removeOutside(ctx context.Context, rs *pimv1.Rol
 		Reason:  fmt.Sprintf("removed %s, which granted the role outside kubepim (enforce mode)", bindingName(b)),
 		Details: map[string]string{"binding": bindingName(b), "subjects": subjectNames(b)}}
 	if err := r.Audit.Record(ctx, e); err != nil {
+		return err
+	}
+	if b.GetDeletionTimestamp() != nil {
+		// Deleted already, and held by a finalizer: RBAC still honours it.
+		_, err := grant.EndDeletion(ctx, r.Client, b)
 		return err
 	}
 	uid := b.GetUID()

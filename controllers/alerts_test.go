@@ -201,6 +201,52 @@ var _ = Describe("Outside bindings, noticed from the watch", func() {
 		Expect(removed.Spec.Details).To(HaveKeyWithValue("subjects", "User "+mallory))
 	})
 
+	It("removes, in enforce mode, a binding a finalizer would hold (RBAC honours a binding until it is gone)", func() {
+		governed(true)
+		b := selfBinding(mallory, crown)
+		b.Finalizers = []string{"example.com/hold"}
+		Expect(as(mallory, nil, nil).Create(ctx, b)).To(Succeed())
+		DeferCleanup(func() {
+			if got := (&rbacv1.ClusterRoleBinding{}); k8s.Get(ctx, client.ObjectKeyFromObject(b), got) == nil {
+				got.Finalizers = nil
+				_ = k8s.Update(ctx, got)
+			}
+		})
+		Eventually(gone(b), "10s").Should(BeTrue(), "deleted and its finalizer cleared, not only marked for deletion")
+		Expect(canI(mallory, nil, "get", "secrets", "default")).To(BeFalse())
+	})
+
+	It("takes a copy of the grant of a request still waiting for approval for an outside binding at once, however it is dressed", func() {
+		rs := roleSetting(uniq("crown-policy"), crown)
+		enforce := true
+		rs.Spec.Alerts.RemoveOutsideBindings = &enforce
+		rs.Spec.Activation.RequireMFA = false
+		rs.Spec.Activation.Approval = pimv1.ApprovalPolicy{Required: true, RequiredApprovals: 1, Timeout: metav1.Duration{Duration: time.Hour},
+			Approvers: []pimv1.Principal{{Kind: "User", Name: "bob"}}}
+		create(rs)
+		Eventually(settingObserved(rs)).Should(BeTrue())
+		create(assignment(uniq("crown-eligible"), mallory, crown, pimv1.AssignmentEligible, nil, nil))
+		ar := activation(uniq("crown-jit"), crown, time.Hour, "INC-10")
+		Eventually(func() error { return as(mallory, nil, nil).Create(ctx, ar) }).Should(Succeed())
+		DeferCleanup(func() { _ = k8s.Delete(ctx, ar) })
+		Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStatePendingApproval))
+
+		// Exactly the binding kubepim would grant once approved — name,
+		// labels, owner, subject, role — made by mallory before anyone
+		// approved. It used to count as "about to be granted" for a grace
+		// period that a recreate renewed.
+		copyOf := selfBinding(mallory, crown)
+		copyOf.Name = "kubepim-ar-" + ar.Name
+		copyOf.Labels = map[string]string{pimv1.LabelManagedBy: pimv1.ManagedByValue, pimv1.LabelOwnerKind: "ActivationRequest",
+			pimv1.LabelOwnerUID: string(getActivation(ar).UID)}
+		copyOf.Annotations = map[string]string{pimv1.AnnotationOwnerName: ar.Name}
+		Expect(as(mallory, nil, nil).Create(ctx, copyOf)).To(Succeed())
+		DeferCleanup(func() { _ = k8s.Delete(ctx, copyOf) })
+		Eventually(gone(copyOf), "10s").Should(BeTrue())
+		Expect(canI(mallory, nil, "get", "secrets", "default")).To(BeFalse())
+		Expect(activationState(ar)()).To(Equal(pimv1.ActivationStatePendingApproval))
+	})
+
 	It("raises AssignedOutsidePIM for it without enforce mode", func() {
 		rs := governed(false)
 		b := selfBinding(mallory, crown)
@@ -210,6 +256,23 @@ var _ = Describe("Outside bindings, noticed from the watch", func() {
 		Eventually(alertsOf(rs), "10s").Should(Equal(pimv1.AlertAssignedOutsidePIM))
 		Expect(getSetting(rs).Status.Alerts[0].Message).To(ContainSubstring("ClusterRoleBinding " + b.Name))
 		Expect(gone(b)()).To(BeFalse())
+
+		// A second one made while the alert is up leaves its own trace too:
+		// one audit record per binding, whatever the alert's message names.
+		second := selfBinding(mallory, crown)
+		Expect(as(mallory, nil, nil).Create(ctx, second)).To(Succeed())
+		DeferCleanup(func() { _ = k8s.Delete(ctx, second) })
+		recorded := func() []string {
+			var out []string
+			for _, ev := range eventsAbout(string(rs.UID)) {
+				if ev.Spec.Action == pimv1.AuditAlertRaised && ev.Spec.Details["binding"] != "" {
+					out = append(out, ev.Spec.Details["binding"])
+				}
+			}
+			return out
+		}
+		Eventually(recorded, "10s").Should(ConsistOf("ClusterRoleBinding "+b.Name, "ClusterRoleBinding "+second.Name))
+		Expect(k8s.Delete(ctx, second)).To(Succeed())
 
 		// And clears it when the binding goes, as promptly.
 		Expect(k8s.Delete(ctx, b)).To(Succeed())

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/internal/approval"
 	"github.com/kubepim/kubepim/internal/audit"
 	"github.com/kubepim/kubepim/internal/lookup"
 	"github.com/kubepim/kubepim/internal/policy"
@@ -40,6 +41,8 @@ type RoleSettingReconciler struct {
 	// governed roles (outsideBindings) and to re-evaluate a role's alerts
 	// as soon as one of its bindings changes.
 	Outside *outsideWatch
+	// Keys verifies the deadline kubepim signs on an activation's binding.
+	Keys *approval.Keys
 	// Clock is the source of "now".
 	Clock clock.PassiveClock
 	// Audit records every action in the audit trail.

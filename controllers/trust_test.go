@@ -10,6 +10,7 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -335,6 +336,36 @@ var _ = Describe("Trust boundaries", func() {
 		Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStateActive))
 		Expect(annotate(as(requester, nil, nil), ar, "example.com/pad", strings.Repeat("p", 200<<10))).To(MatchError(ContainSubstring("keep them under")))
 		Expect(annotate(as(requester, nil, nil), ar, "example.com/note", "small notes are fine")).To(Succeed())
+	})
+
+	It("ends an activation at expiry even when its holder put a finalizer on the binding", func() {
+		holder := uniq("holder")
+		role, _ := eligibleFor(user(holder), nil)
+		// The holder may edit ClusterRoleBindings (a platform engineer).
+		grantUser(holder, rbacv1.PolicyRule{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterrolebindings"}, Verbs: []string{"get", "patch"}})
+		ar := activation(uniq("held"), role, 10*time.Minute, "INC-11")
+		Expect(as(holder, nil, nil).Create(ctx, ar)).To(Succeed())
+		DeferCleanup(func() { _ = k8s.Delete(ctx, ar) })
+		Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStateActive))
+		ref := getActivation(ar).Status.Binding
+		b := &rbacv1.ClusterRoleBinding{}
+		Expect(k8s.Get(ctx, types.NamespacedName{Name: ref.Name}, b)).To(Succeed())
+		patch := client.MergeFrom(b.DeepCopy())
+		b.Finalizers = []string{"example.com/keep-my-access"}
+		Expect(as(holder, nil, nil).Patch(ctx, b, patch)).To(Succeed())
+		DeferCleanup(func() {
+			if got := (&rbacv1.ClusterRoleBinding{}); k8s.Get(ctx, client.ObjectKeyFromObject(b), got) == nil {
+				got.Finalizers = nil
+				_ = k8s.Update(ctx, got)
+			}
+		})
+
+		fakeClock.Step(10 * time.Minute)
+		Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStateExpired))
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(b), &rbacv1.ClusterRoleBinding{}))
+		}).Should(BeTrue(), "gone, not only marked for deletion")
+		Expect(canI(holder, nil, "list", "pods", "default")).To(BeFalse())
 	})
 
 	Describe("namespaces", func() {

@@ -192,10 +192,37 @@ func (s *Syncer) RevokeRef(ctx context.Context, ref *pimv1.BindingReference) (bo
 // deleteExactly deletes obj if it is still the version read: a Conflict
 // means it changed (or was replaced) since.
 func (s *Syncer) deleteExactly(ctx context.Context, obj client.Object) (bool, error) {
+	if obj.GetDeletionTimestamp() != nil {
+		return EndDeletion(ctx, s.Client, obj)
+	}
 	uid, rv := obj.GetUID(), obj.GetResourceVersion()
 	done := expect(&s.mu, &s.deleted, uid)
 	err := s.Client.Delete(ctx, obj, client.Preconditions{UID: &uid, ResourceVersion: &rv})
 	done(err == nil, "")
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// EndDeletion finishes the deletion of a binding that is being deleted but
+// held by finalizers: RBAC honours a binding until it is gone, so a
+// finalizer that anyone who may edit bindings can add would keep revoked
+// access alive. Once deletion has begun no finalizer can be added, so
+// clearing them (if the binding is still the version read) ends it. The
+// update that set deletionTimestamp comes back as a watch event, so this
+// runs in the pass right after the delete. It reports whether the binding
+// is (being) removed.
+func EndDeletion(ctx context.Context, c client.Client, obj client.Object) (bool, error) {
+	if obj.GetDeletionTimestamp() == nil {
+		return false, nil
+	}
+	if len(obj.GetFinalizers()) == 0 {
+		return true, nil
+	}
+	cleared := obj.DeepCopyObject().(client.Object)
+	cleared.SetFinalizers(nil)
+	err := c.Patch(ctx, cleared, client.MergeFromWithOptions(obj, client.MergeFromWithOptimisticLock{}))
 	if apierrors.IsNotFound(err) {
 		return false, nil
 	}
