@@ -312,6 +312,27 @@ func (r *RoleSettingReconciler) forget(role string, seen map[trackKey]bool) {
 	}
 }
 
+// forgetUngoverned drops what is remembered about bindings of roles that
+// no RoleSetting governs any more.
+func (r *RoleSettingReconciler) forgetUngoverned(ctx context.Context) error {
+	r.mu.Lock()
+	roles := map[string]bool{}
+	for _, t := range r.tracked {
+		roles[t.role] = true
+	}
+	r.mu.Unlock()
+	for role := range roles {
+		var list pimv1.RoleSettingList
+		if err := r.List(ctx, &list, client.MatchingFields{lookup.RoleSettingByRole: role}); err != nil {
+			return err
+		}
+		if len(list.Items) == 0 {
+			r.forget(role, nil)
+		}
+	}
+	return nil
+}
+
 // stripBinding keeps of a binding what judging and removing it need.
 func stripBinding(obj client.Object) client.Object {
 	// Deletion state and finalizers stay: a binding held by a finalizer

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -67,7 +68,12 @@ func (r *RoleSettingReconciler) Reconcile(ctx context.Context, req reconcile.Req
 	now := metav1.NewTime(instant)
 	rs := &pimv1.RoleSetting{}
 	if err := r.Get(ctx, req.NamespacedName, rs); err != nil {
-		return reconcile.Result{}, client.IgnoreNotFound(err)
+		if apierrors.IsNotFound(err) {
+			// Gone: forget what was noted about the bindings of roles no
+			// RoleSetting governs any more.
+			return reconcile.Result{}, r.forgetUngoverned(ctx)
+		}
+		return reconcile.Result{}, err
 	}
 	others, err := r.sameRole(ctx, rs)
 	if err != nil {
