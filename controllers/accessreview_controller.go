@@ -240,7 +240,7 @@ func (r *AccessReviewReconciler) foldDecisions(ctx context.Context, rev *pimv1.A
 			r.Recorder.Eventf(rev, nil, corev1.EventTypeWarning, "ForgedDecision", "Review", "ignored a decision by %q that kubepim did not sign", s.Record.Reviewer.Username)
 			continue
 		}
-		item := findReviewItem(rev.Status.Items, s.Record.Item)
+		item := policy.ReviewItemByID(rev.Status.Items, s.Record.Item)
 		if item == nil || ptr.Deref(item.Applied, false) {
 			// Moot: the assignment is gone already.
 			rev.Status.DecisionsRecorded = max(rev.Status.DecisionsRecorded, s.Record.Seq)
@@ -273,15 +273,6 @@ func (r *AccessReviewReconciler) foldDecisions(ctx context.Context, rev *pimv1.A
 			return err
 		}
 		rev.Status.DecisionsRecorded = max(rev.Status.DecisionsRecorded, s.Record.Seq)
-	}
-	return nil
-}
-
-func findReviewItem(items []pimv1.ReviewItem, id string) *pimv1.ReviewItem {
-	for i := range items {
-		if items[i].ID == id {
-			return &items[i]
-		}
 	}
 	return nil
 }

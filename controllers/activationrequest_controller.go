@@ -265,12 +265,7 @@ func (r *ActivationRequestReconciler) grant(ctx context.Context, ar *pimv1.Activ
 	if err != nil {
 		return time.Time{}, err
 	}
-	timing := r.grantTiming(ar, ar.Status.ActivatedAt.Time, ar.Status.ExpiresAt.Time)
-	want := grant.ForActivation(ar, map[string]string{
-		pimv1.AnnotationActivatedAt:     timing.Start.UTC().Format(time.RFC3339),
-		pimv1.AnnotationExpiresAt:       timing.End.UTC().Format(time.RFC3339),
-		pimv1.AnnotationTimingSignature: approval.SignTiming(key, timing),
-	})
+	want := grant.ForActivation(ar, grant.TimingAnnotations(key, ar, ar.Status.ActivatedAt.Time, ar.Status.ExpiresAt.Time))
 	outcome, err := r.Bindings.Sync(ctx, r.owner(ar), want)
 	if err != nil {
 		return time.Time{}, err
@@ -327,17 +322,16 @@ func (r *ActivationRequestReconciler) grantedTiming(ctx context.Context, ar *pim
 		if !grant.SameBinding(b, want) || b.GetLabels()[pimv1.LabelOwnerUID] != string(ar.UID) {
 			continue
 		}
-		start, err1 := time.Parse(time.RFC3339, b.GetAnnotations()[pimv1.AnnotationActivatedAt])
-		end, err2 := time.Parse(time.RFC3339, b.GetAnnotations()[pimv1.AnnotationExpiresAt])
-		if err1 != nil || err2 != nil {
-			continue
-		}
 		key, err := r.Keys.Key(ctx)
 		if err != nil {
 			return nil, err
 		}
+		start, end, stamped, signed := grant.StampedTiming(key, ar.UID, b)
+		if !stamped {
+			continue
+		}
 		w := policy.Window{Start: start, End: &end}
-		if !approval.VerifyTiming(key, r.grantTiming(ar, start, end), b.GetAnnotations()[pimv1.AnnotationTimingSignature]) {
+		if !signed {
 			r.Recorder.Eventf(ar, nil, corev1.EventTypeWarning, "ForgedTiming", "Activation",
 				"ignored the timing on %s: kubepim did not sign it", grant.Reference(b).Kind+" "+b.GetName())
 			continue
@@ -350,12 +344,6 @@ func (r *ActivationRequestReconciler) grantedTiming(ctx context.Context, ar *pim
 		return &w, nil
 	}
 	return nil, nil
-}
-
-// grantTiming is what kubepim signs on the binding of ar's grant.
-func (r *ActivationRequestReconciler) grantTiming(ar *pimv1.ActivationRequest, start, end time.Time) approval.GrantTiming {
-	want := grant.ForActivation(ar, nil)
-	return approval.GrantTiming{OwnerUID: ar.UID, Binding: grant.Key(want), Start: start, End: end}
 }
 
 // end moves the request to a final state and removes its binding.

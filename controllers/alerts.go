@@ -18,7 +18,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/internal/approval"
 	"github.com/kubepim/kubepim/internal/audit"
 	"github.com/kubepim/kubepim/internal/grant"
 	"github.com/kubepim/kubepim/internal/lookup"
@@ -417,17 +416,15 @@ func (r *RoleSettingReconciler) activationInForce(ctx context.Context, ar *pimv1
 		// second): its own binding is never taken for an outside one.
 		return true, nil
 	}
-	start, err1 := time.Parse(time.RFC3339, b.GetAnnotations()[pimv1.AnnotationActivatedAt])
-	end, err2 := time.Parse(time.RFC3339, b.GetAnnotations()[pimv1.AnnotationExpiresAt])
-	if err1 != nil || err2 != nil || !inForce(start, end) {
+	if b.GetAnnotations()[pimv1.AnnotationTimingSignature] == "" {
 		return false, nil
 	}
 	key, err := r.Keys.Key(ctx)
 	if err != nil {
 		return false, err
 	}
-	timing := approval.GrantTiming{OwnerUID: ar.UID, Binding: grant.Key(b), Start: start, End: end}
-	return approval.VerifyTiming(key, timing, b.GetAnnotations()[pimv1.AnnotationTimingSignature]), nil
+	start, end, _, signed := grant.StampedTiming(key, ar.UID, b)
+	return signed && inForce(start, end), nil
 }
 
 // removeOutside records and deletes a binding made outside kubepim.

@@ -91,7 +91,7 @@ func (m *reviewMutator) mutate(ctx context.Context, req Request[*pimv1.AccessRev
 		value := rev.Annotations[k]
 		delete(rev.Annotations, k)
 		id := strings.TrimPrefix(k, pimv1.AnnotationReviewDecisionPrefix)
-		item := findItem(old.Status.Items, id)
+		item := policy.ReviewItemByID(old.Status.Items, id)
 		if item == nil {
 			return forbidden(path, fmt.Sprintf("item %q is not in this review's instance %d (kubectl get accessreview %s -o yaml lists the items)", id, old.Status.Instance, old.Name))
 		}
@@ -160,15 +160,6 @@ func parseReviewDecision(v string) (decision pimv1.ReviewDecision, reason string
 		return pimv1.ReviewDecisionDeny, strings.TrimSpace(r), true
 	}
 	return "", "", false
-}
-
-func findItem(items []pimv1.ReviewItem, id string) *pimv1.ReviewItem {
-	for i := range items {
-		if items[i].ID == id {
-			return &items[i]
-		}
-	}
-	return nil
 }
 
 func orNone(s string) string {

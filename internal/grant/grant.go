@@ -173,11 +173,9 @@ func hasKubepimOwnerRef(obj client.Object) bool {
 	})
 }
 
-func sameObject(a, b client.Object) bool { return Key(a) == Key(b) }
-
 // SameBinding reports whether a and b are the same binding: kind,
 // namespace and name.
-func SameBinding(a, b client.Object) bool { return sameObject(a, b) }
+func SameBinding(a, b client.Object) bool { return Key(a) == Key(b) }
 
 // Key is "<kind>/<namespace>/<name>" of a binding.
 func Key(obj client.Object) string {

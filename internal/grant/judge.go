@@ -70,7 +70,7 @@ func Judge(obj client.Object, claim *Claim) Verdict {
 		return Outside
 	}
 	want := claim.Want
-	if !sameObject(obj, want) || !equality.Semantic.DeepEqual(roleRefOf(obj), roleRefOf(want)) {
+	if !SameBinding(obj, want) || !equality.Semantic.DeepEqual(roleRefOf(obj), roleRefOf(want)) {
 		return Outside
 	}
 	g := claim.Granted

@@ -42,7 +42,7 @@ func (s *Syncer) Sync(ctx context.Context, owner Owner, want client.Object) (Out
 		return out, err
 	}
 	for _, obj := range owned {
-		if want != nil && sameObject(obj, want) && obj.GetLabels()[pimv1.LabelOwnerUID] == string(owner.UID) {
+		if want != nil && SameBinding(obj, want) && obj.GetLabels()[pimv1.LabelOwnerUID] == string(owner.UID) {
 			continue
 		}
 		removed, err := s.Revoke(ctx, obj)

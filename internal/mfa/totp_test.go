@@ -12,8 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/kubepim/kubepim/internal/policy"
 )
@@ -44,8 +44,21 @@ func TestLockedMessageStatesASecondTheUserMayRetryAt(t *testing.T) {
 // Whatever the code, the attempt must then be refused as locked out: were
 // it answered on the stale count, a burst of concurrent guesses (dry-runs
 // above all, which store nothing on success) would all be checked at once.
+//
+// It runs on a real kube-apiserver and etcd (envtest): what it tests is the
+// API server's optimistic concurrency on the enrollment Secret.
 func TestAnAnswerFollowsAWriteAtTheVersionItWasDecidedOn(t *testing.T) {
-	const user, ns = "alice", "kubepim-system"
+	env := &envtest.Environment{}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("starting kube-apiserver and etcd (KUBEBUILDER_ASSETS; make test sets it): %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	base, err := client.NewWithWatch(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const user, ns = "alice", "default"
 	limit := policy.TOTPLimit{MaxFailures: 5, Window: 5 * time.Minute}
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	key, err := totp.Generate(totp.GenerateOpts{Issuer: "kubepim", AccountName: user})
@@ -79,7 +92,10 @@ func TestAnAnswerFollowsAWriteAtTheVersionItWasDecidedOn(t *testing.T) {
 					Annotations: map[string]string{AnnotationTOTPUser: user, AnnotationTOTPFailures: four.String()}},
 				Data: map[string][]byte{SecretKeyTOTP: []byte(key.Secret())},
 			}
-			base := fake.NewClientBuilder().WithObjects(secret).Build()
+			_ = base.Delete(context.Background(), secret.DeepCopy())
+			if err := base.Create(context.Background(), secret); err != nil {
+				t.Fatal(err)
+			}
 			var once sync.Once
 			c := interceptor.NewClient(base, interceptor.Funcs{
 				Get: func(ctx context.Context, cl client.WithWatch, k client.ObjectKey, obj client.Object, opts ...client.GetOption) error {

@@ -12,6 +12,16 @@ import (
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 )
 
+// ReviewItemByID returns the item of an instance with id, or nil.
+func ReviewItemByID(items []pimv1.ReviewItem, id string) *pimv1.ReviewItem {
+	for i := range items {
+		if items[i].ID == id {
+			return &items[i]
+		}
+	}
+	return nil
+}
+
 // ReviewItemID is the short, stable id of an assignment in a review, used
 // in decision annotation keys.
 func ReviewItemID(assignmentUID string) string {
