@@ -4,15 +4,20 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"k8s.io/utils/clock"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
@@ -29,9 +34,12 @@ import (
 )
 
 // AccessReviewReconciler runs access reviews: each instance snapshots the
-// assignments in scope with a recommendation, folds in the reviewers'
-// signed decisions, and when it closes applies the decisions (removing
-// denied assignments when autoApply is set) and schedules the next one.
+// assignments in scope as AccessReviewItems (one object per assignment, so
+// no review outgrows the API server's object size), each with a
+// recommendation; reviewers decide on the items and the
+// AccessReviewItemReconciler records and, when the instance ends, applies
+// their decisions. This reconciler starts instances, keeps the counts and
+// the state, and schedules the next instance.
 type AccessReviewReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
@@ -48,8 +56,14 @@ type AccessReviewReconciler struct {
 	Controller controller.Options
 }
 
+// itemCreators is how many items of a starting instance are created at
+// once (the manager's client rate limit still applies).
+const itemCreators = 16
+
 // +kubebuilder:rbac:groups=kubepim.io,resources=accessreviews,verbs=get;list;watch
 // +kubebuilder:rbac:groups=kubepim.io,resources=accessreviews/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=kubepim.io,resources=accessreviewitems,verbs=get;list;watch;create;delete;deletecollection
+// +kubebuilder:rbac:groups=kubepim.io,resources=accessreviewitems/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=kubepim.io,resources=roleassignments,verbs=delete
 
 // Reconcile advances one AccessReview at this instant.
@@ -75,8 +89,6 @@ func (r *AccessReviewReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if before.Status.State != rev.Status.State {
 		r.Recorder.Eventf(rev, nil, corev1.EventTypeNormal, string(rev.Status.State), "Review", "instance %d is %s (%s reviewed)", rev.Status.Instance, rev.Status.State, rev.Status.Progress)
 	}
-	// Optimistic lock: a decision admitted since this pass read the review
-	// must be folded in by the next pass, not closed over.
 	if err := writeStatus(ctx, r.Client, before, rev, client.MergeFromWithOptimisticLock{}); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -89,14 +101,17 @@ func (r *AccessReviewReconciler) Reconcile(ctx context.Context, req ctrl.Request
 // advance runs the instance lifecycle and returns the next deadline.
 func (r *AccessReviewReconciler) advance(ctx context.Context, rev *pimv1.AccessReview, now time.Time) (time.Time, error) {
 	first := firstStart(rev)
-	if rev.Spec.StartTime != nil {
-		first = rev.Spec.StartTime.Time
-	}
 	if rev.Status.Instance == 0 {
 		rev.Status.Instance = 1
 	}
-	closed := rev.Status.State == pimv1.ReviewStateApplied || rev.Status.State == pimv1.ReviewStateCompleted
-	if closed {
+	if len(rev.Status.Items) > 0 {
+		// An instance started before 0.4 keeps its items in status: move
+		// them into AccessReviewItems, decisions and all.
+		if err := r.migrate(ctx, rev); err != nil {
+			return time.Time{}, err
+		}
+	}
+	if closed(rev.Status.State) {
 		if !policy.HasInstance(rev.Spec, first, rev.Status.Instance+1) {
 			// The last instance is over: the review stays as its record.
 			rev.Status.NextStart = nil
@@ -108,7 +123,8 @@ func (r *AccessReviewReconciler) advance(ctx context.Context, rev *pimv1.AccessR
 			return nextStart, nil
 		}
 		rev.Status.Instance++
-		rev.Status.Items, rev.Status.StartedAt, rev.Status.NextStart = nil, nil, nil
+		rev.Status.StartedAt, rev.Status.NextStart = nil, nil
+		rev.Status.Total, rev.Status.Reviewed, rev.Status.Approved, rev.Status.Denied, rev.Status.Removed = 0, 0, 0, 0, 0
 	}
 	start, due := policy.ReviewInstance(rev.Spec, first, rev.Status.Instance)
 	rev.Status.DueAt = &metav1.Time{Time: due}
@@ -117,21 +133,31 @@ func (r *AccessReviewReconciler) advance(ctx context.Context, rev *pimv1.AccessR
 		return start, nil
 	}
 	if rev.Status.StartedAt == nil {
-		items, err := r.snapshot(ctx, rev, now)
+		rev.Status.State = pimv1.ReviewStateStarting
+		total, err := r.start(ctx, rev, now)
 		if err != nil {
 			return time.Time{}, err
 		}
-		rev.Status.Items, rev.Status.StartedAt, rev.Status.State = items, &metav1.Time{Time: start}, pimv1.ReviewStateInProgress
+		rev.Status.Total, rev.Status.StartedAt, rev.Status.State = int32(total), &metav1.Time{Time: start}, pimv1.ReviewStateInProgress
 	}
-	if err := r.foldDecisions(ctx, rev); err != nil {
+	tally, err := r.tally(ctx, rev)
+	if err != nil {
 		return time.Time{}, err
 	}
+	rev.Status.Reviewed, rev.Status.Approved, rev.Status.Denied, rev.Status.Removed = tally.decided, tally.approved, tally.denied, tally.removed
 	if now.Before(due) {
 		rev.Status.State = pimv1.ReviewStateInProgress
 		return due, nil
 	}
-	if err := r.close(ctx, rev, now); err != nil {
-		return time.Time{}, err
+	// The instance is over: each item takes its final decision and applies
+	// it (AccessReviewItemReconciler); the review is closed when all have.
+	if tally.closed < tally.items {
+		rev.Status.State = pimv1.ReviewStateClosing
+		return time.Time{}, nil
+	}
+	rev.Status.State = pimv1.ReviewStateCompleted
+	if rev.Spec.Settings.AutoApplies() {
+		rev.Status.State = pimv1.ReviewStateApplied
 	}
 	if !policy.HasInstance(rev.Spec, first, rev.Status.Instance+1) {
 		rev.Status.NextStart = nil
@@ -142,6 +168,10 @@ func (r *AccessReviewReconciler) advance(ctx context.Context, rev *pimv1.AccessR
 	return nextStart, nil
 }
 
+func closed(state pimv1.AccessReviewState) bool {
+	return state == pimv1.ReviewStateApplied || state == pimv1.ReviewStateCompleted
+}
+
 func firstStart(rev *pimv1.AccessReview) time.Time {
 	if rev.Spec.StartTime != nil {
 		return rev.Spec.StartTime.Time
@@ -149,8 +179,78 @@ func firstStart(rev *pimv1.AccessReview) time.Time {
 	return rev.CreationTimestamp.Time
 }
 
-// snapshot lists the assignments in scope, each with a recommendation.
-func (r *AccessReviewReconciler) snapshot(ctx context.Context, rev *pimv1.AccessReview, now time.Time) ([]pimv1.ReviewItem, error) {
+// start begins an instance: it removes the items of earlier instances and
+// creates one item per assignment in scope. Creating is idempotent (names
+// are deterministic), so a pass cut short is finished by the next; the
+// instance is InProgress, and takes decisions, only once every item
+// exists.
+func (r *AccessReviewReconciler) start(ctx context.Context, rev *pimv1.AccessReview, now time.Time) (int, error) {
+	earlier, err := labels.Parse(fmt.Sprintf("%s=%s,%s!=%d", pimv1.LabelReviewUID, rev.UID, pimv1.LabelReviewInstance, rev.Status.Instance))
+	if err != nil {
+		return 0, err
+	}
+	if err := r.DeleteAllOf(ctx, &pimv1.AccessReviewItem{}, client.MatchingLabelsSelector{Selector: earlier}); err != nil {
+		return 0, fmt.Errorf("removing the items of earlier instances: %w", err)
+	}
+	items, err := r.snapshot(ctx, rev, now)
+	if err != nil {
+		return 0, err
+	}
+	work := make(chan *pimv1.AccessReviewItem)
+	errs := make(chan error, itemCreators)
+	var wg sync.WaitGroup
+	for range itemCreators {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for item := range work {
+				if err := r.createItem(ctx, item); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	go func() {
+		defer close(work)
+		for _, item := range items {
+			select {
+			case work <- item:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		// Drain the feeder: the workers that failed no longer take items.
+		for range work {
+		}
+		return 0, err
+	}
+	return len(items), nil
+}
+
+// createItem creates one item, or finds it created by an earlier pass.
+func (r *AccessReviewReconciler) createItem(ctx context.Context, item *pimv1.AccessReviewItem) error {
+	err := r.Create(ctx, item)
+	if !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	existing := &pimv1.AccessReviewItem{}
+	if err := r.Get(ctx, client.ObjectKeyFromObject(item), existing); err != nil {
+		return err
+	}
+	if existing.Spec.ReviewUID != item.Spec.ReviewUID {
+		return fmt.Errorf("AccessReviewItem %s belongs to an earlier review of the same name, not yet garbage-collected", item.Name)
+	}
+	return nil
+}
+
+// snapshot lists the assignments in scope from the cache, each as an item
+// with a recommendation.
+func (r *AccessReviewReconciler) snapshot(ctx context.Context, rev *pimv1.AccessReview, now time.Time) ([]*pimv1.AccessReviewItem, error) {
 	roles := slices.Clone(rev.Spec.Scope.RoleRefs)
 	if sel := rev.Spec.Scope.RoleSettingSelector; sel != nil {
 		selector, err := metav1.LabelSelectorAsSelector(sel)
@@ -165,7 +265,9 @@ func (r *AccessReviewReconciler) snapshot(ctx context.Context, rev *pimv1.Access
 			roles = append(roles, pimv1.RoleRef{Kind: rs.Spec.RoleRef.Kind, Name: rs.Spec.RoleRef.Name})
 		}
 	}
-	var items []pimv1.ReviewItem
+	owner := metav1.NewControllerRef(rev, pimv1.GroupVersion.WithKind("AccessReview"))
+	owner.BlockOwnerDeletion = nil
+	var items []*pimv1.AccessReviewItem
 	seen := map[types.UID]bool{}
 	for _, role := range roles {
 		assignments, err := lookup.AssignmentsOf(ctx, r.Client, role)
@@ -183,14 +285,22 @@ func (r *AccessReviewReconciler) snapshot(ctx context.Context, rev *pimv1.Access
 			}
 			seen[ra.UID] = true
 			decision, reason, last := policy.Recommend(ra, activations.Items, now, rev.Spec.Settings.Recommendation.InactiveDays)
-			items = append(items, pimv1.ReviewItem{
-				ID: policy.ReviewItemID(string(ra.UID)), Assignment: ra.Name, AssignmentUID: string(ra.UID),
-				Subject: ra.Spec.Subject, RoleRef: ra.Spec.RoleRef, Namespace: ra.Spec.Namespace, Type: ra.Spec.Type,
-				LastActivation: last, Recommendation: decision, RecommendationReason: reason,
+			id := policy.ReviewItemID(string(ra.UID))
+			items = append(items, &pimv1.AccessReviewItem{
+				ObjectMeta: metav1.ObjectMeta{
+					Name:            policy.ReviewItemName(rev.Name, rev.Status.Instance, id),
+					Labels:          map[string]string{pimv1.LabelReviewUID: string(rev.UID), pimv1.LabelReviewInstance: fmt.Sprint(rev.Status.Instance)},
+					OwnerReferences: []metav1.OwnerReference{*owner},
+				},
+				Spec: pimv1.AccessReviewItemSpec{
+					Review: rev.Name, ReviewUID: string(rev.UID), Instance: rev.Status.Instance, ID: id,
+					Assignment: ra.Name, AssignmentUID: string(ra.UID), Subject: ra.Spec.Subject, RoleRef: ra.Spec.RoleRef,
+					Namespace: ra.Spec.Namespace, Type: ra.Spec.Type, LastActivation: last, Recommendation: decision, RecommendationReason: reason,
+				},
 			})
 		}
 	}
-	slices.SortFunc(items, func(a, b pimv1.ReviewItem) int { return compareStrings(a.Assignment, b.Assignment) })
+	slices.SortFunc(items, func(a, b *pimv1.AccessReviewItem) int { return cmp.Compare(a.Spec.Assignment, b.Spec.Assignment) })
 	return items, nil
 }
 
@@ -204,132 +314,50 @@ func inReviewScope(scope pimv1.AccessReviewScope, ra *pimv1.RoleAssignment) bool
 	return len(scope.Namespaces) == 0 || slices.Contains(scope.Namespaces, ra.Spec.Namespace)
 }
 
-// foldDecisions applies the verified decisions of this instance to its
-// items, in the order the webhook numbered them (a later decision on an
-// item stands), and records each decision not recorded yet in the audit
-// trail, exactly once and in order: status.decisionsRecorded is the last
-// one recorded, and the webhook keeps a superseded decision in the
-// annotation until then.
-func (r *AccessReviewReconciler) foldDecisions(ctx context.Context, rev *pimv1.AccessReview) error {
-	signed, err := approval.ParseReview(rev.Annotations[pimv1.AnnotationReviewDecisions])
-	if err != nil {
-		r.Recorder.Eventf(rev, nil, corev1.EventTypeWarning, "ForgedDecision", "Review", "%s", err.Error())
-		return nil
-	}
-	defer countReviewed(rev)
-	if len(signed) == 0 {
-		return nil
-	}
-	key, err := r.Keys.Key(ctx)
-	if err != nil {
-		return err
-	}
-	// Records signed before decisions were numbered (seq 0) come first,
-	// by time.
-	slices.SortStableFunc(signed, func(a, b approval.SignedReviewRecord) int {
-		if a.Record.Seq != b.Record.Seq {
-			return cmp.Compare(a.Record.Seq, b.Record.Seq)
-		}
-		return a.Record.Time.Time.Compare(b.Record.Time.Time)
-	})
-	for _, s := range signed {
-		if s.Record.Instance != rev.Status.Instance {
-			continue
-		}
-		if !approval.VerifyReview(key, rev.UID, s) {
-			r.Recorder.Eventf(rev, nil, corev1.EventTypeWarning, "ForgedDecision", "Review", "ignored a decision by %q that kubepim did not sign", s.Record.Reviewer.Username)
-			continue
-		}
-		item := policy.ReviewItemByID(rev.Status.Items, s.Record.Item)
-		if item == nil || ptr.Deref(item.Applied, false) {
-			// Moot: the assignment is gone already.
-			rev.Status.DecisionsRecorded = max(rev.Status.DecisionsRecorded, s.Record.Seq)
-			continue
-		}
-		fresh := s.Record.Seq > rev.Status.DecisionsRecorded
-		if s.Record.Seq == 0 {
-			// Unnumbered: recorded when it changes what the item shows.
-			if item.DecidedAt != nil && item.DecidedAt.After(s.Record.Time.Time) {
-				continue
-			}
-			fresh = item.Decision != s.Record.Decision || item.Reviewer != s.Record.Reviewer.Username || item.Reason != s.Record.Reason
-		}
-		item.Decision, item.Reviewer, item.Reason, item.DecidedAt = s.Record.Decision, s.Record.Reviewer.Username, s.Record.Reason, s.Record.Time.DeepCopy()
-		if !fresh {
-			continue
-		}
-		reviewDecisionsTotal.WithLabelValues(string(s.Record.Decision), "reviewer").Inc()
-		reviewer := s.Record.Reviewer
-		disc := fmt.Sprintf("%d/%s/%s/seq-%d", rev.Status.Instance, item.ID, reviewer.Username, s.Record.Seq)
-		if s.Record.Seq == 0 {
-			disc = fmt.Sprintf("%d/%s/%s/%d", rev.Status.Instance, item.ID, reviewer.Username, s.Record.Time.Unix())
-		}
-		e := r.itemEntry(rev, item, pimv1.AuditReviewDecision, &reviewer, disc)
-		e.Details["decidedAt"] = s.Record.Time.UTC().Format(time.RFC3339)
-		if s.Record.Seq > 0 {
-			e.Details["seq"] = fmt.Sprint(s.Record.Seq)
-		}
-		if err := r.Audit.Record(ctx, e); err != nil {
-			return err
-		}
-		rev.Status.DecisionsRecorded = max(rev.Status.DecisionsRecorded, s.Record.Seq)
-	}
-	return nil
+// itemTally counts the items of the current instance by where they stand.
+type itemTally struct {
+	items, decided, approved, denied, removed, closed int32
 }
 
-func countReviewed(rev *pimv1.AccessReview) {
-	reviewed := int32(0)
-	for _, item := range rev.Status.Items {
-		if item.Decision != "" {
-			reviewed++
+// tally counts the current instance's items from the cache (without deep
+// copies: a review of 10,000 items is counted in a few milliseconds).
+func (r *AccessReviewReconciler) tally(ctx context.Context, rev *pimv1.AccessReview) (itemTally, error) {
+	var list pimv1.AccessReviewItemList
+	if err := r.List(ctx, &list, client.MatchingFields{lookup.ItemByReviewInstance: lookup.ReviewInstanceKey(string(rev.UID), rev.Status.Instance)},
+		client.UnsafeDisableDeepCopy); err != nil {
+		return itemTally{}, err
+	}
+	var t itemTally
+	for i := range list.Items {
+		st := &list.Items[i].Status
+		t.items++
+		switch st.Decision {
+		case pimv1.ReviewDecisionApprove:
+			t.decided++
+			t.approved++
+		case pimv1.ReviewDecisionDeny:
+			t.decided++
+			t.denied++
+		}
+		if ptr.Deref(st.Applied, false) {
+			t.removed++
+		}
+		if ptr.Deref(st.Closed, false) {
+			t.closed++
 		}
 	}
-	rev.Status.Reviewed, rev.Status.Total = reviewed, int32(len(rev.Status.Items))
+	return t, nil
 }
 
-// close applies the final decisions of an instance that has ended.
-func (r *AccessReviewReconciler) close(ctx context.Context, rev *pimv1.AccessReview, now time.Time) error {
-	rev.Status.State = pimv1.ReviewStateCompleted
-	for i := range rev.Status.Items {
-		item := &rev.Status.Items[i]
-		if item.Decision == "" {
-			if d := policy.FinalReviewDecision(*item, rev.Spec.Settings.DefaultDecision); d != "" {
-				item.Decision, item.Reviewer, item.Reason = d, "kubepim:default", "default decision ("+string(rev.Spec.Settings.DefaultDecision)+")"
-				item.DecidedAt = &metav1.Time{Time: now.Truncate(time.Second)}
-				reviewDecisionsTotal.WithLabelValues(string(d), "default").Inc()
-			}
-		}
-		if !rev.Spec.Settings.AutoApplies() || item.Decision != pimv1.ReviewDecisionDeny || ptr.Deref(item.Applied, false) {
-			continue
-		}
-		rev.Status.State = pimv1.ReviewStateApplying
-		applied := r.itemEntry(rev, item, pimv1.AuditReviewApplied, nil, fmt.Sprintf("%d/%s", rev.Status.Instance, item.ID))
-		applied.Details["decidedBy"] = item.Reviewer
-		applied.Details["reviewSetBy"] = rev.Annotations[pimv1.AnnotationChangedBy]
-		if err := r.Audit.Record(ctx, applied); err != nil {
-			return err
-		}
-		uid := types.UID(item.AssignmentUID)
-		ra := &pimv1.RoleAssignment{ObjectMeta: metav1.ObjectMeta{Name: item.Assignment}}
-		if err := r.Delete(ctx, ra, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			return err
-		}
-		item.Applied = ptr.To(true)
-		reviewRemovalsTotal.Inc()
-		r.Recorder.Eventf(rev, nil, corev1.EventTypeNormal, "Removed", "Review", "removed RoleAssignment %s (%s %s): denied by %s", item.Assignment, item.Subject.Kind, item.Subject.Name, item.Reviewer)
-	}
-	countReviewed(rev)
-	if rev.Spec.Settings.AutoApplies() {
-		rev.Status.State = pimv1.ReviewStateApplied
-	}
-	return nil
-}
-
-func (r *AccessReviewReconciler) itemEntry(rev *pimv1.AccessReview, item *pimv1.ReviewItem, action string, actor *pimv1.UserInfo, disc string) audit.Entry {
-	subject, role := item.Subject, item.RoleRef
+// itemEntry is the audit entry of an action on an item: its target is the
+// review (the trail of a review is found by its UID), the item named in the
+// details.
+func itemEntry(rev *pimv1.AccessReview, item *pimv1.AccessReviewItem, decision pimv1.ReviewDecision, reason, action string, actor *pimv1.UserInfo, disc string) audit.Entry {
+	subject, role := item.Spec.Subject, item.Spec.RoleRef
 	return audit.Entry{Action: action, Actor: actor, Target: rev, TargetKind: "AccessReview", Subject: &subject, RoleRef: &role,
-		Namespace: item.Namespace, Reason: string(item.Decision) + ": " + item.Reason, Discriminator: disc,
-		Details: map[string]string{"assignment": item.Assignment, "item": item.ID, "instance": fmt.Sprint(rev.Status.Instance), "recommendation": string(item.Recommendation)}}
+		Namespace: item.Spec.Namespace, Reason: string(decision) + ": " + reason, Discriminator: disc,
+		Details: map[string]string{"assignment": item.Spec.Assignment, "item": item.Spec.ID, "itemName": item.Name,
+			"instance": fmt.Sprint(item.Spec.Instance), "recommendation": string(item.Spec.Recommendation)}}
 }
 
 // reviewChangeEntry records who created or changed a review, and what it
@@ -361,21 +389,15 @@ func reviewChangeEntry(rev *pimv1.AccessReview, created bool) audit.Entry {
 	return e
 }
 
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-// SetupWithManager watches AccessReviews (their decisions arrive as
-// annotation changes).
+// SetupWithManager watches AccessReviews and the status of their items
+// (the counts; a closing instance ends when its last item has closed).
+// Many item changes at once coalesce into one pass in the work queue.
 func (r *AccessReviewReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&pimv1.AccessReview{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		For(&pimv1.AccessReview{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&pimv1.AccessReviewItem{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: obj.(*pimv1.AccessReviewItem).Spec.Review}}}
+		}), builder.WithPredicates(itemStatusChanged)).
 		WithOptions(r.Controller).
 		Named("accessreview").
 		Complete(r)

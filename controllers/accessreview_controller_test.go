@@ -2,13 +2,16 @@ package controllers_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	. "github.com/onsi/gomega/gstruct"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -33,22 +36,53 @@ func reviewState(rev *pimv1.AccessReview) func() pimv1.AccessReviewState {
 	}
 }
 
-// decide annotates a review as c, the way kubectl annotate does.
-func decide(c client.Client, rev *pimv1.AccessReview, key, value string) error {
-	got := &pimv1.AccessReview{}
-	if err := k8s.Get(context.Background(), keyOf(rev), got); err != nil {
-		return err
+// itemName is the name of ra's item in the current instance of rev (ra
+// may be gone: removed by the review).
+func itemName(rev *pimv1.AccessReview, ra *pimv1.RoleAssignment) string {
+	GinkgoHelper()
+	for _, item := range itemsOf(rev) {
+		if item.Spec.Assignment == ra.Name {
+			Expect(item.Name).To(Equal(policy.ReviewItemName(rev.Name, item.Spec.Instance, item.Spec.ID)))
+			return item.Name
+		}
 	}
-	patch := client.MergeFrom(got.DeepCopy())
-	if got.Annotations == nil {
-		got.Annotations = map[string]string{}
-	}
-	got.Annotations[key] = value
-	return c.Patch(context.Background(), got, patch)
+	Fail("no item for " + ra.Name)
+	return ""
 }
 
-func itemKey(ra *pimv1.RoleAssignment) string {
-	return pimv1.AnnotationReviewDecisionPrefix + policy.ReviewItemID(string(getAssignment(ra).UID))
+// getItem reads ra's item in the current instance of rev.
+func getItem(rev *pimv1.AccessReview, ra *pimv1.RoleAssignment) *pimv1.AccessReviewItem {
+	GinkgoHelper()
+	item := &pimv1.AccessReviewItem{}
+	Expect(k8s.Get(context.Background(), client.ObjectKey{Name: itemName(rev, ra)}, item)).To(Succeed())
+	return item
+}
+
+// annotateItem sets an annotation of ra's item as c, the way kubectl
+// annotate does (a merge patch: no resourceVersion, so reviewers deciding
+// at once never conflict).
+func annotateItem(c client.Client, rev *pimv1.AccessReview, ra *pimv1.RoleAssignment, key, value string) error {
+	body, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{key: value}}})
+	if err != nil {
+		return err
+	}
+	item := &pimv1.AccessReviewItem{ObjectMeta: metav1.ObjectMeta{Name: itemName(rev, ra)}}
+	return c.Patch(context.Background(), item, client.RawPatch(types.MergePatchType, body))
+}
+
+// decide decides on ra's item as c: value is "Approve: <reason>" or
+// "Deny: <reason>".
+func decide(c client.Client, rev *pimv1.AccessReview, ra *pimv1.RoleAssignment, value string) error {
+	return annotateItem(c, rev, ra, pimv1.AnnotationDecision, value)
+}
+
+// itemsOf lists the items of the current instance of rev.
+func itemsOf(rev *pimv1.AccessReview) []pimv1.AccessReviewItem {
+	GinkgoHelper()
+	got := getReview(rev)
+	var list pimv1.AccessReviewItemList
+	Expect(k8s.List(context.Background(), &list, client.MatchingLabels{pimv1.LabelReviewUID: string(got.UID), pimv1.LabelReviewInstance: fmt.Sprint(got.Status.Instance)})).To(Succeed())
+	return list.Items
 }
 
 func review(name, role string, mutate func(*pimv1.AccessReviewSpec)) *pimv1.AccessReview {
@@ -85,13 +119,13 @@ var _ = Describe("AccessReview", func() {
 		Eventually(reviewState(rev)).Should(Equal(pimv1.ReviewStateInProgress))
 		Expect(getReview(rev).Status.Progress).To(Equal("0/2"))
 
-		Expect(decide(as("mallory", nil, nil), rev, itemKey(drop), "Approve: sure")).To(MatchError(ContainSubstring("mallory is not a reviewer")))
-		Expect(decide(as(bob, []string{"leads"}, nil), rev, itemKey(drop), "Approve: I need it")).To(MatchError(ContainSubstring("cannot review your own access")))
-		Expect(decide(as("dana", nil, nil), rev, itemKey(drop), "Deny")).To(MatchError(ContainSubstring("give a reason")))
-		Expect(decide(as("dana", nil, nil), rev, pimv1.AnnotationReviewDecisions, `[]`)).To(MatchError(ContainSubstring("written by kubepim alone")))
-		Expect(decide(as("dana", nil, nil), rev, itemKey(drop), "Approve: first thought")).To(Succeed())
-		Expect(decide(as("dana", nil, nil), rev, itemKey(drop), "Deny: left the team")).To(Succeed(), "a later decision replaces the earlier one")
-		Expect(decide(as("erin", []string{"leads"}, nil), rev, itemKey(keep), "Approve: on call")).To(Succeed())
+		Expect(decide(as("mallory", nil, nil), rev, drop, "Approve: sure")).To(MatchError(ContainSubstring("mallory is not a reviewer")))
+		Expect(decide(as(bob, []string{"leads"}, nil), rev, drop, "Approve: I need it")).To(MatchError(ContainSubstring("cannot review your own access")))
+		Expect(decide(as("dana", nil, nil), rev, drop, "Deny")).To(MatchError(ContainSubstring("give a reason")))
+		Expect(annotateItem(as("dana", nil, nil), rev, drop, pimv1.AnnotationReviewDecisions, `[]`)).To(MatchError(ContainSubstring("written by kubepim alone")))
+		Expect(decide(as("dana", nil, nil), rev, drop, "Approve: first thought")).To(Succeed())
+		Expect(decide(as("dana", nil, nil), rev, drop, "Deny: left the team")).To(Succeed(), "a later decision replaces the earlier one")
+		Expect(decide(as("erin", []string{"leads"}, nil), rev, keep, "Approve: on call")).To(Succeed())
 		Eventually(func() string { return getReview(rev).Status.Progress }).Should(Equal("2/2"))
 
 		fakeClock.Step(time.Hour)
@@ -100,13 +134,13 @@ var _ = Describe("AccessReview", func() {
 		Eventually(func() bool { return canI(bob, nil, "get", "pods", "default") }).Should(BeFalse())
 		Expect(k8s.Get(ctx, keyOf(keep), &pimv1.RoleAssignment{})).To(Succeed(), "approved access stays")
 		got := getReview(rev)
-		for _, item := range got.Status.Items {
-			if item.Assignment == drop.Name {
-				Expect(item.Decision).To(Equal(pimv1.ReviewDecisionDeny))
-				Expect(item.Reviewer).To(Equal("dana"))
-				Expect(item.Applied).To(HaveValue(BeTrue()))
-			}
-		}
+		Expect(got.Status).To(MatchFields(IgnoreExtras, Fields{"Approved": BeEquivalentTo(1), "Denied": BeEquivalentTo(1), "Removed": BeEquivalentTo(1)}))
+		dropped := getItem(rev, drop).Status
+		Expect(dropped.Decision).To(Equal(pimv1.ReviewDecisionDeny))
+		Expect(dropped.Reviewer).To(Equal("dana"))
+		Expect(dropped.DecidedVia).To(Equal("User dana"))
+		Expect(dropped.Applied).To(HaveValue(BeTrue()))
+		Expect(getItem(rev, keep).Status.DecidedVia).To(Equal("Group leads"))
 		Eventually(func() []string { return actionsAndActors(eventsAbout(string(got.UID))) }).Should(ContainElements(
 			"ReviewDecision by dana", "ReviewDecision by erin", "ReviewApplied by kubepim:controller"))
 	})
@@ -122,8 +156,8 @@ var _ = Describe("AccessReview", func() {
 		rev := review(uniq("self"), role, func(s *pimv1.AccessReviewSpec) { s.ReviewerType = pimv1.ReviewerTypeSelf })
 		create(rev)
 		Eventually(reviewState(rev)).Should(Equal(pimv1.ReviewStateInProgress))
-		Expect(decide(as(alice, nil, nil), rev, itemKey(theirs), "Deny: not mine to say")).To(MatchError(ContainSubstring("only the assignee")))
-		Expect(decide(as(alice, nil, nil), rev, itemKey(mine), "Approve: still on call")).To(Succeed())
+		Expect(decide(as(alice, nil, nil), rev, theirs, "Deny: not mine to say")).To(MatchError(ContainSubstring("only the assignee")))
+		Expect(decide(as(alice, nil, nil), rev, mine, "Approve: still on call")).To(Succeed())
 		Eventually(func() string { return getReview(rev).Status.Progress }).Should(Equal("1/2"))
 	})
 
@@ -143,8 +177,8 @@ var _ = Describe("AccessReview", func() {
 		create(rev)
 		Eventually(reviewState(rev)).Should(Equal(pimv1.ReviewStateInProgress))
 		recommendations := map[string]pimv1.ReviewDecision{}
-		for _, item := range getReview(rev).Status.Items {
-			recommendations[item.Assignment] = item.Recommendation
+		for _, item := range itemsOf(rev) {
+			recommendations[item.Spec.Assignment] = item.Spec.Recommendation
 		}
 		Expect(recommendations).To(Equal(map[string]pimv1.ReviewDecision{stale.Name: pimv1.ReviewDecisionDeny, fresh.Name: pimv1.ReviewDecisionApprove}))
 
@@ -158,6 +192,11 @@ var _ = Describe("AccessReview", func() {
 		Eventually(func() int32 { return getReview(rev).Status.Instance }).Should(Equal(int32(2)))
 		Eventually(reviewState(rev)).Should(Equal(pimv1.ReviewStateInProgress))
 		Expect(getReview(rev).Status.Total).To(Equal(int32(1)))
+		Eventually(func() []pimv1.AccessReviewItem {
+			var all pimv1.AccessReviewItemList
+			Expect(k8s.List(ctx, &all, client.MatchingLabels{pimv1.LabelReviewUID: string(getReview(rev).UID)})).To(Succeed())
+			return all.Items
+		}).Should(HaveLen(1), "the items of the first instance are gone")
 		fakeClock.Step(time.Hour)
 		Eventually(reviewState(rev)).Should(Equal(pimv1.ReviewStateApplied))
 		Expect(getReview(rev).Status.NextStart).To(BeNil(), "two occurrences, then done")
@@ -200,7 +239,7 @@ var _ = Describe("AccessReview decided concurrently", func() {
 				defer wg.Done()
 				c := as(fmt.Sprintf("reviewer-%d", r), groupsOf(r), nil)
 				for _, ra := range items[r*perReviewer : (r+1)*perReviewer] {
-					errs <- decide(c, rev, itemKey(ra), "Approve: still needed")
+					errs <- decide(c, rev, ra, "Approve: still needed")
 				}
 			}(r)
 		}

@@ -187,6 +187,12 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if err := (&AccessReviewItemReconciler{
+		Client: mgr.GetClient(), Keys: keys, Recorder: mgr.GetEventRecorder("kubepim-accessreview"),
+		Clock: opts.Clock, Audit: opts.Audit, Controller: opts.Controller,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	if err := setupNotifications(mgr, opts); err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/internal/policy"
 	"github.com/kubepim/kubepim/test/kubepimtest"
 )
 
@@ -190,8 +191,12 @@ var _ = Describe("Trust boundaries", func() {
 				"forge decision records": func(r *pimv1.AccessReview) {
 					r.Annotations[pimv1.AnnotationReviewDecisions] = `[{"record":{"seq":99,"instance":1,"item":"x","reviewer":{"username":"dana"},"decision":"Deny","time":"2026-01-01T00:00:00Z"},"signature":"AAAA"}]`
 				},
+				"decide the old way, on the review": func(r *pimv1.AccessReview) {
+					r.Annotations[pimv1.AnnotationReviewDecisionPrefix+policy.ReviewItemID(string(getAssignment(other).UID))] = "Deny: x"
+				},
 			} {
-				Expect(change(attacker, mutate)).To(MatchError(Or(ContainSubstring("needs the verb \"manage\""), ContainSubstring("written by kubepim alone"))), what)
+				Expect(change(attacker, mutate)).To(MatchError(Or(ContainSubstring("needs the verb \"manage\""), ContainSubstring("written by kubepim alone"),
+					ContainSubstring("decisions are made on the review's items now"))), what)
 			}
 			// A forged changer is put back by the mutating webhook.
 			_ = change(attacker, func(r *pimv1.AccessReview) { r.Annotations[pimv1.AnnotationChangedBy] = mallory })
@@ -201,8 +206,40 @@ var _ = Describe("Trust boundaries", func() {
 			Expect(got.Annotations[pimv1.AnnotationChangedBy]).To(Equal(pam))
 
 			By("deciding on others is still refused, and the named reviewer still decides with patch alone")
-			Expect(decide(attacker, rev, itemKey(other), "Deny: not needed")).To(MatchError(ContainSubstring("not a reviewer")))
-			Expect(decide(as(dana, nil, nil), rev, itemKey(other), "Approve: needed")).To(Succeed())
+			Expect(decide(attacker, rev, other, "Deny: not needed")).To(MatchError(ContainSubstring("not a reviewer")))
+			Expect(decide(as(dana, nil, nil), rev, other, "Approve: needed")).To(Succeed())
+		})
+
+		It("keeps its items kubepim's: no forged item, status, record or metadata from an assignee", func() {
+			attacker := as(mallory, nil, nil)
+			theirs := getItem(rev, other)
+			By("creating an item for someone else's assignment, denied")
+			forged := &pimv1.AccessReviewItem{ObjectMeta: metav1.ObjectMeta{Name: uniq("forged")}, Spec: theirs.Spec}
+			Expect(attacker.Create(ctx, forged)).To(MatchError(ContainSubstring("forbidden")))
+			By("even a PIM administrator (all verbs on kubepim.io) cannot create an item or write its decision")
+			Expect(as(pam, nil, nil).Create(ctx, forged.DeepCopy())).To(MatchError(ContainSubstring("AccessReviewItems are created by kubepim")))
+			denied := theirs.DeepCopy()
+			denied.Status.Decision, denied.Status.Reviewer = pimv1.ReviewDecisionDeny, dana
+			Expect(as(pam, nil, nil).Status().Update(ctx, denied)).To(MatchError(ContainSubstring("may not write it")))
+			Expect(attacker.Status().Update(ctx, denied.DeepCopy())).To(MatchError(ContainSubstring("forbidden")))
+			By("changing its spec, metadata or records")
+			for what, mutate := range map[string]func(*pimv1.AccessReviewItem){
+				"point it at another assignment": func(i *pimv1.AccessReviewItem) { i.Spec.Assignment = mine.Name },
+				"have it garbage-collected": func(i *pimv1.AccessReviewItem) {
+					i.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Namespace", Name: "gone", UID: "00000000-0000-0000-0000-000000000000"}}
+				},
+				"block its deletion": func(i *pimv1.AccessReviewItem) { i.Finalizers = append(i.Finalizers, "example.com/hold") },
+				"forge a decision record": func(i *pimv1.AccessReviewItem) {
+					i.Annotations = map[string]string{pimv1.AnnotationReviewDecisions: `[{"record":{"seq":1,"instance":1,"item":"` + i.Spec.ID + `","reviewer":{"username":"` + dana + `"},"decision":"Deny","time":"2026-01-01T00:00:00Z"},"signature":"AAAA"}]`}
+				},
+			} {
+				got := getItem(rev, other)
+				patch := client.MergeFrom(got.DeepCopy())
+				mutate(got)
+				Expect(attacker.Patch(ctx, got, patch)).To(MatchError(Or(ContainSubstring("needs the verb \"manage\""), ContainSubstring("written by kubepim alone"),
+					ContainSubstring("never changes"))), what)
+			}
+			Expect(getItem(rev, other).Status.Decision).To(BeEmpty())
 		})
 
 		It("cannot be created by a requester, nor with autoApply by a manager who may not remove assignments", func() {
@@ -246,21 +283,27 @@ var _ = Describe("Trust boundaries", func() {
 
 		It("refuses a reason long enough to crowd other reviewers out, and decisions after the instance closed", func() {
 			huge := "Approve: " + strings.Repeat("a", 200<<10)
-			Expect(decide(as(dana, nil, nil), rev, itemKey(other), huge)).To(MatchError(ContainSubstring("keep it to 1024")))
-			Expect(decide(as(dana, []string{"everyone", "leads"}, nil), rev, itemKey(other), "Approve: fine")).To(Succeed())
-			Expect(getReview(rev).Annotations[pimv1.AnnotationReviewDecisions]).NotTo(ContainSubstring("everyone"),
-				"the record keeps only the groups through which the reviewer decides")
+			Expect(decide(as(dana, nil, nil), rev, other, huge)).To(MatchError(ContainSubstring("keep it to 1024")))
+			Expect(decide(as(dana, []string{"everyone", "leads"}, nil), rev, other, "Approve: fine")).To(Succeed())
+			Eventually(func() string { return getItem(rev, other).Status.DecidedVia }).Should(Equal("User " + dana))
+			uid := string(getReview(rev).UID)
+			Eventually(func() []string { return actionsAndActors(eventsAbout(uid)) }).Should(ContainElement(pimv1.AuditReviewDecision + " by " + dana))
+			for _, ev := range eventsAbout(uid) {
+				if ev.Spec.Action == pimv1.AuditReviewDecision {
+					Expect(ev.Spec.Actor.Groups).To(BeEmpty(), "the record keeps only the groups through which the reviewer decides")
+				}
+			}
 
 			// Once the instance is due a decision is refused, whether or not
 			// kubepim has closed it yet (internal tests of the webhook pin
 			// the first case).
 			fakeClock.Step(24 * time.Hour)
-			Expect(decide(as(dana, nil, nil), rev, itemKey(other), "Deny: too late")).To(MatchError(Or(
-				ContainSubstring("decisions are no longer taken"), ContainSubstring("not InProgress"))))
+			Expect(decide(as(dana, nil, nil), rev, other, "Deny: too late")).To(MatchError(Or(
+				ContainSubstring("decisions are no longer taken"), ContainSubstring("nothing to decide"))))
 		})
 
 		It("records two decisions by one reviewer within one second, both, in order", func() {
-			key := itemKey(other)
+			key := other
 			Expect(decide(as(dana, nil, nil), rev, key, "Approve: first look")).To(Succeed())
 			Expect(decide(as(dana, nil, nil), rev, key, "Deny: on second thought")).To(Succeed())
 			uid := string(getReview(rev).UID)
@@ -274,22 +317,15 @@ var _ = Describe("Trust boundaries", func() {
 				return out
 			}
 			Eventually(decisions).Should(Equal([]string{"Approve: first look", "Deny: on second thought"}))
-			Eventually(func() pimv1.ReviewDecision {
-				for _, item := range getReview(rev).Status.Items {
-					if item.Assignment == other.Name {
-						return item.Decision
-					}
-				}
-				return ""
-			}).Should(Equal(pimv1.ReviewDecisionDeny))
+			Eventually(func() pimv1.ReviewDecision { return getItem(rev, other).Status.Decision }).Should(Equal(pimv1.ReviewDecisionDeny))
 			Expect(verify().OK()).To(BeTrue(), verify().String())
 
-			By("once recorded, the superseded record leaves the annotation")
+			By("once recorded, a record leaves the annotation: it holds only decisions waiting")
 			Expect(decide(as(dana, nil, nil), rev, key, "Approve: third")).To(Succeed())
 			Eventually(decisions).Should(HaveLen(3))
-			Eventually(func() int {
-				return strings.Count(getReview(rev).Annotations[pimv1.AnnotationReviewDecisions], `"item"`)
-			}).Should(BeNumerically("<=", 2))
+			Eventually(func() int64 { return getItem(rev, other).Status.DecisionsRecorded }).Should(BeEquivalentTo(3))
+			Expect(decide(as(dana, nil, nil), rev, key, "Approve: fourth")).To(Succeed())
+			Expect(strings.Count(getItem(rev, other).Annotations[pimv1.AnnotationReviewDecisions], `"item"`)).To(Equal(1))
 		})
 	})
 

@@ -3,7 +3,6 @@ package webhooks
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -12,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/internal/approval"
 	"github.com/kubepim/kubepim/internal/authz"
 )
 
@@ -27,7 +25,6 @@ import (
 // the review exercises. Decisions themselves are checked by reviewMutator.
 type reviewGuard struct {
 	handlerBase
-	keys *approval.Keys
 }
 
 func (g *reviewGuard) validate(ctx context.Context, req Request[*pimv1.AccessReview]) field.ErrorList {
@@ -37,8 +34,10 @@ func (g *reviewGuard) validate(ctx context.Context, req Request[*pimv1.AccessRev
 	case admissionv1.Create:
 		old = &pimv1.AccessReview{}
 	case admissionv1.Update:
-		if errs := g.checkRecords(ctx, old, rev, user.Username); len(errs) > 0 {
-			return errs
+		if old.Annotations[pimv1.AnnotationReviewDecisions] != rev.Annotations[pimv1.AnnotationReviewDecisions] {
+			// Fails closed without the mutating webhook: the records of
+			// decisions taken before 0.4 are kubepim's.
+			return forbidden(annotationPath(pimv1.AnnotationReviewDecisions), fmt.Sprintf("annotation %s is written by kubepim alone", pimv1.AnnotationReviewDecisions))
 		}
 		changes = reviewChanges(old, rev)
 		if len(changes) == 0 {
@@ -94,43 +93,13 @@ func (g *reviewGuard) validate(ctx context.Context, req Request[*pimv1.AccessRev
 	return nil
 }
 
-// checkRecords fails closed when the mutating webhook was bypassed: every
-// decision record an update adds must be kubepim's, signed for this
-// review, and the user's own.
-func (g *reviewGuard) checkRecords(ctx context.Context, old, cur *pimv1.AccessReview, username string) field.ErrorList {
-	path := annotationPath(pimv1.AnnotationReviewDecisions)
-	before, after := old.Annotations[pimv1.AnnotationReviewDecisions], cur.Annotations[pimv1.AnnotationReviewDecisions]
-	if before == after {
-		return nil
-	}
-	had, err := approval.ParseReview(before)
-	if err != nil {
-		had = nil
-	}
-	has, err := approval.ParseReview(after)
-	if err != nil {
-		return forbidden(path, err.Error())
-	}
-	key, err := g.keys.Key(ctx)
-	if err != nil {
-		return internalError(path, err)
-	}
-	for _, s := range has {
-		if slices.ContainsFunc(had, func(h approval.SignedReviewRecord) bool { return h.Signature == s.Signature }) {
-			continue
-		}
-		if !approval.VerifyReview(key, cur.UID, s) || s.Record.Reviewer.Username != username {
-			return forbidden(path, fmt.Sprintf("annotation %s is written by kubepim alone", pimv1.AnnotationReviewDecisions))
-		}
-	}
-	return nil
-}
-
 // reviewChanges lists what an update changes that only someone who may
 // manage the review may change: everything but the decision annotations
 // (turned into signed records by the mutating webhook). The spec decides
 // who reviews, for how long, and what happens to undecided items; and
 // labels, annotations, finalizers and owner references are guarded too.
+// (Decisions are annotated on the review's AccessReviewItems; the
+// mutating webhook refuses the old decision annotations.)
 func reviewChanges(old, cur *pimv1.AccessReview) []string {
 	var changed []string
 	if !equality.Semantic.DeepEqual(old.Spec, cur.Spec) {

@@ -52,23 +52,15 @@ func TestReviewGuard(t *testing.T) {
 		{"refuses rewriting the changer stamp alone", allowing(), func(*reviewMutator) Request[*pimv1.AccessReview] {
 			return update(user("dana"), running(), annotated(running(), pimv1.AnnotationChangedBy, "dana"))
 		}, refused("metadata.annotations[kubepim.io/changed-by]", "written by kubepim alone")},
-		{"refuses a record kubepim did not sign", allowing(), func(*reviewMutator) Request[*pimv1.AccessReview] {
+		{"refuses a change to the pre-0.4 records", allowing(), func(*reviewMutator) Request[*pimv1.AccessReview] {
 			return update(user("dana"), running(), annotated(running(), pimv1.AnnotationReviewDecisions,
 				`[{"record":{"seq":1,"instance":1,"item":"alice","reviewer":{"username":"dana"},"decision":"Deny"},"signature":"AAAA"}]`))
-		}, refused("metadata.annotations[kubepim.io/review-decisions]", "")},
-		{"allows a reviewer's signed decision without asking", &access{err: errAPI}, func(m *reviewMutator) Request[*pimv1.AccessReview] {
-			cur := annotated(running(), pimv1.AnnotationReviewDecisionPrefix+"alice", "Deny: gone")
-			req := update(user("dana"), running(), cur)
-			if errs := m.mutate(context.Background(), req); len(errs) > 0 {
-				t.Fatal(errs.ToAggregate())
-			}
-			return req
-		}, allowed},
+		}, refused("metadata.annotations[kubepim.io/review-decisions]", "written by kubepim alone")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := fakeClient()
-			m := &reviewMutator{handlerBase: testBase(c, allowing()), keys: testKeys(c)}
-			g := &reviewGuard{handlerBase: testBase(c, tc.access), keys: m.keys}
+			m := &reviewMutator{handlerBase: testBase(c, allowing())}
+			g := &reviewGuard{handlerBase: testBase(c, tc.access)}
 			tc.want.check(t, g.validate(context.Background(), tc.req(m)))
 		})
 	}

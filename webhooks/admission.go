@@ -27,6 +27,9 @@ type Request[T client.Object] struct {
 	// Name is the object's name as the API server sent it (empty on a
 	// create with generateName).
 	Name string
+	// SubResource is "status" on a write to the status subresource, else
+	// empty.
+	SubResource string
 	// User is the user the API server authenticated.
 	User *pimv1.UserInfo
 	// DryRun is set on a server-side dry-run.
@@ -92,7 +95,7 @@ func serve[K any, T object[K]](decoder admission.Decoder, decide func(context.Co
 // decode reads the request's objects: the new one on create and update,
 // the old one on update and delete.
 func decode[K any, T object[K]](decoder admission.Decoder, ar admission.Request) (Request[T], error) {
-	req := Request[T]{Operation: ar.Operation, Name: ar.Name, User: authz.User(ar.UserInfo), DryRun: ptr.Deref(ar.DryRun, false)}
+	req := Request[T]{Operation: ar.Operation, Name: ar.Name, SubResource: ar.SubResource, User: authz.User(ar.UserInfo), DryRun: ptr.Deref(ar.DryRun, false)}
 	if ar.Operation == admissionv1.Create || ar.Operation == admissionv1.Update {
 		req.New = T(new(K))
 		if err := decoder.DecodeRaw(ar.Object, req.New); err != nil {

@@ -82,13 +82,15 @@ func Setup(mgr ctrl.Manager, cfg Config) {
 	server.Register("/validate-kubepim-io-v1alpha1-activationrequest", validating(decoder, (&activationValidator{handlerBase: base, keys: keys}).validate))
 	server.Register("/mutate-kubepim-io-v1alpha1-roleassignment", mutating(decoder, mutateAssignment))
 	server.Register("/validate-kubepim-io-v1alpha1-roleassignment", validating(decoder, (&assignmentValidator{handlerBase: base}).validate))
-	server.Register("/mutate-kubepim-io-v1alpha1-accessreview", mutating(decoder, (&reviewMutator{handlerBase: base, keys: keys}).mutate))
-	server.Register("/validate-kubepim-io-v1alpha1-accessreview", validating(decoder, (&reviewGuard{handlerBase: base, keys: keys}).validate))
+	server.Register("/mutate-kubepim-io-v1alpha1-accessreview", mutating(decoder, (&reviewMutator{handlerBase: base}).mutate))
+	server.Register("/validate-kubepim-io-v1alpha1-accessreview", validating(decoder, (&reviewGuard{handlerBase: base}).validate))
 	server.Register("/mutate-kubepim-io-v1alpha1-rolesetting", mutating(decoder, stampSetting))
 	server.Register("/validate-kubepim-io-v1alpha1-rolesetting", validating(decoder, (&settingGuard{handlerBase: base}).validate))
 	// The audit download shares the webhook server's TLS listener.
 	server.Register("/audit", &audit.ExportHandler{Client: direct})
 	self := &selfIdentity{client: direct}
+	server.Register("/mutate-kubepim-io-v1alpha1-accessreviewitem", mutating(decoder, (&itemDecider{handlerBase: base, keys: keys}).mutate))
+	server.Register("/validate-kubepim-io-v1alpha1-accessreviewitem", validating(decoder, (&itemGuard{handlerBase: base, keys: keys, self: self.username}).validate))
 	server.Register("/validate-kubepim-io-v1alpha1-auditevent", validating(decoder, (&auditGuard{self: self.username}).validate))
 }
 

@@ -18,16 +18,23 @@ const (
 )
 
 // AccessReviewState is where an AccessReview's current instance stands.
-// +kubebuilder:validation:Enum=Scheduled;InProgress;Completed;Applying;Applied
+// +kubebuilder:validation:Enum=Scheduled;Starting;InProgress;Closing;Completed;Applying;Applied
 type AccessReviewState string
 
 // AccessReview states.
 const (
-	ReviewStateScheduled  AccessReviewState = "Scheduled"
+	ReviewStateScheduled AccessReviewState = "Scheduled"
+	// ReviewStateStarting: kubepim is creating the instance's items.
+	ReviewStateStarting   AccessReviewState = "Starting"
 	ReviewStateInProgress AccessReviewState = "InProgress"
-	ReviewStateCompleted  AccessReviewState = "Completed"
-	ReviewStateApplying   AccessReviewState = "Applying"
-	ReviewStateApplied    AccessReviewState = "Applied"
+	// ReviewStateClosing: the instance has ended; kubepim is taking the
+	// default decisions and applying the denials, item by item.
+	ReviewStateClosing   AccessReviewState = "Closing"
+	ReviewStateCompleted AccessReviewState = "Completed"
+	// ReviewStateApplying is what versions before 0.4 showed while
+	// closing; kubepim no longer sets it.
+	ReviewStateApplying AccessReviewState = "Applying"
+	ReviewStateApplied  AccessReviewState = "Applied"
 )
 
 // Reviewer types.
@@ -48,11 +55,15 @@ const (
 
 // Annotations of AccessReviews.
 const (
-	// AnnotationReviewDecisionPrefix starts the key a reviewer annotates to
-	// decide on one item: decision.kubepim.io/<item-id>: "Approve: <reason>".
+	// AnnotationReviewDecisionPrefix started the key with which reviewers
+	// decided on an AccessReview before 0.4
+	// (decision.kubepim.io/<item-id>); decisions are now annotated on the
+	// AccessReviewItem (AnnotationDecision), and kubepim refuses this one
+	// with a message saying so.
 	AnnotationReviewDecisionPrefix = "decision.kubepim.io/"
-	// AnnotationReviewDecisions holds the signed decision records; only
-	// kubepim's webhook writes it.
+	// AnnotationReviewDecisions holds the signed decision records of an
+	// AccessReviewItem (before 0.4: of an AccessReview); only kubepim's
+	// webhook writes it.
 	AnnotationReviewDecisions = "kubepim.io/review-decisions"
 )
 
@@ -264,9 +275,11 @@ type AccessReviewStatus struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// state is Scheduled, InProgress, Completed (decisions taken), Applying,
-	// Applied (denied assignments removed). A closed instance keeps its
-	// state until the next one starts.
+	// state is Scheduled, Starting (items being created), InProgress,
+	// Closing (default decisions being taken and denials applied),
+	// Completed (decisions taken, not applied) or Applied (denied
+	// assignments removed). A closed instance keeps its state until the
+	// next one starts.
 	// +optional
 	State AccessReviewState `json:"state,omitempty"`
 	// instance is the number of the current (or last) instance, from 1.
@@ -282,12 +295,27 @@ type AccessReviewStatus struct {
 	// nextStart is when the next instance begins, if any.
 	// +optional
 	NextStart *metav1.Time `json:"nextStart,omitempty"`
-	// items of the current instance.
+	// items of an instance started before 0.4. Items are now
+	// AccessReviewItems of their own (kubectl get accessreviewitems
+	// --field-selector spec.review=<name>); kubepim moves the items found
+	// here into them, with their decisions, and empties this list.
 	// +optional
 	// +listType=map
 	// +listMapKey=id
 	// +kubebuilder:validation:MaxItems=10000
 	Items []ReviewItem `json:"items,omitempty"`
+	// approved counts items decided Approve (absent: none).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	Approved int32 `json:"approved,omitempty"`
+	// denied counts items decided Deny (absent: none).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	Denied int32 `json:"denied,omitempty"`
+	// removed counts assignments removed by this instance (absent: none).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	Removed int32 `json:"removed,omitempty"`
 	// reviewed counts decided items (absent: none).
 	// +optional
 	// +kubebuilder:validation:Minimum=1
@@ -301,11 +329,10 @@ type AccessReviewStatus struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=32
 	Progress string `json:"progress,omitempty"`
-	// decisionsRecorded is the sequence number of the last signed decision
-	// kubepim has applied and recorded in the audit trail. A reviewer's
-	// earlier decision on an item is kept in the decisions annotation until
-	// it is recorded, so every decision reaches the trail, in order, even
-	// two within one second.
+	// decisionsRecorded is, for a review started before 0.4, the sequence
+	// number of the last signed decision kubepim recorded from the
+	// review's own decisions annotation. Decisions are now numbered and
+	// recorded per AccessReviewItem.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	DecisionsRecorded int64 `json:"decisionsRecorded,omitempty"`

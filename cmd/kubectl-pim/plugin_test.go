@@ -81,7 +81,7 @@ func seed() {
 			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}}}},
 		// Everyone may use kubepim as a requester, approver and auditor.
 		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "pim-user"}, Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{"kubepim.io"}, Resources: []string{"activationrequests", "accessreviews"}, Verbs: []string{"get", "list", "watch", "create", "patch"}},
+			{APIGroups: []string{"kubepim.io"}, Resources: []string{"activationrequests", "accessreviews", "accessreviewitems"}, Verbs: []string{"get", "list", "watch", "create", "patch"}},
 			{APIGroups: []string{"kubepim.io"}, Resources: []string{"roleassignments", "rolesettings", "auditevents"}, Verbs: []string{"get", "list", "watch"}},
 		}},
 		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "pim-user"},

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -11,9 +13,14 @@ import (
 	"github.com/kubepim/kubepim/internal/policy"
 )
 
+// reviewPage is how many items one list request asks for: a review of
+// 10,000 items is read page by page, never in one response.
+const reviewPage = 500
+
 type reviewItemRow struct {
 	Review         string `json:"review"`
 	Item           string `json:"item"`
+	Name           string `json:"name"`
 	Subject        string `json:"subject"`
 	Role           string `json:"role"`
 	Namespace      string `json:"namespace"`
@@ -30,7 +37,9 @@ type reviewItemRow struct {
 func (r reviewItemRow) namespace() string { return r.Namespace }
 
 func (p *pim) reviewsCommand() *cobra.Command {
-	return listCommand(p, list[reviewItemRow]{
+	var only string
+	var undecided bool
+	cmd := listCommand(p, list[reviewItemRow]{
 		use:   "reviews",
 		short: "Items of running access reviews that I may decide on (--all: every item)",
 		all:   "Show every item of the running access reviews, not only those I may decide on.",
@@ -41,18 +50,21 @@ func (p *pim) reviewsCommand() *cobra.Command {
 			}
 			var rows []reviewItemRow
 			for _, rev := range reviews.Items {
-				if rev.Status.State != pimv1.ReviewStateInProgress {
+				if rev.Status.State != pimv1.ReviewStateInProgress || (only != "" && rev.Name != only) {
 					continue
 				}
-				for _, item := range rev.Status.Items {
-					mayDecide := policy.MayReview(rev.Spec, item, scope.me) == nil
-					if !scope.all && !mayDecide {
-						continue
+				err := p.eachItem(ctx, &rev, func(item *pimv1.AccessReviewItem) {
+					mayDecide := policy.MayReview(rev.Spec, item.Spec.Subject, item.Spec.ID, scope.me) == nil
+					if (!scope.all && !mayDecide) || (undecided && item.Status.Decision != "") {
+						return
 					}
-					rows = append(rows, reviewItemRow{Review: rev.Name, Item: item.ID, Subject: item.Subject.Kind + " " + item.Subject.Name,
-						Role: item.RoleRef.Kind + "/" + item.RoleRef.Name, Namespace: orAll(item.Namespace), Type: item.Type,
-						Recommendation: string(item.Recommendation), Why: item.RecommendationReason, Decision: string(item.Decision), Reviewer: item.Reviewer,
-						MayDecide: mayDecide})
+					rows = append(rows, reviewItemRow{Review: rev.Name, Item: item.Spec.ID, Name: item.Name,
+						Subject: item.Spec.Subject.Kind + " " + item.Spec.Subject.Name, Role: item.Spec.RoleRef.Kind + "/" + item.Spec.RoleRef.Name,
+						Namespace: orAll(item.Spec.Namespace), Type: item.Spec.Type, Recommendation: string(item.Spec.Recommendation),
+						Why: item.Spec.RecommendationReason, Decision: string(item.Status.Decision), Reviewer: item.Status.Reviewer, MayDecide: mayDecide})
+				})
+				if err != nil {
+					return nil, err
 				}
 			}
 			sort.SliceStable(rows, func(i, j int) bool { return rows[i].Review < rows[j].Review })
@@ -68,6 +80,30 @@ func (p *pim) reviewsCommand() *cobra.Command {
 		},
 		empty: func(listScope) string { return "Nothing to review." },
 	})
+	cmd.Flags().StringVar(&only, "review", "", "Show the items of this AccessReview only.")
+	cmd.Flags().BoolVar(&undecided, "undecided", false, "Show only items nobody has decided on yet.")
+	return cmd
+}
+
+// eachItem calls f with each item of the review's current instance, read
+// page by page (the API server selects them by field).
+func (p *pim) eachItem(ctx context.Context, rev *pimv1.AccessReview, f func(*pimv1.AccessReviewItem)) error {
+	selector := client.MatchingFields{"spec.review": rev.Name, "spec.instance": fmt.Sprint(rev.Status.Instance)}
+	cont := ""
+	for {
+		var page pimv1.AccessReviewItemList
+		if err := p.c.List(ctx, &page, selector, client.Limit(reviewPage), client.Continue(cont)); err != nil {
+			return err
+		}
+		for i := range page.Items {
+			if page.Items[i].Spec.ReviewUID == string(rev.UID) {
+				f(&page.Items[i])
+			}
+		}
+		if cont = page.Continue; cont == "" {
+			return nil
+		}
+	}
 }
 
 func (p *pim) reviewCommand() *cobra.Command {
@@ -77,7 +113,9 @@ func (p *pim) reviewCommand() *cobra.Command {
 	decide := &cobra.Command{
 		Use:   "decide REVIEW ITEM (--approve|--deny) --reason TEXT",
 		Short: "Keep (--approve) or remove (--deny) one reviewed assignment",
-		Args:  cobra.ExactArgs(2),
+		Long: "Decide on an item of a running access review. ITEM is the item's id (the ITEM column of kubectl pim reviews) " +
+			"or the AccessReviewItem's name. kubepim records the decision, signed, on the item.",
+		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if approve == deny {
 				return usage("say --approve or --deny")
@@ -91,15 +129,23 @@ func (p *pim) reviewCommand() *cobra.Command {
 			if err := p.c.Get(ctx, client.ObjectKey{Name: args[0]}, rev); err != nil {
 				return notFound(err, "AccessReview", args[0])
 			}
-			patch := client.MergeFrom(rev.DeepCopy())
-			if rev.Annotations == nil {
-				rev.Annotations = map[string]string{}
+			name := args[1]
+			if !strings.Contains(name, ".") {
+				name = policy.ReviewItemName(rev.Name, rev.Status.Instance, name)
 			}
-			rev.Annotations[pimv1.AnnotationReviewDecisionPrefix+args[1]] = string(decision) + ": " + reason
-			if err := p.c.Patch(ctx, rev, patch); err != nil {
+			item := &pimv1.AccessReviewItem{}
+			if err := p.c.Get(ctx, client.ObjectKey{Name: name}, item); err != nil {
+				return notFound(err, "AccessReviewItem", name)
+			}
+			patch := client.MergeFrom(item.DeepCopy())
+			if item.Annotations == nil {
+				item.Annotations = map[string]string{}
+			}
+			item.Annotations[pimv1.AnnotationDecision] = string(decision) + ": " + reason
+			if err := p.c.Patch(ctx, item, patch); err != nil {
 				return admissionRefusal(err)
 			}
-			p.say("recorded %s on item %s of %s", decision, args[1], args[0])
+			p.say("recorded %s on item %s of %s", decision, item.Spec.ID, args[0])
 			return nil
 		},
 	}

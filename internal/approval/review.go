@@ -14,15 +14,19 @@ import (
 )
 
 // ReviewRecord is one reviewer's decision on one item of an AccessReview
-// instance, as kubepim's webhook saw it.
+// instance, as kubepim's webhook saw it. It is signed for the
+// AccessReviewItem's UID (before 0.4: the AccessReview's), so it cannot be
+// moved to another item.
 type ReviewRecord struct {
 	// Seq orders the decisions on one review: each is numbered one past
 	// every number the review has seen (in its records and in
 	// status.decisionsRecorded), by the webhook that signs it.
-	Seq      int64                `json:"seq,omitempty"`
-	Instance int32                `json:"instance"`
-	Item     string               `json:"item"`
-	Reviewer pimv1.UserInfo       `json:"reviewer"`
+	Seq      int64          `json:"seq,omitempty"`
+	Instance int32          `json:"instance"`
+	Item     string         `json:"item"`
+	Reviewer pimv1.UserInfo `json:"reviewer"`
+	// Via is how the reviewer was entitled to decide (policy.ReviewerVia).
+	Via      string               `json:"via,omitempty"`
 	Decision pimv1.ReviewDecision `json:"decision"`
 	Reason   string               `json:"reason,omitempty"`
 	Time     metav1.Time          `json:"time"`
@@ -34,7 +38,8 @@ type SignedReviewRecord struct {
 	Signature string       `json:"signature"`
 }
 
-// SignReview signs a review record for the AccessReview with uid.
+// SignReview signs a review record for the object with uid: the
+// AccessReviewItem (before 0.4, the AccessReview).
 func SignReview(key []byte, reviewUID types.UID, r ReviewRecord) string {
 	body, err := json.Marshal(r)
 	if err != nil {

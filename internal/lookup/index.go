@@ -5,6 +5,7 @@ package lookup
 
 import (
 	"context"
+	"strconv"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -28,7 +29,15 @@ const (
 	ActivationByExtends = "kubepim.io/activation-extends"
 	// NotificationByChannel: Notifications by channel name.
 	NotificationByChannel = "kubepim.io/notification-channel"
+	// ItemByReviewInstance: AccessReviewItems by review UID and instance
+	// (ReviewInstanceKey).
+	ItemByReviewInstance = "kubepim.io/item-review-instance"
 )
+
+// ReviewInstanceKey is the ItemByReviewInstance value of an instance.
+func ReviewInstanceKey(reviewUID string, instance int32) string {
+	return reviewUID + "/" + strconv.Itoa(int(instance))
+}
 
 // SettingKey is the RoleSettingByRole value of a role.
 func SettingKey(ref pimv1.RoleSettingRoleRef) string {
@@ -82,6 +91,10 @@ func Setup(ctx context.Context, indexer client.FieldIndexer) error {
 		}},
 		{&pimv1.Notification{}, NotificationByChannel, func(obj client.Object) []string {
 			return []string{obj.(*pimv1.Notification).Spec.Channel}
+		}},
+		{&pimv1.AccessReviewItem{}, ItemByReviewInstance, func(obj client.Object) []string {
+			item := obj.(*pimv1.AccessReviewItem)
+			return []string{ReviewInstanceKey(item.Spec.ReviewUID, item.Spec.Instance)}
 		}},
 	}
 	for _, ix := range indexes {

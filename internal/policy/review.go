@@ -107,35 +107,77 @@ func Recommend(ra *pimv1.RoleAssignment, activations []pimv1.ActivationRequest, 
 	return pimv1.ReviewDecisionDeny, fmt.Sprintf("never activated, and assigned over %d days ago", inactiveDays), nil
 }
 
-// MayReview says why user may not decide on item, or nil. Named reviewers
-// and fallback reviewers decide, never on their own access; in a Self
-// review each assignee decides on their own.
-func MayReview(spec pimv1.AccessReviewSpec, item pimv1.ReviewItem, user pimv1.UserInfo) error {
-	fallback := pimv1.ApprovalPolicy{Approvers: spec.FallbackReviewers}
+// MayReview says why user may not decide on the item of an assignment
+// for subject, or nil. Named reviewers and fallback reviewers decide,
+// never on their own access; in a Self review each assignee decides on
+// their own.
+func MayReview(spec pimv1.AccessReviewSpec, subject pimv1.Subject, itemID string, user pimv1.UserInfo) error {
+	_, err := ReviewerVia(spec, subject, itemID, user)
+	return err
+}
+
+// ReviewerVia says through which principal user may decide on the item of
+// an assignment for subject — "User <name>", "Group <name>" (the first
+// group, in the review's order, that names them), or "Self" in a
+// self-review — or why they may not. It is what a decision records, in
+// place of every group the reviewer belongs to.
+func ReviewerVia(spec pimv1.AccessReviewSpec, subject pimv1.Subject, itemID string, user pimv1.UserInfo) (string, error) {
 	if spec.ReviewerType == pimv1.ReviewerTypeSelf {
-		if SubjectMatches(item.Subject, user) || IsApprover(fallback, user) {
-			return nil
+		if SubjectMatches(subject, user) {
+			return "Self", nil
 		}
-		return fmt.Errorf("in a self-review only the assignee (%s %s) or a fallback reviewer decides on item %s", item.Subject.Kind, item.Subject.Name, item.ID)
+		if via := principalVia(spec.FallbackReviewers, user); via != "" {
+			return via, nil
+		}
+		return "", fmt.Errorf("in a self-review only the assignee (%s %s) or a fallback reviewer decides on item %s", subject.Kind, subject.Name, itemID)
 	}
-	named := pimv1.ApprovalPolicy{Approvers: append(slices.Clone(spec.Reviewers), spec.FallbackReviewers...)}
-	if !IsApprover(named, user) {
-		return fmt.Errorf("%s is not a reviewer of this review; the reviewers are %s", user.Username, describePrincipals(named.Approvers))
+	named := append(slices.Clone(spec.Reviewers), spec.FallbackReviewers...)
+	via := principalVia(named, user)
+	if via == "" {
+		return "", fmt.Errorf("%s is not a reviewer of this review; the reviewers are %s", user.Username, describePrincipals(named))
 	}
-	if SubjectMatches(item.Subject, user) {
-		return fmt.Errorf("you cannot review your own access (item %s)", item.ID)
+	if SubjectMatches(subject, user) {
+		return "", fmt.Errorf("you cannot review your own access (item %s)", itemID)
 	}
-	return nil
+	return via, nil
+}
+
+// principalVia names the first of principals that user is, by name before
+// group, or "".
+func principalVia(principals []pimv1.Principal, user pimv1.UserInfo) string {
+	for _, p := range principals {
+		if p.Kind == pimv1.SubjectKindUser && p.Name == user.Username {
+			return p.Kind + " " + p.Name
+		}
+	}
+	for _, p := range principals {
+		if p.Kind == pimv1.SubjectKindGroup && slices.Contains(user.Groups, p.Name) {
+			return p.Kind + " " + p.Name
+		}
+	}
+	return ""
+}
+
+// ReviewItemName is the name of the AccessReviewItem for the assignment
+// with item id in instance of review: readable where it fits, hashed where
+// the review's name is too long for it.
+func ReviewItemName(review string, instance int32, id string) string {
+	name := fmt.Sprintf("%s.%d.%s", review, instance, id)
+	if len(name) <= 253 {
+		return name
+	}
+	sum := sha256.Sum256([]byte(review))
+	return fmt.Sprintf("%s.%d.%s", hex.EncodeToString(sum[:])[:40], instance, id)
 }
 
 // FinalReviewDecision is an item's decision when its instance closes: the
 // reviewer's, or the review's default for undecided items.
-func FinalReviewDecision(item pimv1.ReviewItem, defaultDecision pimv1.ReviewDecision) pimv1.ReviewDecision {
+func FinalReviewDecision(decision, recommendation, defaultDecision pimv1.ReviewDecision) pimv1.ReviewDecision {
 	switch {
-	case item.Decision != "":
-		return item.Decision
+	case decision != "":
+		return decision
 	case defaultDecision == pimv1.ReviewDecisionRecommendation:
-		return item.Recommendation
+		return recommendation
 	case defaultDecision == pimv1.ReviewDecisionApprove || defaultDecision == pimv1.ReviewDecisionDeny:
 		return defaultDecision
 	}

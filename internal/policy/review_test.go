@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,41 +83,64 @@ func TestRecommend(t *testing.T) {
 	}
 }
 
-func TestMayReviewAndDefaults(t *testing.T) {
-	item := pimv1.ReviewItem{ID: "abc", Subject: pimv1.Subject{Kind: "User", Name: "alice"}, Recommendation: pimv1.ReviewDecisionDeny}
-	named := pimv1.AccessReviewSpec{ReviewerType: pimv1.ReviewerTypeNamed, Reviewers: []pimv1.Principal{{Kind: "Group", Name: "leads"}},
+func TestReviewerViaAndDefaults(t *testing.T) {
+	alice := pimv1.Subject{Kind: "User", Name: "alice"}
+	named := pimv1.AccessReviewSpec{ReviewerType: pimv1.ReviewerTypeNamed, Reviewers: []pimv1.Principal{{Kind: "Group", Name: "leads"}, {Kind: "Group", Name: "sre"}, {Kind: "User", Name: "dana"}},
 		FallbackReviewers: []pimv1.Principal{{Kind: "User", Name: "root"}}}
-	self := pimv1.AccessReviewSpec{ReviewerType: pimv1.ReviewerTypeSelf, FallbackReviewers: []pimv1.Principal{{Kind: "User", Name: "root"}}}
+	self := pimv1.AccessReviewSpec{ReviewerType: pimv1.ReviewerTypeSelf, FallbackReviewers: []pimv1.Principal{{Kind: "User", Name: "root"}, {Kind: "Group", Name: "leads"}}}
+	many := make([]string, 0, 201)
+	for i := 0; i < 200; i++ {
+		many = append(many, fmt.Sprintf("team-%d", i))
+	}
 	cases := []struct {
-		name string
-		spec pimv1.AccessReviewSpec
-		user pimv1.UserInfo
-		ok   bool
+		name    string
+		spec    pimv1.AccessReviewSpec
+		subject pimv1.Subject
+		user    pimv1.UserInfo
+		via     string // "" = refused
 	}{
-		{"named, via group", named, pimv1.UserInfo{Username: "dana", Groups: []string{"leads"}}, true},
-		{"named, fallback", named, pimv1.UserInfo{Username: "root"}, true},
-		{"named, stranger", named, pimv1.UserInfo{Username: "mallory"}, false},
-		{"named, own access", named, pimv1.UserInfo{Username: "alice", Groups: []string{"leads"}}, false},
-		{"self, assignee", self, pimv1.UserInfo{Username: "alice"}, true},
-		{"self, someone else", self, pimv1.UserInfo{Username: "bob"}, false},
-		{"self, fallback", self, pimv1.UserInfo{Username: "root"}, true},
+		{"named, via group", named, alice, pimv1.UserInfo{Username: "erin", Groups: []string{"leads"}}, "Group leads"},
+		{"named, first of the review's groups, in 200", named, alice, pimv1.UserInfo{Username: "erin", Groups: append(slices.Clone(many), "sre", "leads")}, "Group leads"},
+		{"named by name before group", named, alice, pimv1.UserInfo{Username: "dana", Groups: []string{"sre"}}, "User dana"},
+		{"named, fallback", named, alice, pimv1.UserInfo{Username: "root"}, "User root"},
+		{"named, stranger", named, alice, pimv1.UserInfo{Username: "mallory", Groups: many}, ""},
+		{"named, own access", named, alice, pimv1.UserInfo{Username: "alice", Groups: []string{"leads"}}, ""},
+		{"named, own access through a group", named, pimv1.Subject{Kind: "Group", Name: "sre"}, pimv1.UserInfo{Username: "erin", Groups: []string{"leads", "sre"}}, ""},
+		{"self, assignee", self, alice, pimv1.UserInfo{Username: "alice"}, "Self"},
+		{"self, member of the assigned group", self, pimv1.Subject{Kind: "Group", Name: "ops"}, pimv1.UserInfo{Username: "bob", Groups: []string{"ops"}}, "Self"},
+		{"self, someone else", self, alice, pimv1.UserInfo{Username: "bob"}, ""},
+		{"self, fallback", self, alice, pimv1.UserInfo{Username: "root"}, "User root"},
+		{"self, fallback group", self, alice, pimv1.UserInfo{Username: "erin", Groups: []string{"leads"}}, "Group leads"},
 	}
 	for _, tc := range cases {
-		if err := MayReview(tc.spec, item, tc.user); (err == nil) != tc.ok {
-			t.Errorf("%s: MayReview = %v, want ok=%v", tc.name, err, tc.ok)
+		via, err := ReviewerVia(tc.spec, tc.subject, "abc", tc.user)
+		if via != tc.via || (err == nil) != (tc.via != "") {
+			t.Errorf("%s: ReviewerVia = %q, %v; want %q", tc.name, via, err, tc.via)
+		}
+		if (MayReview(tc.spec, tc.subject, "abc", tc.user) == nil) != (tc.via != "") {
+			t.Errorf("%s: MayReview disagrees with ReviewerVia", tc.name)
 		}
 	}
 	for def, want := range map[pimv1.ReviewDecision]pimv1.ReviewDecision{
 		pimv1.ReviewDecisionNone: "", pimv1.ReviewDecisionApprove: pimv1.ReviewDecisionApprove,
 		pimv1.ReviewDecisionDeny: pimv1.ReviewDecisionDeny, pimv1.ReviewDecisionRecommendation: pimv1.ReviewDecisionDeny,
 	} {
-		if got := FinalReviewDecision(item, def); got != want {
+		if got := FinalReviewDecision("", pimv1.ReviewDecisionDeny, def); got != want {
 			t.Errorf("FinalReviewDecision(default %s) = %q, want %q", def, got, want)
 		}
 	}
-	decided := item
-	decided.Decision = pimv1.ReviewDecisionApprove
-	if got := FinalReviewDecision(decided, pimv1.ReviewDecisionDeny); got != pimv1.ReviewDecisionApprove {
+	if got := FinalReviewDecision(pimv1.ReviewDecisionApprove, pimv1.ReviewDecisionDeny, pimv1.ReviewDecisionDeny); got != pimv1.ReviewDecisionApprove {
 		t.Errorf("a reviewer's decision must stand over the default, got %q", got)
+	}
+}
+
+func TestReviewItemName(t *testing.T) {
+	if got := ReviewItemName("quarterly", 3, "0123456789ab"); got != "quarterly.3.0123456789ab" {
+		t.Errorf("short name: %q", got)
+	}
+	long := strings.Repeat("a", 253)
+	a, b := ReviewItemName(long, 1, "0123456789ab"), ReviewItemName(long[:252]+"b", 1, "0123456789ab")
+	if len(a) > 253 || a == b {
+		t.Errorf("long names must fit and stay distinct: %q %q", a, b)
 	}
 }

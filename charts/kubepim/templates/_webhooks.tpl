@@ -34,6 +34,29 @@
     service:
       name: {{ .serviceName }}
       namespace: {{ .namespace }}
+      path: /mutate-kubepim-io-v1alpha1-accessreviewitem
+  failurePolicy: Fail
+  name: maccessreviewitem.kubepim.io
+  timeoutSeconds: {{ .timeoutSeconds }}
+  rules:
+  - apiGroups:
+    - kubepim.io
+    apiVersions:
+    - v1alpha1
+    operations:
+    - UPDATE
+    resources:
+    - accessreviewitems
+  sideEffects: None
+- admissionReviewVersions:
+  - v1
+  clientConfig:
+    {{- if .caBundle }}
+    caBundle: {{ .caBundle }}
+    {{- end }}
+    service:
+      name: {{ .serviceName }}
+      namespace: {{ .namespace }}
       path: /mutate-kubepim-io-v1alpha1-activationrequest
   failurePolicy: Fail
   name: mactivationrequest.kubepim.io
@@ -122,6 +145,31 @@
     - UPDATE
     resources:
     - accessreviews
+  sideEffects: None
+- admissionReviewVersions:
+  - v1
+  clientConfig:
+    {{- if .caBundle }}
+    caBundle: {{ .caBundle }}
+    {{- end }}
+    service:
+      name: {{ .serviceName }}
+      namespace: {{ .namespace }}
+      path: /validate-kubepim-io-v1alpha1-accessreviewitem
+  failurePolicy: Fail
+  name: vaccessreviewitem.kubepim.io
+  timeoutSeconds: {{ .timeoutSeconds }}
+  rules:
+  - apiGroups:
+    - kubepim.io
+    apiVersions:
+    - v1alpha1
+    operations:
+    - CREATE
+    - UPDATE
+    resources:
+    - accessreviewitems
+    - accessreviewitems/status
   sideEffects: None
 - admissionReviewVersions:
   - v1
