@@ -56,7 +56,7 @@ var (
 	flagScaleSmall      = flag.Int("scale-small", 1000, "RoleAssignments in the small scale step")
 	flagActiveShare     = flag.Float64("active-share", 0.2, "share of Active (rather than Eligible) RoleAssignments in the scale steps")
 	flagWriters         = flag.Int("writers", 16, "concurrent writers when creating many objects")
-	flagOnly            = flag.String("only", "", "comma-separated subset of: lifecycle,bare,grant,approval,revoke,throughput,scale,outside")
+	flagOnly            = flag.String("only", "", "comma-separated subset of: lifecycle,bare,grant,approval,revoke,throughput,scale,review,outside")
 	flagOutsideRemovals = flag.Int("outside-removals", 50, "outside bindings of a governed role whose removal (enforce mode) is timed in the outside step")
 	flagOutside         = flag.Int("outside-bindings", 50000, "unrelated RoleBindings and ClusterRoleBindings created in the outside step (after the scale steps, on their control plane)")
 	flagTrace           = flag.Bool("trace-writes", false, "print every write the manager sends during the counted lifecycles")
@@ -123,7 +123,7 @@ func run(ctx context.Context, res *results) error {
 			return err
 		}
 	}
-	if enabled("scale") || enabled("outside") {
+	if enabled("scale") || enabled("outside") || enabled("review") {
 		// A fresh control plane: the scale steps count only their own
 		// assignments. The manager runs as its own process (cmd/manager),
 		// so that its memory and CPU are measured without the benchmark's.
@@ -135,6 +135,10 @@ func run(ctx context.Context, res *results) error {
 		err = b.startProcess(ctx, root)
 		if err == nil && enabled("scale") {
 			err = b.scale(ctx, res)
+		}
+		if err == nil && enabled("review") {
+			logf("--- review")
+			err = b.review(ctx, res)
 		}
 		if err == nil && enabled("outside") {
 			logf("--- outside")
