@@ -265,3 +265,52 @@ var _ = Describe("AccessReview decided concurrently", func() {
 		Expect(verify().OK()).To(BeTrue(), verify().String())
 	})
 })
+
+var _ = Describe("AccessReview started before 0.4", func() {
+	It("moves the items kept in status into AccessReviewItems, with their decisions, and carries the instance to the end", func() {
+		ctx := context.Background()
+		role := uniq("migrated")
+		clusterRoleFor(role, "pods", "get")
+		decided := assignment(uniq("decided"), uniq("holder"), role, pimv1.AssignmentEligible, nil, nil)
+		open := assignment(uniq("open"), uniq("holder"), role, pimv1.AssignmentEligible, nil, nil)
+		create(decided)
+		create(open)
+		rev := review(uniq("legacy"), role, func(s *pimv1.AccessReviewSpec) {
+			s.Reviewers = []pimv1.Principal{{Kind: "User", Name: "dana"}}
+			s.StartTime = &metav1.Time{Time: fakeClock.Now().Add(time.Hour)}
+		})
+		create(rev)
+		Eventually(reviewState(rev)).Should(Equal(pimv1.ReviewStateScheduled))
+
+		By("the status 0.3 wrote: items in status.items, one decided")
+		legacyItem := func(ra *pimv1.RoleAssignment) pimv1.ReviewItem {
+			got := getAssignment(ra)
+			return pimv1.ReviewItem{ID: policy.ReviewItemID(string(got.UID)), Assignment: got.Name, AssignmentUID: string(got.UID),
+				Subject: got.Spec.Subject, RoleRef: got.Spec.RoleRef, Type: got.Spec.Type, Recommendation: pimv1.ReviewDecisionApprove}
+		}
+		denied := legacyItem(decided)
+		denied.Decision, denied.Reviewer, denied.Reason, denied.DecidedAt = pimv1.ReviewDecisionDeny, "dana", "left", &metav1.Time{Time: fakeClock.Now().Truncate(time.Second)}
+		Eventually(func() error {
+			got := getReview(rev)
+			start := &metav1.Time{Time: fakeClock.Now().Add(time.Hour)}
+			got.Status.State, got.Status.Instance, got.Status.StartedAt = pimv1.ReviewStateInProgress, 1, start
+			got.Status.DueAt = &metav1.Time{Time: start.Add(time.Hour)}
+			got.Status.Items, got.Status.Total, got.Status.Reviewed = []pimv1.ReviewItem{denied, legacyItem(open)}, 2, 1
+			return k8s.Status().Update(ctx, got)
+		}).Should(Succeed())
+		fakeClock.Step(time.Hour)
+
+		Eventually(func() []pimv1.ReviewItem { return getReview(rev).Status.Items }).Should(BeEmpty())
+		Eventually(reviewState(rev)).Should(Equal(pimv1.ReviewStateInProgress))
+		Expect(getReview(rev).Status).To(MatchFields(IgnoreExtras, Fields{"Total": BeEquivalentTo(2), "Reviewed": BeEquivalentTo(1), "Denied": BeEquivalentTo(1)}))
+		Expect(getItem(rev, decided).Status).To(MatchFields(IgnoreExtras, Fields{"Decision": Equal(pimv1.ReviewDecisionDeny), "Reviewer": Equal("dana"), "Reason": Equal("left")}))
+
+		By("the open item is decided the new way, and the instance closes and applies")
+		Expect(decide(as("dana", nil, nil), rev, open, "Approve: needed")).To(Succeed())
+		Eventually(func() int32 { return getReview(rev).Status.Reviewed }).Should(BeEquivalentTo(2))
+		fakeClock.Step(time.Hour)
+		Eventually(reviewState(rev)).Should(Equal(pimv1.ReviewStateApplied))
+		Eventually(func() bool { return k8s.Get(ctx, keyOf(decided), &pimv1.RoleAssignment{}) != nil }).Should(BeTrue(), "the decision taken before the upgrade was applied")
+		Expect(k8s.Get(ctx, keyOf(open), &pimv1.RoleAssignment{})).To(Succeed())
+	})
+})
