@@ -42,7 +42,10 @@ import (
 // the state, and schedules the next instance.
 type AccessReviewReconciler struct {
 	client.Client
-	Recorder events.EventRecorder
+	// APIReader reads the API server directly, where a stale cache would
+	// start an instance twice.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
 	Keys     *approval.Keys
 	// Clock is the source of "now".
 	Clock clock.PassiveClock
@@ -89,7 +92,10 @@ func (r *AccessReviewReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if before.Status.State != rev.Status.State {
 		r.Recorder.Eventf(rev, nil, corev1.EventTypeNormal, string(rev.Status.State), "Review", "instance %d is %s (%s reviewed)", rev.Status.Instance, rev.Status.State, rev.Status.Progress)
 	}
-	if err := writeStatus(ctx, r.Client, before, rev, client.MergeFromWithOptimisticLock{}); err != nil {
+	// No optimistic lock: everything the status holds is derived from the
+	// clock and the items (the decisions live on the items), so a pass that
+	// read a stale copy writes what a fresh one would.
+	if err := writeStatus(ctx, r.Client, before, rev); err != nil {
 		return ctrl.Result{}, err
 	}
 	if next.IsZero() {
@@ -133,12 +139,10 @@ func (r *AccessReviewReconciler) advance(ctx context.Context, rev *pimv1.AccessR
 		return start, nil
 	}
 	if rev.Status.StartedAt == nil {
-		rev.Status.State = pimv1.ReviewStateStarting
-		total, err := r.start(ctx, rev, now)
-		if err != nil {
+		if err := r.start(ctx, rev, now); err != nil {
 			return time.Time{}, err
 		}
-		rev.Status.Total, rev.Status.StartedAt, rev.Status.State = int32(total), &metav1.Time{Time: start}, pimv1.ReviewStateInProgress
+		rev.Status.StartedAt, rev.Status.State = &metav1.Time{Time: start}, pimv1.ReviewStateInProgress
 	}
 	tally, err := r.tally(ctx, rev)
 	if err != nil {
@@ -184,17 +188,27 @@ func firstStart(rev *pimv1.AccessReview) time.Time {
 // are deterministic), so a pass cut short is finished by the next; the
 // instance is InProgress, and takes decisions, only once every item
 // exists.
-func (r *AccessReviewReconciler) start(ctx context.Context, rev *pimv1.AccessReview, now time.Time) (int, error) {
+func (r *AccessReviewReconciler) start(ctx context.Context, rev *pimv1.AccessReview, now time.Time) error {
+	// The cache may not show yet that an earlier pass started this
+	// instance: the API server says.
+	stored := &pimv1.AccessReview{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(rev), stored); err != nil {
+		return err
+	}
+	if stored.Status.Instance == rev.Status.Instance && stored.Status.StartedAt != nil {
+		rev.Status.Total = stored.Status.Total
+		return nil
+	}
 	earlier, err := labels.Parse(fmt.Sprintf("%s=%s,%s!=%d", pimv1.LabelReviewUID, rev.UID, pimv1.LabelReviewInstance, rev.Status.Instance))
 	if err != nil {
-		return 0, err
+		return err
 	}
 	if err := r.DeleteAllOf(ctx, &pimv1.AccessReviewItem{}, client.MatchingLabelsSelector{Selector: earlier}); err != nil {
-		return 0, fmt.Errorf("removing the items of earlier instances: %w", err)
+		return fmt.Errorf("removing the items of earlier instances: %w", err)
 	}
 	items, err := r.snapshot(ctx, rev, now)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	work := make(chan *pimv1.AccessReviewItem)
 	errs := make(chan error, itemCreators)
@@ -227,9 +241,10 @@ func (r *AccessReviewReconciler) start(ctx context.Context, rev *pimv1.AccessRev
 		// Drain the feeder: the workers that failed no longer take items.
 		for range work {
 		}
-		return 0, err
+		return err
 	}
-	return len(items), nil
+	rev.Status.Total = int32(len(items))
+	return nil
 }
 
 // createItem creates one item, or finds it created by an earlier pass.

@@ -18,14 +18,12 @@ const (
 )
 
 // AccessReviewState is where an AccessReview's current instance stands.
-// +kubebuilder:validation:Enum=Scheduled;Starting;InProgress;Closing;Completed;Applying;Applied
+// +kubebuilder:validation:Enum=Scheduled;InProgress;Closing;Completed;Applying;Applied
 type AccessReviewState string
 
 // AccessReview states.
 const (
-	ReviewStateScheduled AccessReviewState = "Scheduled"
-	// ReviewStateStarting: kubepim is creating the instance's items.
-	ReviewStateStarting   AccessReviewState = "Starting"
+	ReviewStateScheduled  AccessReviewState = "Scheduled"
 	ReviewStateInProgress AccessReviewState = "InProgress"
 	// ReviewStateClosing: the instance has ended; kubepim is taking the
 	// default decisions and applying the denials, item by item.
@@ -275,7 +273,7 @@ type AccessReviewStatus struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// state is Scheduled, Starting (items being created), InProgress,
+	// state is Scheduled, InProgress (from when every item exists),
 	// Closing (default decisions being taken and denials applied),
 	// Completed (decisions taken, not applied) or Applied (denied
 	// assignments removed). A closed instance keeps its state until the

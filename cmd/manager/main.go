@@ -105,8 +105,8 @@ func main() {
 	flag.DurationVar(&notifyOpts.NotificationMaxAge, "notification-max-age", controllers.DefaultNotificationMaxAge, "Events older than this are not notified (a manager starting on a cluster with history stays quiet about it).")
 	flag.DurationVar(&notifyOpts.NotificationRetention, "notification-retention", controllers.DefaultNotificationRetention, "How long delivered and failed Notifications are kept; must exceed --notification-max-age.")
 	flag.DurationVar(&notifyOpts.NotificationGiveUp, "notification-give-up", controllers.DefaultNotificationGiveUp, "How long delivery of a notification is retried before it is marked Failed.")
-	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 50, "Requests per second the manager sends the API server at most (client-side; the API server's priority and fairness still applies). Starting a review of 10,000 assignments creates 10,000 AccessReviewItems.")
-	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 100, "Requests the manager may send at once above --kube-api-qps.")
+	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", -1, "Requests per second the manager sends the API server at most; negative: no client-side limit, the API server's priority and fairness alone paces the manager (controller-runtime's default). A cap slows bulk work: starting a review of 10,000 assignments creates 10,000 AccessReviewItems.")
+	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 100, "Requests the manager may send at once above --kube-api-qps (with a cap).")
 	flag.IntVar(&maxConcurrentReconciles, "max-concurrent-reconciles", controllers.DefaultMaxConcurrentReconciles, "How many objects of each kind are reconciled at once (never the same object twice).")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
@@ -153,7 +153,9 @@ func main() {
 	}
 
 	restConfig := ctrl.GetConfigOrDie()
-	restConfig.QPS, restConfig.Burst = float32(kubeAPIQPS), kubeAPIBurst
+	if kubeAPIQPS >= 0 {
+		restConfig.QPS, restConfig.Burst = float32(kubeAPIQPS), kubeAPIBurst
+	}
 	var lock resourcelock.Interface
 	if leaderElect && leaderElectionIdentity != "" {
 		var err error
