@@ -46,7 +46,7 @@ type AccessReviewReconciler struct {
 	// start an instance twice.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
-	Keys     *approval.Keys
+	Keys      *approval.Keys
 	// Clock is the source of "now".
 	Clock clock.PassiveClock
 	// Audit records every action in the audit trail.
