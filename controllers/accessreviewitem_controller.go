@@ -83,19 +83,9 @@ func (r *AccessReviewItemReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	}
 	conditionsOf(&item.Status.Conditions, item.Generation, now).markTrue(pimv1.ConditionReady, reason, message)
 	// Optimistic lock: a decision admitted since this pass read the item
-	// must be recorded by the next pass, not closed over. A conflict is
-	// routine (a reviewer decided meanwhile): look again shortly, without
-	// logging an error.
-	err := writeStatus(ctx, r.Client, before, item, client.MergeFromWithOptimisticLock{})
-	if apierrors.IsConflict(err) {
-		return ctrl.Result{RequeueAfter: conflictRetry}, nil
-	}
-	return ctrl.Result{}, err
+	// must be recorded by the next pass, not closed over.
+	return ctrl.Result{}, writeStatus(ctx, r.Client, before, item, client.MergeFromWithOptimisticLock{})
 }
-
-// conflictRetry is how soon an item whose status write lost a race is
-// looked at again.
-const conflictRetry = 50 * time.Millisecond
 
 // instanceOver reports whether the item's instance has ended.
 func instanceOver(rev *pimv1.AccessReview, item *pimv1.AccessReviewItem, now time.Time) bool {
