@@ -77,6 +77,7 @@ func (r *AccessReviewReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := rev.DeepCopy()
+	migrating := len(rev.Status.Items) > 0
 	next, err := r.advance(ctx, rev, now)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -94,8 +95,14 @@ func (r *AccessReviewReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 	// No optimistic lock: everything the status holds is derived from the
 	// clock and the items (the decisions live on the items), so a pass that
-	// read a stale copy writes what a fresh one would.
-	if err := writeStatus(ctx, r.Client, before, rev); err != nil {
+	// read a stale copy writes what a fresh one would. But a migration
+	// empties status.items once: a 0.3 decision admitted meanwhile by a
+	// 0.3 replica must not be closed over.
+	var lock []client.MergeFromOption
+	if migrating {
+		lock = append(lock, client.MergeFromWithOptimisticLock{})
+	}
+	if err := writeStatus(ctx, r.Client, before, rev, lock...); err != nil {
 		return ctrl.Result{}, err
 	}
 	if next.IsZero() {
@@ -118,6 +125,9 @@ func (r *AccessReviewReconciler) advance(ctx context.Context, rev *pimv1.AccessR
 		}
 	}
 	if closed(rev.Status.State) {
+		if err := r.count(ctx, rev); err != nil {
+			return time.Time{}, err
+		}
 		if !policy.HasInstance(rev.Spec, first, rev.Status.Instance+1) {
 			// The last instance is over: the review stays as its record.
 			rev.Status.NextStart = nil
@@ -154,8 +164,9 @@ func (r *AccessReviewReconciler) advance(ctx context.Context, rev *pimv1.AccessR
 		return due, nil
 	}
 	// The instance is over: each item takes its final decision and applies
-	// it (AccessReviewItemReconciler); the review is closed when all have.
-	if tally.closed < tally.items {
+	// it (AccessReviewItemReconciler); the review is closed when all have —
+	// every item it created, not only those the cache shows yet.
+	if tally.closed < max(tally.items, rev.Status.Total) || tally.removing > 0 {
 		rev.Status.State = pimv1.ReviewStateClosing
 		return time.Time{}, nil
 	}
@@ -243,23 +254,30 @@ func (r *AccessReviewReconciler) start(ctx context.Context, rev *pimv1.AccessRev
 		}
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		// Cancelled: the feeder stopped early, some items are missing.
+		return err
+	}
 	rev.Status.Total = int32(len(items))
 	return nil
 }
 
-// createItem creates one item, or finds it created by an earlier pass.
+// createItem creates one item, or finds it created by an earlier pass;
+// either way item is then as stored.
 func (r *AccessReviewReconciler) createItem(ctx context.Context, item *pimv1.AccessReviewItem) error {
 	err := r.Create(ctx, item)
 	if !apierrors.IsAlreadyExists(err) {
 		return err
 	}
+	// From the API server: the cache may not have it yet.
 	existing := &pimv1.AccessReviewItem{}
-	if err := r.Get(ctx, client.ObjectKeyFromObject(item), existing); err != nil {
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(item), existing); err != nil {
 		return err
 	}
-	if existing.Spec.ReviewUID != item.Spec.ReviewUID {
-		return fmt.Errorf("AccessReviewItem %s belongs to an earlier review of the same name, not yet garbage-collected", item.Name)
+	if s := existing.Spec; s.ReviewUID != item.Spec.ReviewUID || s.Instance != item.Spec.Instance || s.AssignmentUID != item.Spec.AssignmentUID {
+		return fmt.Errorf("AccessReviewItem %s exists and is not this review's item for assignment %s", item.Name, item.Spec.Assignment)
 	}
+	*item = *existing
 	return nil
 }
 
@@ -303,7 +321,7 @@ func (r *AccessReviewReconciler) snapshot(ctx context.Context, rev *pimv1.Access
 			id := policy.ReviewItemID(string(ra.UID))
 			items = append(items, &pimv1.AccessReviewItem{
 				ObjectMeta: metav1.ObjectMeta{
-					Name:            policy.ReviewItemName(rev.Name, rev.Status.Instance, id),
+					Name:            policy.ReviewItemName(rev.Name, string(rev.UID), rev.Status.Instance, id),
 					Labels:          map[string]string{pimv1.LabelReviewUID: string(rev.UID), pimv1.LabelReviewInstance: fmt.Sprint(rev.Status.Instance)},
 					OwnerReferences: []metav1.OwnerReference{*owner},
 				},
@@ -332,6 +350,19 @@ func inReviewScope(scope pimv1.AccessReviewScope, ra *pimv1.RoleAssignment) bool
 // itemTally counts the items of the current instance by where they stand.
 type itemTally struct {
 	items, decided, approved, denied, removed, closed int32
+	// removing counts closed denials not carried out yet (autoApply).
+	removing int32
+}
+
+// count refreshes the counts of a closed instance (its last removals may
+// have landed after it closed).
+func (r *AccessReviewReconciler) count(ctx context.Context, rev *pimv1.AccessReview) error {
+	tally, err := r.tally(ctx, rev)
+	if err != nil {
+		return err
+	}
+	rev.Status.Reviewed, rev.Status.Approved, rev.Status.Denied, rev.Status.Removed = tally.decided, tally.approved, tally.denied, tally.removed
+	return nil
 }
 
 // tally counts the current instance's items from the cache (without deep
@@ -343,7 +374,11 @@ func (r *AccessReviewReconciler) tally(ctx context.Context, rev *pimv1.AccessRev
 		return itemTally{}, err
 	}
 	var t itemTally
+	autoApply := rev.Spec.Settings.AutoApplies()
 	for i := range list.Items {
+		if !list.Items[i].DeletionTimestamp.IsZero() {
+			continue
+		}
 		st := &list.Items[i].Status
 		t.items++
 		switch st.Decision {
@@ -359,6 +394,9 @@ func (r *AccessReviewReconciler) tally(ctx context.Context, rev *pimv1.AccessRev
 		}
 		if ptr.Deref(st.Closed, false) {
 			t.closed++
+			if autoApply && st.Decision == pimv1.ReviewDecisionDeny && !ptr.Deref(st.Applied, false) {
+				t.removing++
+			}
 		}
 	}
 	return t, nil

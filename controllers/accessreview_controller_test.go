@@ -42,7 +42,7 @@ func itemName(rev *pimv1.AccessReview, ra *pimv1.RoleAssignment) string {
 	GinkgoHelper()
 	for _, item := range itemsOf(rev) {
 		if item.Spec.Assignment == ra.Name {
-			Expect(item.Name).To(Equal(policy.ReviewItemName(rev.Name, item.Spec.Instance, item.Spec.ID)))
+			Expect(item.Name).To(Equal(policy.ReviewItemName(item.Spec.Review, item.Spec.ReviewUID, item.Spec.Instance, item.Spec.ID)))
 			return item.Name
 		}
 	}

@@ -34,7 +34,7 @@ func (r *AccessReviewReconciler) migrate(ctx context.Context, rev *pimv1.AccessR
 	for _, legacy := range rev.Status.Items {
 		item := &pimv1.AccessReviewItem{
 			ObjectMeta: metav1.ObjectMeta{
-				Name:            policy.ReviewItemName(rev.Name, rev.Status.Instance, legacy.ID),
+				Name:            policy.ReviewItemName(rev.Name, string(rev.UID), rev.Status.Instance, legacy.ID),
 				Labels:          map[string]string{pimv1.LabelReviewUID: string(rev.UID), pimv1.LabelReviewInstance: fmt.Sprint(rev.Status.Instance)},
 				OwnerReferences: []metav1.OwnerReference{*owner},
 			},
@@ -48,8 +48,9 @@ func (r *AccessReviewReconciler) migrate(ctx context.Context, rev *pimv1.AccessR
 		if err := r.createItem(ctx, item); err != nil {
 			return err
 		}
-		if err := r.Get(ctx, client.ObjectKeyFromObject(item), item); err != nil {
-			return err
+		if item.Status.Decision != "" || item.Status.DecisionsRecorded > 0 || item.Status.Closed != nil {
+			// Written by an earlier pass of this migration.
+			continue
 		}
 		before := item.DeepCopy()
 		st := &item.Status
@@ -57,7 +58,10 @@ func (r *AccessReviewReconciler) migrate(ctx context.Context, rev *pimv1.AccessR
 		if closedBefore {
 			st.Closed = ptr.To(true)
 		}
-		if err := writeStatus(ctx, r.Client, before, item); err != nil {
+		// The item controller leaves the item alone until status.items is
+		// empty, so nothing else writes this status meanwhile; the lock
+		// says so.
+		if err := writeStatus(ctx, r.Client, before, item, client.MergeFromWithOptimisticLock{}); err != nil {
 			return err
 		}
 	}

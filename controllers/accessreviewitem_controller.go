@@ -61,7 +61,10 @@ func (r *AccessReviewItemReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		// The garbage collector removes the items of a deleted review.
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if rev.UID != types.UID(item.Spec.ReviewUID) {
+	if rev.UID != types.UID(item.Spec.ReviewUID) || len(rev.Status.Items) > 0 {
+		// Not this review's; or a 0.3 review whose items are being moved
+		// here: the migration writes this item's first status (the
+		// decision 0.3 recorded), and the review wakes the item after.
 		return ctrl.Result{}, nil
 	}
 	before := item.DeepCopy()
@@ -69,22 +72,38 @@ func (r *AccessReviewItemReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		return ctrl.Result{}, err
 	}
 	if instanceOver(rev, item, now) {
-		if err := r.close(ctx, rev, item, now); err != nil {
-			return ctrl.Result{}, err
-		}
+		r.close(rev, item, now)
 	}
+	// Optimistic lock: a decision admitted since this pass read the item
+	// must be recorded by the next pass, not closed over — and the final
+	// decision is stored before it is carried out.
+	r.markReady(item, now)
+	if err := writeStatus(ctx, r.Client, before, item, client.MergeFromWithOptimisticLock{}); err != nil {
+		return ctrl.Result{}, err
+	}
+	if !r.mustRemove(rev, item) {
+		return ctrl.Result{}, nil
+	}
+	before = item.DeepCopy()
+	if err := r.remove(ctx, rev, item); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.markReady(item, now)
+	return ctrl.Result{}, writeStatus(ctx, r.Client, before, item, client.MergeFromWithOptimisticLock{})
+}
+
+func (r *AccessReviewItemReconciler) markReady(item *pimv1.AccessReviewItem, now time.Time) {
 	item.Status.ObservedGeneration = item.Generation
 	reason, message := "Open", "awaiting a decision"
 	switch {
+	case ptr.Deref(item.Status.Applied, false):
+		reason, message = "Applied", "denied by "+item.Status.Reviewer+"; the assignment was removed"
 	case ptr.Deref(item.Status.Closed, false):
 		reason, message = "Closed", "final decision: "+orDash(string(item.Status.Decision))
 	case item.Status.Decision != "":
 		reason, message = "Decided", string(item.Status.Decision)+" by "+item.Status.Reviewer
 	}
 	conditionsOf(&item.Status.Conditions, item.Generation, now).markTrue(pimv1.ConditionReady, reason, message)
-	// Optimistic lock: a decision admitted since this pass read the item
-	// must be recorded by the next pass, not closed over.
-	return ctrl.Result{}, writeStatus(ctx, r.Client, before, item, client.MergeFromWithOptimisticLock{})
 }
 
 // instanceOver reports whether the item's instance has ended.
@@ -119,13 +138,17 @@ func (r *AccessReviewItemReconciler) recordDecisions(ctx context.Context, rev *p
 		rec := s.Record
 		switch {
 		case !approval.VerifyReview(key, item.UID, s) || rec.Instance != item.Spec.Instance || rec.Item != item.Spec.ID:
-			r.Recorder.Eventf(item, rev, corev1.EventTypeWarning, "ForgedDecision", "Review", "ignored a decision by %q that kubepim did not sign for this item", rec.Reviewer.Username)
+			// Not kubepim's (its webhook was bypassed): it counts for
+			// nothing, not even the sequence.
+			r.Recorder.Eventf(item, rev, corev1.EventTypeWarning, "ForgedDecision", "Review", "ignored a decision by %q that kubepim did not sign for this item", clip(rec.Reviewer.Username, 253))
+			continue
 		case ptr.Deref(item.Status.Closed, false):
-			// Moot: the webhook takes no decision once the instance has
-			// ended, so this one was forged or is a stale copy.
+			// Admitted by a replica whose clock or cache was behind, after
+			// this item closed: too late to count, and said so.
+			r.Recorder.Eventf(item, rev, corev1.EventTypeWarning, "LateDecision", "Review", "ignored %s by %s: the item closed before it was recorded", rec.Decision, clip(rec.Reviewer.Username, 253))
 		default:
 			st := &item.Status
-			st.Decision, st.Reviewer, st.DecidedVia, st.Reason, st.DecidedAt = rec.Decision, rec.Reviewer.Username, rec.Via, rec.Reason, rec.Time.DeepCopy()
+			st.Decision, st.Reviewer, st.DecidedVia, st.Reason, st.DecidedAt = rec.Decision, clip(rec.Reviewer.Username, maxStatusText), clip(rec.Via, maxStatusText), rec.Reason, rec.Time.DeepCopy()
 			reviewDecisionsTotal.WithLabelValues(string(rec.Decision), "reviewer").Inc()
 			reviewer := rec.Reviewer
 			e := itemEntry(rev, item, rec.Decision, rec.Reason, pimv1.AuditReviewDecision, &reviewer, fmt.Sprintf("%d/%s/seq-%d", item.Spec.Instance, item.Spec.ID, rec.Seq))
@@ -143,13 +166,13 @@ func (r *AccessReviewItemReconciler) recordDecisions(ctx context.Context, rev *p
 	return nil
 }
 
-// close takes the item's final decision — the reviewer's, or the review's
-// default for an undecided item — and, with autoApply, removes a denied
-// assignment (the one reviewed: its UID is a precondition of the delete).
-func (r *AccessReviewItemReconciler) close(ctx context.Context, rev *pimv1.AccessReview, item *pimv1.AccessReviewItem, now time.Time) error {
+// close takes the item's final decision — the reviewer's, or the
+// review's default for an undecided item — and marks it closed. It is
+// stored before it is carried out (mustRemove, remove).
+func (r *AccessReviewItemReconciler) close(rev *pimv1.AccessReview, item *pimv1.AccessReviewItem, now time.Time) {
 	st := &item.Status
 	if ptr.Deref(st.Closed, false) {
-		return nil
+		return
 	}
 	if st.Decision == "" {
 		if d := policy.FinalReviewDecision("", item.Spec.Recommendation, rev.Spec.Settings.DefaultDecision); d != "" {
@@ -158,25 +181,50 @@ func (r *AccessReviewItemReconciler) close(ctx context.Context, rev *pimv1.Acces
 			reviewDecisionsTotal.WithLabelValues(string(d), "default").Inc()
 		}
 	}
-	if rev.Spec.Settings.AutoApplies() && st.Decision == pimv1.ReviewDecisionDeny && !ptr.Deref(st.Applied, false) {
-		applied := itemEntry(rev, item, st.Decision, st.Reason, pimv1.AuditReviewApplied, nil, fmt.Sprintf("%d/%s", item.Spec.Instance, item.Spec.ID))
-		applied.Details["decidedBy"] = st.Reviewer
-		applied.Details["reviewSetBy"] = rev.Annotations[pimv1.AnnotationChangedBy]
-		if err := r.Audit.Record(ctx, applied); err != nil {
-			return err
-		}
-		uid := types.UID(item.Spec.AssignmentUID)
-		ra := &pimv1.RoleAssignment{ObjectMeta: metav1.ObjectMeta{Name: item.Spec.Assignment}}
-		if err := r.Delete(ctx, ra, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			return err
-		}
-		st.Applied = ptr.To(true)
-		reviewRemovalsTotal.Inc()
-		r.Recorder.Eventf(item, rev, corev1.EventTypeNormal, "Removed", "Review", "removed RoleAssignment %s (%s %s): denied by %s",
-			item.Spec.Assignment, item.Spec.Subject.Kind, item.Spec.Subject.Name, st.Reviewer)
-	}
 	st.Closed = ptr.To(true)
+}
+
+// mustRemove reports whether the item's stored final decision removes its
+// assignment and that is not done yet.
+func (r *AccessReviewItemReconciler) mustRemove(rev *pimv1.AccessReview, item *pimv1.AccessReviewItem) bool {
+	st := item.Status
+	return ptr.Deref(st.Closed, false) && st.Decision == pimv1.ReviewDecisionDeny && !ptr.Deref(st.Applied, false) && rev.Spec.Settings.AutoApplies()
+}
+
+// remove carries out a stored denial: it deletes the assignment reviewed
+// (its UID is a precondition of the delete, so one created since under the
+// same name stays) and records it.
+func (r *AccessReviewItemReconciler) remove(ctx context.Context, rev *pimv1.AccessReview, item *pimv1.AccessReviewItem) error {
+	st := &item.Status
+	applied := itemEntry(rev, item, st.Decision, st.Reason, pimv1.AuditReviewApplied, nil, fmt.Sprintf("%d/%s", item.Spec.Instance, item.Spec.ID))
+	applied.Details["decidedBy"] = st.Reviewer
+	applied.Details["reviewSetBy"] = rev.Annotations[pimv1.AnnotationChangedBy]
+	if err := r.Audit.Record(ctx, applied); err != nil {
+		return err
+	}
+	uid := types.UID(item.Spec.AssignmentUID)
+	ra := &pimv1.RoleAssignment{ObjectMeta: metav1.ObjectMeta{Name: item.Spec.Assignment}}
+	if err := r.Delete(ctx, ra, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return err
+	}
+	st.Applied = ptr.To(true)
+	reviewRemovalsTotal.Inc()
+	r.Recorder.Eventf(item, rev, corev1.EventTypeNormal, "Removed", "Review", "removed RoleAssignment %s (%s %s): denied by %s",
+		item.Spec.Assignment, item.Spec.Subject.Kind, item.Spec.Subject.Name, clip(st.Reviewer, 253))
 	return nil
+}
+
+// maxStatusText is the longest a reviewer's name or decidedVia may be in
+// an item's status (the CRD's limit); longer ones are cut, so that the
+// status write never fails on them.
+const maxStatusText = 1024
+
+// clip cuts s to at most n bytes.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
 }
 
 func orDash(s string) string {
@@ -198,11 +246,12 @@ var itemStatusChanged = predicate.Funcs{
 }
 
 // reviewMoved passes review events that change what its items do: a new
-// instance, a new due time, a new state (closing).
+// instance, a new due time, a new state (closing), a migration done.
 var reviewMoved = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
 		o, n := e.ObjectOld.(*pimv1.AccessReview), e.ObjectNew.(*pimv1.AccessReview)
-		return o.Status.State != n.Status.State || o.Status.Instance != n.Status.Instance || !o.Status.DueAt.Equal(n.Status.DueAt)
+		return o.Status.State != n.Status.State || o.Status.Instance != n.Status.Instance || !o.Status.DueAt.Equal(n.Status.DueAt) ||
+			len(o.Status.Items) != len(n.Status.Items)
 	},
 	CreateFunc:  func(event.CreateEvent) bool { return false },
 	DeleteFunc:  func(event.DeleteEvent) bool { return false },

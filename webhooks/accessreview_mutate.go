@@ -40,7 +40,7 @@ func (m *reviewMutator) mutate(ctx context.Context, req Request[*pimv1.AccessRev
 			id := strings.TrimPrefix(k, pimv1.AnnotationReviewDecisionPrefix)
 			return forbidden(annotationPath(k), fmt.Sprintf("decisions are made on the review's items now: kubectl pim review decide %s %s --approve|--deny --reason TEXT, "+
 				"or kubectl annotate accessreviewitem %s %s=\"Approve: <reason>\"", req.Name, id,
-				policy.ReviewItemName(req.Name, old.Status.Instance, id), pimv1.AnnotationDecision))
+				policy.ReviewItemName(req.Name, string(old.UID), old.Status.Instance, id), pimv1.AnnotationDecision))
 		}
 	}
 	// Who last created or changed what the review decides with (its

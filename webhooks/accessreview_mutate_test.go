@@ -54,7 +54,7 @@ func TestReviewMutator(t *testing.T) {
 		{name: "sends a decision on the review to its item", req: func() Request[*pimv1.AccessReview] {
 			return update(user("dana"), running(), annotated(running(), pimv1.AnnotationReviewDecisionPrefix+"0123456789ab", "Approve: ok"))
 		}, want: refused("metadata.annotations[decision.kubepim.io/0123456789ab]",
-			`kubectl pim review decide q 0123456789ab --approve|--deny --reason TEXT, or kubectl annotate accessreviewitem q.1.0123456789ab kubepim.io/decision=`)},
+			`kubectl pim review decide q 0123456789ab --approve|--deny --reason TEXT, or kubectl annotate accessreviewitem q.reviewui.1.0123456789ab kubepim.io/decision=`)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := &reviewMutator{handlerBase: testBase(fakeClient(), allowing())}

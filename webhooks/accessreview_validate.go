@@ -34,6 +34,9 @@ func (g *reviewGuard) validate(ctx context.Context, req Request[*pimv1.AccessRev
 	case admissionv1.Create:
 		old = &pimv1.AccessReview{}
 	case admissionv1.Update:
+		if errs := boundManagers(old, rev); len(errs) > 0 {
+			return errs
+		}
 		if old.Annotations[pimv1.AnnotationReviewDecisions] != rev.Annotations[pimv1.AnnotationReviewDecisions] {
 			// Fails closed without the mutating webhook: the records of
 			// decisions taken before 0.4 are kubepim's.

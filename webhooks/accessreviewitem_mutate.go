@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
@@ -26,6 +27,11 @@ import (
 // groups in each record, the annotation stays far below the API server's
 // 256 KiB.
 const MaxPendingReviewDecisions = 10
+
+// MaxReviewDecisionsPerItem bounds the decisions taken on one item in its
+// instance, all reviewers together: each becomes an audit event, and a
+// reviewer flipping a decision at machine speed must not flood the trail.
+const MaxReviewDecisionsPerItem = 50
 
 // itemDecider turns a reviewer's kubepim.io/decision annotation on an
 // AccessReviewItem into a signed, numbered record, after checking that the
@@ -62,6 +68,11 @@ func (m *itemDecider) mutate(ctx context.Context, req Request[*pimv1.AccessRevie
 	if rev.Status.Instance != old.Spec.Instance || rev.Status.State != pimv1.ReviewStateInProgress {
 		return forbidden(path, fmt.Sprintf("instance %d of AccessReview %s is %s: there is nothing to decide", old.Spec.Instance, rev.Name, instanceState(rev, old.Spec.Instance)))
 	}
+	if ptr.Deref(old.Status.Closed, false) {
+		// Exact, whatever this replica's cache or clock says: old is the
+		// stored item.
+		return forbidden(path, fmt.Sprintf("this item of instance %d of AccessReview %s is closed: its final decision is %s", old.Spec.Instance, rev.Name, orNone(string(old.Status.Decision))))
+	}
 	if due := rev.Status.DueAt; due != nil && !m.cfg.Clock.Now().Before(due.Time) {
 		// kubepim may be closing the instance this very moment: a decision
 		// now could be admitted and never applied.
@@ -85,10 +96,17 @@ func (m *itemDecider) mutate(ctx context.Context, req Request[*pimv1.AccessRevie
 	if err != nil {
 		return forbidden(recordsPath, err.Error())
 	}
-	// A recorded decision is in the item's status and the audit trail:
-	// only those still waiting stay.
+	key, err := m.keys.Key(ctx)
+	if err != nil {
+		return internalError(path, err)
+	}
+	// A recorded decision is in the item's status and the audit trail: only
+	// those still waiting stay, and only kubepim's (a record forged around
+	// this webhook counts for nothing, its number included).
 	recorded := old.Status.DecisionsRecorded
-	signed = slices.DeleteFunc(signed, func(s approval.SignedReviewRecord) bool { return s.Record.Seq <= recorded })
+	signed = slices.DeleteFunc(signed, func(s approval.SignedReviewRecord) bool {
+		return s.Record.Seq <= recorded || !approval.VerifyReview(key, old.UID, s)
+	})
 	if len(signed) >= MaxPendingReviewDecisions {
 		return forbidden(path, fmt.Sprintf("%d decisions on this item wait for kubepim to record them; try again in a moment "+
 			"(if this persists, kubepim's manager is not running)", len(signed)))
@@ -96,6 +114,9 @@ func (m *itemDecider) mutate(ctx context.Context, req Request[*pimv1.AccessRevie
 	next := recorded
 	for _, s := range signed {
 		next = max(next, s.Record.Seq)
+	}
+	if next >= MaxReviewDecisionsPerItem {
+		return forbidden(path, fmt.Sprintf("this item has had %d decisions in this instance, the most it takes; the last one stands", next))
 	}
 	deciders := append(slices.Clone(rev.Spec.Reviewers), rev.Spec.FallbackReviewers...)
 	if old.Spec.Subject.Kind == pimv1.SubjectKindGroup {
@@ -105,10 +126,6 @@ func (m *itemDecider) mutate(ctx context.Context, req Request[*pimv1.AccessRevie
 	rec := approval.ReviewRecord{Seq: next + 1, Instance: old.Spec.Instance, Item: old.Spec.ID,
 		Reviewer: pimv1.UserInfo{Username: user.Username, UID: user.UID, Groups: policy.DecidingGroups(deciders, user.Groups)}, Via: via,
 		Decision: decision, Reason: reason, Time: metav1.NewTime(m.cfg.Clock.Now().UTC().Truncate(time.Second))}
-	key, err := m.keys.Key(ctx)
-	if err != nil {
-		return internalError(path, err)
-	}
 	signed = append(signed, approval.SignedReviewRecord{Record: rec, Signature: approval.SignReview(key, old.UID, rec)})
 	setAnnotation(item, pimv1.AnnotationReviewDecisions, approval.EncodeReview(signed))
 	return nil

@@ -3,6 +3,7 @@ package webhooks
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -79,6 +80,19 @@ func TestItemDecider(t *testing.T) {
 			}
 			annotated(i, pimv1.AnnotationReviewDecisions, approval.EncodeReview(waiting))
 		}}, want: refused("metadata.annotations[kubepim.io/decision]", fmt.Sprintf("%d decisions on this item wait for kubepim to record them", MaxPendingReviewDecisions))},
+		{name: "counts forged records for nothing, their numbers included", setup: setup{user: dana, change: deciding("Approve: again"), old: func(i *pimv1.AccessReviewItem) {
+			var forged []approval.SignedReviewRecord
+			for n := range MaxPendingReviewDecisions {
+				forged = append(forged, approval.SignedReviewRecord{Record: approval.ReviewRecord{Seq: math.MaxInt64 - int64(n), Instance: 1, Item: "alice"}, Signature: "AAAA"})
+			}
+			annotated(i, pimv1.AnnotationReviewDecisions, approval.EncodeReview(forged))
+		}}, want: allowed, records: 1, seq: 1},
+		{name: "refuses past the most decisions an item takes", setup: setup{user: dana, change: deciding("Approve: again"), old: func(i *pimv1.AccessReviewItem) {
+			i.Status.DecisionsRecorded = MaxReviewDecisionsPerItem
+		}}, want: refused("metadata.annotations[kubepim.io/decision]", fmt.Sprintf("this item has had %d decisions in this instance", MaxReviewDecisionsPerItem))},
+		{name: "refuses a decision on a closed item, whatever the cache says", setup: setup{user: dana, change: deciding("Approve: late"), old: func(i *pimv1.AccessReviewItem) {
+			i.Status.Closed, i.Status.Decision = ptr.To(true), pimv1.ReviewDecisionDeny
+		}}, want: refused("metadata.annotations[kubepim.io/decision]", "is closed: its final decision is Deny")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rev := running()
@@ -90,10 +104,19 @@ func TestItemDecider(t *testing.T) {
 			if tc.setup.old != nil {
 				tc.setup.old(old)
 			}
-			cur := old.DeepCopy()
-			tc.setup.change(cur)
 			c := fakeClient(rev)
 			m := &itemDecider{handlerBase: testBase(c, allowing()), keys: testKeys(c)}
+			if raw := old.Annotations[pimv1.AnnotationReviewDecisions]; raw != "" && !strings.Contains(tc.name, "forged") {
+				// The records the test put there are kubepim's.
+				key, _ := m.keys.Key(context.Background())
+				records, _ := approval.ParseReview(raw)
+				for i := range records {
+					records[i].Signature = approval.SignReview(key, old.UID, records[i].Record)
+				}
+				old.Annotations[pimv1.AnnotationReviewDecisions] = approval.EncodeReview(records)
+			}
+			cur := old.DeepCopy()
+			tc.setup.change(cur)
 			req := update(tc.setup.user, old, cur)
 			tc.want.check(t, m.mutate(context.Background(), req))
 			if tc.want != allowed {

@@ -16,7 +16,7 @@ import (
 	"github.com/kubepim/kubepim/internal/authz"
 )
 
-// +kubebuilder:webhook:path=/validate-kubepim-io-v1alpha1-accessreviewitem,mutating=false,failurePolicy=fail,sideEffects=None,groups=kubepim.io,resources=accessreviewitems;accessreviewitems/status,verbs=create;update,versions=v1alpha1,name=vaccessreviewitem.kubepim.io,admissionReviewVersions=v1
+// +kubebuilder:webhook:path=/validate-kubepim-io-v1alpha1-accessreviewitem,mutating=false,failurePolicy=fail,sideEffects=None,groups=kubepim.io,resources=accessreviewitems;accessreviewitems/status,verbs=create;update;delete,versions=v1alpha1,name=vaccessreviewitem.kubepim.io,admissionReviewVersions=v1
 
 // itemGuard keeps AccessReviewItems kubepim's: only kubepim creates them
 // and writes their status (the decision it recorded), cluster admins
@@ -43,6 +43,13 @@ func (g *itemGuard) validate(ctx context.Context, req Request[*pimv1.AccessRevie
 	switch {
 	case req.Operation == admissionv1.Create:
 		return forbidden(specPath, fmt.Sprintf("AccessReviewItems are created by kubepim (%s) when an instance of a review starts; %s may not create one", me, req.User.Username))
+	case req.Operation == admissionv1.Delete && req.User.Username == garbageCollector:
+		// The items of a deleted review go with it.
+		return nil
+	case req.Operation == admissionv1.Delete:
+		// An item deleted is an assignment the review no longer removes.
+		return forbidden(metadataPath, fmt.Sprintf("AccessReviewItems are removed by kubepim (%s) when the next instance starts, or with their review; %s may not delete one (delete the AccessReview %s instead)",
+			me, req.User.Username, req.Old.Spec.Review))
 	case req.Operation != admissionv1.Update:
 		return nil
 	case req.SubResource == "status":
@@ -58,6 +65,9 @@ func (g *itemGuard) validate(ctx context.Context, req Request[*pimv1.AccessRevie
 		return forbidden(annotationPath(pimv1.AnnotationDecision), "kubepim's mutating webhook did not turn this decision into a signed record; is it installed?")
 	}
 	if errs := g.checkRecords(ctx, old, cur, req.User.Username); len(errs) > 0 {
+		return errs
+	}
+	if errs := boundManagers(old, cur); len(errs) > 0 {
 		return errs
 	}
 	changes := metadataChanges(old, cur, func(a map[string]string) map[string]string {
@@ -85,9 +95,14 @@ func (g *itemGuard) validate(ctx context.Context, req Request[*pimv1.AccessRevie
 	return nil
 }
 
+// garbageCollector is the identity kube-controller-manager's garbage
+// collector deletes dependents with.
+const garbageCollector = "system:serviceaccount:kube-system:generic-garbage-collector"
+
 // checkRecords fails closed when the mutating webhook was bypassed: every
 // record an update adds must be kubepim's, signed for this item, and the
-// user's own.
+// user's own; and no decision of kubepim's still waiting to be recorded
+// may be taken away.
 func (g *itemGuard) checkRecords(ctx context.Context, old, cur *pimv1.AccessReviewItem, username string) field.ErrorList {
 	path := annotationPath(pimv1.AnnotationReviewDecisions)
 	before, after := old.Annotations[pimv1.AnnotationReviewDecisions], cur.Annotations[pimv1.AnnotationReviewDecisions]
@@ -109,6 +124,12 @@ func (g *itemGuard) checkRecords(ctx context.Context, old, cur *pimv1.AccessRevi
 		}
 		if !approval.VerifyReview(key, cur.UID, s) || s.Record.Reviewer.Username != username {
 			return forbidden(path, fmt.Sprintf("annotation %s is written by kubepim alone", pimv1.AnnotationReviewDecisions))
+		}
+	}
+	for _, h := range had {
+		waiting := h.Record.Seq > old.Status.DecisionsRecorded && approval.VerifyReview(key, old.UID, h)
+		if waiting && !slices.ContainsFunc(has, func(s approval.SignedReviewRecord) bool { return s.Signature == h.Signature }) {
+			return forbidden(path, fmt.Sprintf("annotation %s is written by kubepim alone: a decision waiting to be recorded may not be taken away", pimv1.AnnotationReviewDecisions))
 		}
 	}
 	return nil

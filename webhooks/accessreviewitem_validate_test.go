@@ -2,6 +2,7 @@ package webhooks
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -59,6 +60,31 @@ func TestItemGuard(t *testing.T) {
 			}
 			return req
 		}, allowed},
+		{"refuses anyone but kubepim and the garbage collector deleting an item", allowing("root manage accessreviews"), func(*itemDecider) Request[*pimv1.AccessReviewItem] {
+			return remove(user("root"), reviewItem("alice"))
+		}, refused("metadata", "root may not delete one (delete the AccessReview q instead)")},
+		{"lets the garbage collector delete the items of a deleted review", allowing(), func(*itemDecider) Request[*pimv1.AccessReviewItem] {
+			return remove(user(garbageCollector), reviewItem("alice"))
+		}, allowed},
+		{"refuses taking away a decision waiting to be recorded", allowing(), func(m *itemDecider) Request[*pimv1.AccessReviewItem] {
+			req := update(user("erin"), reviewItem("alice"), annotated(reviewItem("alice"), pimv1.AnnotationDecision, "Deny: gone"))
+			req.User = dana
+			if errs := m.mutate(context.Background(), req); len(errs) > 0 {
+				t.Fatal(errs.ToAggregate())
+			}
+			cur := req.New.DeepCopy()
+			delete(cur.Annotations, pimv1.AnnotationReviewDecisions)
+			return update(user("mallory"), req.New, cur)
+		}, refused("metadata.annotations[kubepim.io/review-decisions]", "may not be taken away")},
+		{"refuses a field manager past the bound", allowing(), func(*itemDecider) Request[*pimv1.AccessReviewItem] {
+			old := reviewItem("alice")
+			for n := range MaxFieldManagers {
+				old.ManagedFields = append(old.ManagedFields, metav1.ManagedFieldsEntry{Manager: fmt.Sprintf("m-%d", n), Operation: metav1.ManagedFieldsOperationApply})
+			}
+			cur := old.DeepCopy()
+			cur.ManagedFields = append(cur.ManagedFields, metav1.ManagedFieldsEntry{Manager: "one-more", Operation: metav1.ManagedFieldsOperationApply})
+			return update(dana, old, cur)
+		}, refused("metadata.managedFields", fmt.Sprintf("already has %d field managers", MaxFieldManagers))},
 		{"refuses replaying another reviewer's signed record", allowing(), func(m *itemDecider) Request[*pimv1.AccessReviewItem] {
 			req := update(dana, reviewItem("alice"), annotated(reviewItem("alice"), pimv1.AnnotationDecision, "Deny: gone"))
 			if errs := m.mutate(context.Background(), req); len(errs) > 0 {

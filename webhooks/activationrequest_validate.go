@@ -42,6 +42,9 @@ func (v *activationValidator) validate(ctx context.Context, req Request[*pimv1.A
 	case admissionv1.Create:
 		return v.validateCreate(ctx, req.New, req.User)
 	case admissionv1.Update:
+		if errs := boundManagers(req.Old, req.New); len(errs) > 0 {
+			return errs
+		}
 		return v.validateUpdate(ctx, req.Old, req.New, req.User)
 	}
 	return nil

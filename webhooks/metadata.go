@@ -1,10 +1,12 @@
 package webhooks
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -64,4 +66,24 @@ func metadataChanges(old, cur client.Object, guarded func(map[string]string) map
 		changed = append(changed, "ownerReferences")
 	}
 	return changed
+}
+
+// MaxFieldManagers bounds the field managers (managedFields entries) a
+// user's write may leave on a kubepim object that every user may patch
+// (ActivationRequests, AccessReviews, AccessReviewItems): each
+// server-side apply under a new manager name adds an entry, whatever it
+// changes, and enough of them would push the object past the API server's
+// size limit, so that kubepim could no longer write its status.
+const MaxFieldManagers = 32
+
+// boundManagers refuses an update that adds field managers past
+// MaxFieldManagers (one that does not add any is let through: kubepim's
+// own writes never grow the list).
+func boundManagers(old, cur client.Object) field.ErrorList {
+	before, after := len(old.GetManagedFields()), len(cur.GetManagedFields())
+	if after <= MaxFieldManagers || after <= before {
+		return nil
+	}
+	return field.ErrorList{field.Forbidden(metadataPath.Child("managedFields"), fmt.Sprintf(
+		"this object already has %d field managers, the most kubepim allows; apply with a field manager it already has (kubectl --field-manager)", before))}
 }

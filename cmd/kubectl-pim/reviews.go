@@ -86,9 +86,10 @@ func (p *pim) reviewsCommand() *cobra.Command {
 }
 
 // eachItem calls f with each item of the review's current instance, read
-// page by page (the API server selects them by field).
+// page by page (selected by label, which every Kubernetes version
+// serves; field selectors on custom resources need 1.31).
 func (p *pim) eachItem(ctx context.Context, rev *pimv1.AccessReview, f func(*pimv1.AccessReviewItem)) error {
-	selector := client.MatchingFields{"spec.review": rev.Name, "spec.instance": fmt.Sprint(rev.Status.Instance)}
+	selector := client.MatchingLabels{pimv1.LabelReviewUID: string(rev.UID), pimv1.LabelReviewInstance: fmt.Sprint(rev.Status.Instance)}
 	cont := ""
 	for {
 		var page pimv1.AccessReviewItemList
@@ -131,11 +132,14 @@ func (p *pim) reviewCommand() *cobra.Command {
 			}
 			name := args[1]
 			if !strings.Contains(name, ".") {
-				name = policy.ReviewItemName(rev.Name, rev.Status.Instance, name)
+				name = policy.ReviewItemName(rev.Name, string(rev.UID), rev.Status.Instance, name)
 			}
 			item := &pimv1.AccessReviewItem{}
 			if err := p.c.Get(ctx, client.ObjectKey{Name: name}, item); err != nil {
 				return notFound(err, "AccessReviewItem", name)
+			}
+			if item.Spec.ReviewUID != string(rev.UID) {
+				return usage("AccessReviewItem %s belongs to review %s, not %s", name, item.Spec.Review, rev.Name)
 			}
 			patch := client.MergeFrom(item.DeepCopy())
 			if item.Annotations == nil {

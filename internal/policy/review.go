@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -159,15 +160,19 @@ func principalVia(principals []pimv1.Principal, user pimv1.UserInfo) string {
 }
 
 // ReviewItemName is the name of the AccessReviewItem for the assignment
-// with item id in instance of review: readable where it fits, hashed where
-// the review's name is too long for it.
-func ReviewItemName(review string, instance int32, id string) string {
-	name := fmt.Sprintf("%s.%d.%s", review, instance, id)
+// with item id in instance of the review with name and uid: readable where
+// it fits, with the review's name hashed where it is too long. The first
+// characters of the review's UID keep a review deleted and created again
+// under the same name from meeting its predecessor's items.
+func ReviewItemName(review, reviewUID string, instance int32, id string) string {
+	uid := strings.ReplaceAll(reviewUID, "-", "")
+	uid = uid[:min(8, len(uid))]
+	name := fmt.Sprintf("%s.%s.%d.%s", review, uid, instance, id)
 	if len(name) <= 253 {
 		return name
 	}
 	sum := sha256.Sum256([]byte(review))
-	return fmt.Sprintf("%s.%d.%s", hex.EncodeToString(sum[:])[:40], instance, id)
+	return fmt.Sprintf("%s.%s.%d.%s", hex.EncodeToString(sum[:])[:40], uid, instance, id)
 }
 
 // FinalReviewDecision is an item's decision when its instance closes: the

@@ -135,11 +135,15 @@ func TestReviewerViaAndDefaults(t *testing.T) {
 }
 
 func TestReviewItemName(t *testing.T) {
-	if got := ReviewItemName("quarterly", 3, "0123456789ab"); got != "quarterly.3.0123456789ab" {
+	uid := "3b0b6f23-d319-49ce-b3fe-68979fd7e02f"
+	if got := ReviewItemName("quarterly", uid, 3, "0123456789ab"); got != "quarterly.3b0b6f23.3.0123456789ab" {
 		t.Errorf("short name: %q", got)
 	}
+	if ReviewItemName("quarterly", uid, 3, "0123456789ab") == ReviewItemName("quarterly", "4c0b6f23-d319-49ce-b3fe-68979fd7e02f", 3, "0123456789ab") {
+		t.Error("a review created again under the same name must not meet its predecessor's items")
+	}
 	long := strings.Repeat("a", 253)
-	a, b := ReviewItemName(long, 1, "0123456789ab"), ReviewItemName(long[:252]+"b", 1, "0123456789ab")
+	a, b := ReviewItemName(long, uid, 1, "0123456789ab"), ReviewItemName(long[:252]+"b", uid, 1, "0123456789ab")
 	if len(a) > 253 || a == b {
 		t.Errorf("long names must fit and stay distinct: %q %q", a, b)
 	}

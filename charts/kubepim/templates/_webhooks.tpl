@@ -167,6 +167,7 @@
     operations:
     - CREATE
     - UPDATE
+    - DELETE
     resources:
     - accessreviewitems
     - accessreviewitems/status
