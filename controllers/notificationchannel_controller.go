@@ -20,9 +20,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/internal/policy"
 	"github.com/kubepim/kubepim/internal/lookup"
 	"github.com/kubepim/kubepim/internal/notify"
+	"github.com/kubepim/kubepim/internal/policy"
 	"github.com/kubepim/kubepim/internal/safeurl"
 )
 
