@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -74,7 +73,7 @@ func EvaluateAlerts(in AlertInput) []pimv1.Alert {
 	}
 	if n := len(in.OutsideBindings); n > 0 {
 		raise(pimv1.AlertAssignedOutsidePIM, "%d binding(s) grant this role outside kubepim: %s; replace them with RoleAssignments, or set spec.alerts.removeOutsideBindings",
-			n, strings.Join(FirstNames(in.OutsideBindings, MaxNamesShown), ", "))
+			n, Names(in.OutsideBindings))
 	}
 	if !in.Setting.Activation.RequireMFA && IsPowerful(in.Rules) {
 		raise(pimv1.AlertRoleNotRequiringMFA, "the role grants wildcards or escalate/bind/impersonate, and activating it does not require MFA: set spec.activation.requireMFA")
@@ -89,12 +88,12 @@ func EvaluateAlerts(in AlertInput) []pimv1.Alert {
 	if len(permanent) > maxPermanent {
 		sort.Strings(permanent)
 		raise(pimv1.AlertTooManyPermanentActive, "%d permanent active assignments (%s), more than %d: make them eligible or give them an endTime",
-			len(permanent), strings.Join(FirstNames(permanent, MaxNamesShown), ", "), maxPermanent)
+			len(permanent), Names(permanent), maxPermanent)
 	}
 	unusedDays := int(cmp.Or(a.UnusedEligibilityDays, DefaultUnusedEligibilityDays))
 	if unused := unusedEligibility(in, time.Duration(unusedDays)*24*time.Hour); len(unused) > 0 {
 		raise(pimv1.AlertUnusedEligibility, "eligible but not activated for %d days: %s; remove eligibility that is not needed",
-			unusedDays, strings.Join(FirstNames(unused, MaxNamesShown), ", "))
+			unusedDays, Names(unused))
 	}
 	limit := int(cmp.Or(a.FrequentActivations, DefaultFrequentActivations))
 	window := DefaultFrequentActivationWindow
@@ -103,7 +102,7 @@ func EvaluateAlerts(in AlertInput) []pimv1.Alert {
 	}
 	if frequent := frequentActivators(in, limit, window); len(frequent) > 0 {
 		raise(pimv1.AlertFrequentActivation, "%d user(s) activated more than %d times within %s: %s; consider an assignment that fits the need",
-			len(frequent), limit, window, strings.Join(FirstNames(frequent, MaxNamesShown), ", "))
+			len(frequent), limit, window, Names(frequent))
 	}
 	for i := range out {
 		out[i].Message = Truncate(out[i].Message, MaxAlertMessageLength)

@@ -46,6 +46,23 @@ func Truncate(s string, limit int) string {
 	return s[:keep] + fmt.Sprintf("… (%d bytes cut)", len(s)-keep)
 }
 
+// MaxNameLength is how much of one name a message shows: binding,
+// assignment and subject names are at most 329 bytes, but a username may
+// be 1 KiB.
+const MaxNameLength = 512
+
+// Names joins the first MaxNamesShown of names, each cut to MaxNameLength,
+// and says how many more there are: at most about 3 KiB, whatever the
+// list, with the count kept whole.
+func Names(names []string) string {
+	shown := FirstNames(names, MaxNamesShown)
+	out := make([]string, len(shown))
+	for i, n := range shown {
+		out[i] = Truncate(n, MaxNameLength)
+	}
+	return strings.Join(out, ", ")
+}
+
 // JoinBounded joins names with sep, showing at most n of them (FirstNames)
 // and at most limit bytes in all (Truncate).
 func JoinBounded(names []string, sep string, n, limit int) string {
