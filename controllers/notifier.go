@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"strings"
@@ -227,7 +226,7 @@ func (n *Notifier) announce(ctx context.Context, src *notifySource, occurrences 
 					continue
 				}
 				for i, batch := range addrs.Batches() {
-					bn := batchName(name, i)
+					bn := notify.BatchName(name, i)
 					if i > 0 {
 						if made, err := n.made(ctx, bn); err != nil {
 							return err
@@ -247,16 +246,6 @@ func (n *Notifier) announce(ctx context.Context, src *notifySource, occurrences 
 		}
 	}
 	return nil
-}
-
-// batchName is the name of the i-th Notification of one mail: the first
-// keeps the plain name (as before there were batches), the others add
-// their number.
-func batchName(name string, i int) string {
-	if i == 0 {
-		return name
-	}
-	return fmt.Sprintf("%s-%d", name, i)
 }
 
 func (n *Notifier) create(ctx context.Context, note *pimv1.Notification) error {

@@ -161,6 +161,16 @@ const (
 	MaxUnreachable = 100
 )
 
+// BatchName is the name of the i-th Notification of one mail: the first
+// keeps the plain name (as before there were batches, so an upgrade finds
+// what it made), the others add their number.
+func BatchName(name string, i int) string {
+	if i == 0 {
+		return name
+	}
+	return fmt.Sprintf("%s-%d", name, i)
+}
+
 // Batches splits a into Notifications' worth of recipients, in order: at
 // most MaxRecipients addresses each. The first batch names the people
 // without an address (at most MaxUnreachable, then how many more); with no
