@@ -433,7 +433,8 @@ func (r *ActivationRequestReconciler) activeSuccessor(ctx context.Context, ar *p
 
 func (r *ActivationRequestReconciler) setState(ar *pimv1.ActivationRequest, now time.Time, state pimv1.ActivationState, reason, message string) {
 	ar.Status.State = state
-	ar.Status.Message = message
+	// The same bound as a condition's: the message quotes reasons.
+	ar.Status.Message = policy.Truncate(message, MaxConditionMessageLength)
 	ar.Status.ObservedGeneration = ar.Generation
 	conds := conditionsOf(&ar.Status.Conditions, ar.Generation, now)
 	conds.mark(pimv1.ConditionReady, state != pimv1.ActivationStateFailed, reason, message)

@@ -456,6 +456,13 @@ func bindingName(b client.Object) string {
 	return "RoleBinding " + b.GetNamespace() + "/" + b.GetName()
 }
 
+// MaxSubjectsShown is how many of a binding's subjects the audit trail
+// names for an outside binding, followed by how many more: a binding may
+// list thousands of subjects (a hostile one, to keep itself from being
+// recorded, and so in enforce mode from being removed: kubepim records
+// before it deletes).
+const MaxSubjectsShown = 20
+
 func subjectNames(b client.Object) string {
 	var subjects []rbacv1.Subject
 	switch x := b.(type) {
@@ -468,5 +475,5 @@ func subjectNames(b client.Object) string {
 	for _, s := range subjects {
 		names = append(names, s.Kind+" "+s.Name)
 	}
-	return strings.Join(names, ", ")
+	return policy.JoinBounded(names, ", ", MaxSubjectsShown, audit.MaxDetailLength)
 }

@@ -22,6 +22,7 @@ import (
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/internal/notify"
+	"github.com/kubepim/kubepim/internal/policy"
 )
 
 // Defaults of delivery.
@@ -114,6 +115,13 @@ func (r *NotificationReconciler) attempt(ctx context.Context, n *pimv1.Notificat
 	return r.Deliver(ctx, target, n, now)
 }
 
+// MaxLastErrorLength bounds status.lastError (of a Notification, and the
+// channel's copy of the newest). A mail to a thousand people that fails
+// for each joins a thousand errors; the API would refuse more than 32 KiB,
+// and a refused status is an attempt recorded never. 4 KiB shows the
+// first errors and says how much was cut.
+const MaxLastErrorLength = 4096
+
 // record writes an attempt's outcome into status, metrics and Events.
 func (r *NotificationReconciler) record(n *pimv1.Notification, result notify.Result, now time.Time) {
 	s := &n.Status
@@ -137,12 +145,12 @@ func (r *NotificationReconciler) record(n *pimv1.Notification, result notify.Res
 				"no email address for %s in the user directory", strings.Join(n.Spec.Unreachable, ", "))
 		}
 	case result.Permanent || now.Sub(s.FirstAttemptTime.Time) >= r.GiveUp:
-		s.Phase, s.NextAttemptTime, s.LastError = pimv1.NotificationFailed, nil, result.Err.Error()
+		s.Phase, s.NextAttemptTime, s.LastError = pimv1.NotificationFailed, nil, policy.Truncate(result.Err.Error(), MaxLastErrorLength)
 		notificationsTotal.WithLabelValues(n.Spec.Channel, "failed").Inc()
 		r.Recorder.Eventf(n, nil, corev1.EventTypeWarning, "DeliveryFailed", "Deliver", "gave up after %d attempt(s): %s", s.Attempts, result.Err)
 	default:
 		next := metav1.NewTime(now.Add(notify.Backoff(s.Attempts)))
-		s.Phase, s.NextAttemptTime, s.LastError = pimv1.NotificationPending, &next, result.Err.Error()
+		s.Phase, s.NextAttemptTime, s.LastError = pimv1.NotificationPending, &next, policy.Truncate(result.Err.Error(), MaxLastErrorLength)
 		notificationsTotal.WithLabelValues(n.Spec.Channel, "retried").Inc()
 	}
 }

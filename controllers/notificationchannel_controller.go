@@ -23,6 +23,7 @@ import (
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/internal/lookup"
 	"github.com/kubepim/kubepim/internal/notify"
+	"github.com/kubepim/kubepim/internal/policy"
 	"github.com/kubepim/kubepim/internal/safeurl"
 )
 
@@ -140,7 +141,7 @@ func summarizeDeliveries(s *pimv1.NotificationChannelStatus, notes []pimv1.Notif
 			}
 		}
 		if a := n.Status.LastAttemptTime; n.Status.LastError != "" && a != nil && a.After(lastError) {
-			lastError, s.LastError = a.Time, n.Status.LastError
+			lastError, s.LastError = a.Time, policy.Truncate(n.Status.LastError, MaxLastErrorLength)
 		}
 	}
 }

@@ -189,11 +189,14 @@ func (n *Notifier) announce(ctx context.Context, src *notifySource, occurrences 
 		for _, audience := range policy.Notified(p, occ.Event) {
 			for _, rt := range n.routes(src, audience) {
 				name := notificationName(src.obj.GetUID(), occ, audience, rt.channel)
-				made, err := n.exists(ctx, name)
+				first, err := n.made(ctx, name)
 				if err != nil {
 					return err
 				}
-				if made {
+				// A mail to more than notify.MaxRecipients people is
+				// split over several Notifications (the first under the
+				// plain name); only a full first one can have followers.
+				if first != nil && (rt.mail == nil || len(first.Spec.To) < notify.MaxRecipients) {
 					continue
 				}
 				ch := &pimv1.NotificationChannel{}
@@ -206,26 +209,49 @@ func (n *Notifier) announce(ctx context.Context, src *notifySource, occurrences 
 					logf.FromContext(ctx).Info("notification channel of the wrong type skipped", "channel", rt.channel, "type", ch.Spec.Type, "mail", rt.mail != nil)
 					continue
 				}
-				note := n.notification(src, occ, audience, rt.channel, name)
-				if rt.mail != nil {
-					if dir == nil {
-						d, err := n.Directory.Load(ctx)
-						if err != nil {
-							return err
-						}
-						dir = &d
+				if rt.mail == nil {
+					if err := n.create(ctx, n.notification(src, occ, audience, rt.channel, name)); err != nil {
+						return err
 					}
-					addrs := rt.mail(*dir)
-					if len(addrs.To) == 0 && len(addrs.Unreachable) == 0 {
+					continue
+				}
+				if dir == nil {
+					d, err := n.Directory.Load(ctx)
+					if err != nil {
+						return err
+					}
+					dir = &d
+				}
+				addrs := rt.mail(*dir)
+				if len(addrs.To) == 0 && len(addrs.Unreachable) == 0 {
+					continue
+				}
+				for i, batch := range addrs.Batches() {
+					bn := notify.BatchName(name, i)
+					if i > 0 {
+						if made, err := n.made(ctx, bn); err != nil {
+							return err
+						} else if made != nil {
+							continue
+						}
+					} else if first != nil {
 						continue
 					}
-					note.Spec.To, note.Spec.Unreachable = addrs.To, addrs.Unreachable
-				}
-				if err := n.Create(ctx, note); err != nil && !apierrors.IsAlreadyExists(err) {
-					return err
+					note := n.notification(src, occ, audience, rt.channel, bn)
+					note.Spec.To, note.Spec.Unreachable = batch.To, batch.Unreachable
+					if err := n.create(ctx, note); err != nil {
+						return err
+					}
 				}
 			}
 		}
+	}
+	return nil
+}
+
+func (n *Notifier) create(ctx context.Context, note *pimv1.Notification) error {
+	if err := n.Create(ctx, note); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
 	}
 	return nil
 }
@@ -271,12 +297,17 @@ func (n *Notifier) routes(src *notifySource, audience string) []route {
 	return out
 }
 
-func (n *Notifier) exists(ctx context.Context, name string) (bool, error) {
-	err := n.Get(ctx, types.NamespacedName{Namespace: n.Namespace, Name: name}, &pimv1.Notification{})
+// made returns the Notification called name, nil when there is none.
+func (n *Notifier) made(ctx context.Context, name string) (*pimv1.Notification, error) {
+	note := &pimv1.Notification{}
+	err := n.Get(ctx, types.NamespacedName{Namespace: n.Namespace, Name: name}, note)
 	if apierrors.IsNotFound(err) {
-		return false, nil
+		return nil, nil
 	}
-	return err == nil, err
+	if err != nil {
+		return nil, err
+	}
+	return note, nil
 }
 
 func (n *Notifier) notification(src *notifySource, occ policy.Occurrence, audience, channel, name string) *pimv1.Notification {

@@ -169,13 +169,13 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 	}
 	keys := &approval.Keys{Client: opts.Audit.Client, Namespace: opts.Namespace}
 	if err := (&RoleAssignmentReconciler{
-		Client: mgr.GetClient(), Bindings: syncer, Recorder: mgr.GetEventRecorder("kubepim-roleassignment"),
+		Client: mgr.GetClient(), Bindings: syncer, Recorder: eventRecorder(mgr, "kubepim-roleassignment"),
 		Clock: opts.Clock, Audit: opts.Audit, MaxRequeue: opts.MaxRequeue, Controller: opts.Controller,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := (&ActivationRequestReconciler{
-		Client: mgr.GetClient(), Bindings: syncer, Keys: keys, Recorder: mgr.GetEventRecorder("kubepim-activationrequest"),
+		Client: mgr.GetClient(), Bindings: syncer, Keys: keys, Recorder: eventRecorder(mgr, "kubepim-activationrequest"),
 		Retention: opts.ActivationRetention,
 		Clock:     opts.Clock, Audit: opts.Audit, MaxRequeue: opts.MaxRequeue, Controller: opts.Controller,
 	}).SetupWithManager(mgr); err != nil {
@@ -205,7 +205,7 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 		return err
 	}
 	return (&RoleSettingReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("kubepim-rolesetting"), Keys: keys,
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: eventRecorder(mgr, "kubepim-rolesetting"), Keys: keys,
 		Clock: opts.Clock, Audit: opts.Audit, MaxRequeue: opts.MaxRequeue, Controller: opts.Controller,
 	}).SetupWithManager(mgr)
 }
@@ -223,14 +223,14 @@ func setupNotifications(mgr manager.Manager, opts Options) error {
 		return err
 	}
 	if err := (&NotificationReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("kubepim-notification"),
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: eventRecorder(mgr, "kubepim-notification"),
 		Retention: opts.NotificationRetention, GiveUp: opts.NotificationGiveUp,
 		Clock: opts.Clock, Namespace: opts.Namespace, Controller: opts.Controller,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	return (&NotificationChannelReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("kubepim-notificationchannel"),
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: eventRecorder(mgr, "kubepim-notificationchannel"),
 		Clock: opts.Clock, Namespace: opts.Namespace, MaxRequeue: opts.MaxRequeue, Controller: opts.Controller,
 	}).SetupWithManager(mgr)
 }

@@ -130,6 +130,9 @@ func (m *activationMutator) decide(ctx context.Context, old, ar *pimv1.Activatio
 		Time:     metav1.NewTime(m.cfg.Clock.Now().UTC().Truncate(time.Second)),
 	}
 	signed = append(signed, approval.SignedRecord{Record: record, Signature: approval.Sign(key, old.UID, record)})
+	if err := approval.CheckRoom(signed); err != nil {
+		return forbidden(path, err.Error())
+	}
 	setAnnotation(ar, pimv1.AnnotationDecisions, approval.Encode(signed))
 	return nil
 }

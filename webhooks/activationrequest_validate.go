@@ -51,6 +51,12 @@ func (v *activationValidator) validate(ctx context.Context, req Request[*pimv1.A
 }
 
 func (v *activationValidator) validateCreate(ctx context.Context, ar *pimv1.ActivationRequest, user *pimv1.UserInfo) field.ErrorList {
+	// At create as on every update: a request created padded would leave
+	// no room for an administrator's deactivation either.
+	if n := userAnnotationBytes(ar.Annotations); n > maxUserAnnotationBytes {
+		return forbidden(annotationsPath, fmt.Sprintf("this request's annotations would hold %d bytes; keep them under %d, so that kubepim's own annotations "+
+			"(a deactivation, an approval) always fit", n, maxUserAnnotationBytes))
+	}
 	// The mutating webhook stamped the requester; a mismatch means it did
 	// not run, and nothing typed by a client is trusted.
 	if ar.Spec.Requester == nil || !equality.Semantic.DeepEqual(*ar.Spec.Requester, *user) {
@@ -135,6 +141,13 @@ func (v *activationValidator) validateUpdate(ctx context.Context, old, ar *pimv1
 		}
 	}
 	for _, k := range []string{pimv1.AnnotationCancel, pimv1.AnnotationDeactivate} {
+		// The reason is copied into the status message, the condition, the
+		// Event and the audit trail: bounded like an approver's.
+		if added(old, ar, k) {
+			if err := policy.CheckReason(ar.Annotations[k]); err != nil {
+				return forbidden(annotationPath(k), err.Error())
+			}
+		}
 		if was, had := old.Annotations[k]; had {
 			if is, has := ar.Annotations[k]; !has || is != was {
 				// The reason is what the audit trail records.

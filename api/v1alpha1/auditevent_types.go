@@ -114,8 +114,10 @@ type AuditEventSpec struct {
 	// +kubebuilder:validation:MaxLength=32768
 	Reason string `json:"reason,omitempty"`
 
-	// details carries action-specific fields (ticket, duration, ...).
+	// details carries action-specific fields (ticket, duration, ...): at
+	// most 32, each value cut to 8 KiB by kubepim.
 	// +optional
+	// +kubebuilder:validation:MaxProperties=32
 	Details map[string]string `json:"details,omitempty"`
 
 	// sequence is the event's position in the hash chain.

@@ -88,17 +88,19 @@ type NotificationSpec struct {
 	// +kubebuilder:validation:MaxLength=253
 	Channel string `json:"channel,omitempty"`
 
-	// to are the email addresses, for an SMTP channel.
+	// to are the email addresses, for an SMTP channel: at most 1,000 (one
+	// mail to more people is split over several Notifications).
 	// +optional
 	// +listType=set
-	// +kubebuilder:validation:MaxItems=10000
+	// +kubebuilder:validation:MaxItems=1000
 	// +kubebuilder:validation:items:MaxLength=320
 	To []string `json:"to,omitempty"`
 
-	// unreachable names people the user directory has no address for.
+	// unreachable names people the user directory has no address for: at
+	// most 100, the last saying how many more.
 	// +optional
 	// +listType=set
-	// +kubebuilder:validation:MaxItems=10000
+	// +kubebuilder:validation:MaxItems=100
 	// +kubebuilder:validation:items:MaxLength=1024
 	Unreachable []string `json:"unreachable,omitempty"`
 
@@ -154,10 +156,10 @@ type NotificationStatus struct {
 	NextAttemptTime *metav1.Time `json:"nextAttemptTime,omitempty"`
 
 	// deliveredTo lists the addresses that accepted the message, so that a
-	// retry sends only to the others.
+	// retry sends only to the others (at most spec.to's 1,000).
 	// +optional
 	// +listType=set
-	// +kubebuilder:validation:MaxItems=10000
+	// +kubebuilder:validation:MaxItems=1000
 	// +kubebuilder:validation:items:MaxLength=320
 	DeliveredTo []string `json:"deliveredTo,omitempty"`
 

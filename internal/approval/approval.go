@@ -125,3 +125,37 @@ func Encode(records []SignedRecord) string {
 	}
 	return string(b)
 }
+
+// Bounds of the decisions annotation. A request is decided by at most
+// requiredApprovals (≤10) approvals or by one denial, and each approver
+// decides once, so the records of a request stay at ten or eleven; only a
+// policy changed while a request waits (approvers removed, whose records
+// then count for nothing) lets more in. The bounds keep even that inside
+// what the API server stores.
+const (
+	// MaxRecords is how many records a request keeps: the controller
+	// mirrors them in status.approvals, which holds at most 64.
+	MaxRecords = 64
+	// MaxAnnotationBytes bounds the annotation itself. All of an object's
+	// annotations must fit in 256 KiB; users' own are capped at 32 KiB
+	// (the ActivationRequest validating webhook), which leaves this much
+	// for the records with room to spare. A record keeps the approver's
+	// name and uid, the reason (≤1 KiB) and only the groups through which
+	// they could decide, not all of theirs: about 300 bytes plus those
+	// groups, so 64 records of approvers deciding through a few groups
+	// each fit many times over.
+	MaxAnnotationBytes = 160 << 10
+)
+
+// CheckRoom says why records cannot all be kept on a request, or nil.
+func CheckRoom(records []SignedRecord) error {
+	if len(records) > MaxRecords {
+		return fmt.Errorf("this request already holds %d approval records, the most one request keeps; no further decision can be recorded on it: "+
+			"it ends when its approval times out, and the requester can ask again", MaxRecords)
+	}
+	if n := len(Encode(records)); n > MaxAnnotationBytes {
+		return fmt.Errorf("this decision would make the approval records %d bytes long, more than the %d one request keeps; "+
+			"give a shorter reason, or let the request time out and ask again", n, MaxAnnotationBytes)
+	}
+	return nil
+}

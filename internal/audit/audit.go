@@ -21,6 +21,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/internal/policy"
 )
 
 // ControllerActor is the actor of actions kubepim takes on its own, on a
@@ -139,7 +142,50 @@ func (r *Recorder) link(ctx context.Context, ev *pimv1.AuditEvent) (bool, error)
 	return true, nil
 }
 
+// Bounds of what one AuditEvent holds. An event the API server refuses is
+// an action that cannot be recorded, and kubepim records before it stores
+// the new state, so the pass would fail on every retry: the outside
+// binding in enforce mode would never be removed, the deactivation never
+// finished. Reasons and details quote what people typed (reasons) or what
+// they made (a binding's subjects), so the recorder cuts what is longer,
+// saying "… (N bytes cut)", and hashes what it stores.
+const (
+	// MaxReasonLength is the API's limit on spec.reason.
+	MaxReasonLength = 32768
+	// MaxJustificationLength is the API's limit on spec.justification
+	// (the same as an ActivationRequest's).
+	MaxJustificationLength = 4096
+	// MaxDetails is how many details one event keeps (kubepim writes at
+	// most ten); the API allows as many (maxProperties).
+	MaxDetails = 32
+	// MaxDetailLength bounds one detail's value: a binding's subjects or
+	// a review's reviewers are lists whose text has no natural limit.
+	// 32 details of 8 KiB stay far below the object limit.
+	MaxDetailLength = 8192
+)
+
+// bounded returns e's fields cut to the bounds above.
+func bounded(e Entry) Entry {
+	e.Reason = policy.Truncate(e.Reason, MaxReasonLength)
+	e.Justification = policy.Truncate(e.Justification, MaxJustificationLength)
+	if len(e.Details) == 0 {
+		return e
+	}
+	keys := slices.Sorted(maps.Keys(e.Details))
+	details := make(map[string]string, min(len(keys), MaxDetails))
+	for i, k := range keys {
+		if i == MaxDetails-1 && len(keys) > MaxDetails {
+			details["…"] = fmt.Sprintf("%d more details cut: %s", len(keys)-i, policy.JoinBounded(keys[i:], ", ", policy.MaxNamesShown, 1024))
+			break
+		}
+		details[k] = policy.Truncate(e.Details[k], MaxDetailLength)
+	}
+	e.Details = details
+	return e
+}
+
 func (r *Recorder) spec(e Entry) pimv1.AuditEventSpec {
+	e = bounded(e)
 	actor := ControllerActor
 	if e.Actor != nil {
 		actor = pimv1.UserInfo{Username: e.Actor.Username, UID: e.Actor.UID, Groups: e.Actor.Groups}

@@ -110,11 +110,24 @@ func (s DirectorySource) Load(ctx context.Context) (Directory, error) {
 type Addresses struct {
 	To          []string
 	Unreachable []string
+
+	// seen indexes To: a directory group may hold thousands of people.
+	seen map[string]bool
 }
 
 // Add adds an address.
 func (a *Addresses) Add(addr string) {
-	if addr != "" && !slices.Contains(a.To, addr) {
+	if addr == "" {
+		return
+	}
+	if a.seen == nil {
+		a.seen = make(map[string]bool, len(a.To)+1)
+		for _, t := range a.To {
+			a.seen[t] = true
+		}
+	}
+	if !a.seen[addr] {
+		a.seen[addr] = true
 		a.To = append(a.To, addr)
 	}
 }
@@ -129,4 +142,53 @@ func (a *Addresses) Missing(who string) {
 // Remove drops an address (the requester's, from their approvers').
 func (a *Addresses) Remove(addr string) {
 	a.To = slices.DeleteFunc(a.To, func(s string) bool { return s == addr })
+	delete(a.seen, addr)
+}
+
+// Bounds of one Notification's recipients. Approvers or assignees named
+// through a directory group can be thousands of people; one Notification
+// (spec.to, and status.deliveredTo as delivery goes) must fit the API
+// server's ~1.5 MiB object limit, and an address may be 320 bytes long.
+const (
+	// MaxRecipients is how many addresses one Notification carries: at
+	// 320 bytes each, spec.to and status.deliveredTo take at most 640 KB.
+	// More recipients get more Notifications (Batches): everyone is
+	// still written to.
+	MaxRecipients = 1000
+	// MaxUnreachable is how many people without an address one
+	// Notification names (each up to 1 KiB); a last entry "and N more
+	// without an address" counts the rest.
+	MaxUnreachable = 100
+)
+
+// BatchName is the name of the i-th Notification of one mail: the first
+// keeps the plain name (as before there were batches, so an upgrade finds
+// what it made), the others add their number.
+func BatchName(name string, i int) string {
+	if i == 0 {
+		return name
+	}
+	return fmt.Sprintf("%s-%d", name, i)
+}
+
+// Batches splits a into Notifications' worth of recipients, in order: at
+// most MaxRecipients addresses each. The first batch names the people
+// without an address (at most MaxUnreachable, then how many more); with no
+// address at all there is one batch, naming them.
+func (a Addresses) Batches() []Addresses {
+	unreachable := a.Unreachable
+	if len(unreachable) > MaxUnreachable {
+		unreachable = append(slices.Clone(unreachable[:MaxUnreachable-1]),
+			fmt.Sprintf("and %d more without an address", len(unreachable)-(MaxUnreachable-1)))
+	}
+	out := []Addresses{{Unreachable: unreachable}}
+	for i := 0; i < len(a.To); i += MaxRecipients {
+		to := a.To[i:min(i+MaxRecipients, len(a.To))]
+		if i == 0 {
+			out[0].To = to
+			continue
+		}
+		out = append(out, Addresses{To: to})
+	}
+	return out
 }

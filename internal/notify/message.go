@@ -16,9 +16,23 @@ type Content struct {
 	Actions []pimv1.NotificationAction
 }
 
+// Bounds of what one message says. A fact quotes people (a justification
+// of up to 4 KiB, the approvers' decisions with their reasons) and a title
+// names a user (up to 1 KiB) and a role: a Notification the API server
+// refuses is a message never sent, and chat channels cut long messages
+// anyway. Longer text is cut, saying "… (N bytes cut)"; the request or
+// assignment named in the message has it all.
+const (
+	// MaxFactLength is the longest fact value kept: a whole
+	// justification (≤4096) fits.
+	MaxFactLength = 4096
+	// MaxTitleLength is the API's limit on spec.title.
+	MaxTitleLength = 1024
+)
+
 func (c *Content) fact(name, value string) {
 	if value != "" {
-		c.Facts = append(c.Facts, pimv1.NotificationFact{Name: name, Value: value})
+		c.Facts = append(c.Facts, pimv1.NotificationFact{Name: name, Value: policy.Truncate(value, MaxFactLength)})
 	}
 }
 
@@ -76,6 +90,7 @@ func ActivationContent(ar *pimv1.ActivationRequest, occ policy.Occurrence, audie
 		c.fact("Decide by", stamp(ar.Status.ApprovalDeadline.Time))
 	}
 	c.fact("Request", ar.Name)
+	c.Title = policy.Truncate(c.Title, MaxTitleLength)
 
 	requester := audience == pimv1.AudienceRequester
 	switch {
@@ -127,6 +142,7 @@ func AssignmentContent(ra *pimv1.RoleAssignment, occ policy.Occurrence, audience
 		c.fact("Assigned by", ra.Spec.AssignedBy.Username)
 	}
 	c.fact("Name", ra.Name)
+	c.Title = policy.Truncate(c.Title, MaxTitleLength)
 	if occ.Event == pimv1.EventEligibleAssigned && audience == pimv1.AudienceRequester && ra.Spec.Subject.Kind != pimv1.SubjectKindServiceAccount {
 		activate := "kubectl pim activate " + ra.Spec.RoleRef.Name
 		if ra.Spec.RoleRef.Kind == pimv1.RoleKindRole {

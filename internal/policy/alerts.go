@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -27,6 +26,15 @@ type AlertInput struct {
 	// Activations of the role, any state.
 	Activations []pimv1.ActivationRequest
 }
+
+// MaxAlertMessageLength bounds an alert's message in status (the API
+// allows 32 KiB). Each message names at most MaxNamesShown items and
+// counts the rest, whatever the number (5,000 outside bindings, 10,000
+// frequent activators), but a name may be up to 1 KiB long (a username);
+// 4 KiB holds five of them and the words, and keeps RoleSetting status
+// readable. The Warning Event that raises an alert is cut further, to the
+// 1 KiB an Event allows.
+const MaxAlertMessageLength = 4096
 
 // Alert defaults.
 const (
@@ -65,7 +73,7 @@ func EvaluateAlerts(in AlertInput) []pimv1.Alert {
 	}
 	if n := len(in.OutsideBindings); n > 0 {
 		raise(pimv1.AlertAssignedOutsidePIM, "%d binding(s) grant this role outside kubepim: %s; replace them with RoleAssignments, or set spec.alerts.removeOutsideBindings",
-			n, strings.Join(first(in.OutsideBindings, 5), ", "))
+			n, Names(in.OutsideBindings))
 	}
 	if !in.Setting.Activation.RequireMFA && IsPowerful(in.Rules) {
 		raise(pimv1.AlertRoleNotRequiringMFA, "the role grants wildcards or escalate/bind/impersonate, and activating it does not require MFA: set spec.activation.requireMFA")
@@ -80,12 +88,12 @@ func EvaluateAlerts(in AlertInput) []pimv1.Alert {
 	if len(permanent) > maxPermanent {
 		sort.Strings(permanent)
 		raise(pimv1.AlertTooManyPermanentActive, "%d permanent active assignments (%s), more than %d: make them eligible or give them an endTime",
-			len(permanent), strings.Join(first(permanent, 5), ", "), maxPermanent)
+			len(permanent), Names(permanent), maxPermanent)
 	}
 	unusedDays := int(cmp.Or(a.UnusedEligibilityDays, DefaultUnusedEligibilityDays))
 	if unused := unusedEligibility(in, time.Duration(unusedDays)*24*time.Hour); len(unused) > 0 {
 		raise(pimv1.AlertUnusedEligibility, "eligible but not activated for %d days: %s; remove eligibility that is not needed",
-			unusedDays, strings.Join(first(unused, 5), ", "))
+			unusedDays, Names(unused))
 	}
 	limit := int(cmp.Or(a.FrequentActivations, DefaultFrequentActivations))
 	window := DefaultFrequentActivationWindow
@@ -93,8 +101,11 @@ func EvaluateAlerts(in AlertInput) []pimv1.Alert {
 		window = a.FrequentActivationWindow.Duration
 	}
 	if frequent := frequentActivators(in, limit, window); len(frequent) > 0 {
-		raise(pimv1.AlertFrequentActivation, "activated more than %d times within %s by %s: consider an assignment that fits the need",
-			limit, window, strings.Join(frequent, ", "))
+		raise(pimv1.AlertFrequentActivation, "%d user(s) activated more than %d times within %s: %s; consider an assignment that fits the need",
+			len(frequent), limit, window, Names(frequent))
+	}
+	for i := range out {
+		out[i].Message = Truncate(out[i].Message, MaxAlertMessageLength)
 	}
 	return out
 }
@@ -140,13 +151,6 @@ func frequentActivators(in AlertInput, limit int, window time.Duration) []string
 	}
 	sort.Strings(out)
 	return out
-}
-
-func first(s []string, n int) []string {
-	if len(s) <= n {
-		return s
-	}
-	return append(slices.Clone(s[:n]), fmt.Sprintf("and %d more", len(s)-n))
 }
 
 func deref(p *int32, def int32) int32 {

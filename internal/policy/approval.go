@@ -7,8 +7,6 @@ import (
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 )
 
-// IsApprover reports whether user may approve under the policy: named as a
-// User, or a member of a named Group at the time of the decision.
 // MaxReasonLength bounds the reason of an approval or a review decision: it
 // is kept in a signed record inside one annotation, and an unbounded one
 // would let one decider fill the annotation and keep everyone else from
@@ -37,6 +35,8 @@ func DecidingGroups(principals []pimv1.Principal, groups []string) []string {
 	return out
 }
 
+// IsApprover reports whether user may approve under the policy: named as a
+// User, or a member of a named Group at the time of the decision.
 func IsApprover(p pimv1.ApprovalPolicy, user pimv1.UserInfo) bool {
 	for _, a := range p.Approvers {
 		switch a.Kind {
