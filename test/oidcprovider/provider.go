@@ -70,7 +70,9 @@ type Provider struct {
 	Issuer string
 	CA     *CA
 	// CAFile is Dir/ca.crt when Dir was given.
-	CAFile                 string
+	CAFile string
+	// Leaf is the serving certificate.
+	Leaf                   *Leaf
 	ClientID, ClientSecret string
 	users                  []User
 
@@ -120,7 +122,7 @@ func Start(o Options) (*Provider, error) {
 		return nil, err
 	}
 	p := &Provider{
-		Issuer: "https://" + net.JoinHostPort(host, port), CA: o.CA,
+		Issuer: "https://" + net.JoinHostPort(host, port), CA: o.CA, Leaf: leaf,
 		ClientID: o.ClientID, ClientSecret: o.ClientSecret, users: o.Users,
 		redirect: append([]string{signInRedirect}, o.RedirectURIs...), logout: slices.Clone(o.PostLogoutRedirectURIs),
 	}
