@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/pquerna/otp/totp"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -153,6 +154,68 @@ var _ = Describe("The console in a browser", Ordered, func() {
 		approvals := getRequest(name).Status.Approvals
 		Expect(approvals).To(HaveLen(1))
 		Expect(approvals[0].Approver.Username).To(Equal("carol"))
+	})
+
+	It("asks for a one-time code when the sign-in had no second factor, and shows kubepim's refusal in the form", func() {
+		dave := newTab("dave")
+		dave.signIn()
+		Expect(dave.text(".who")).NotTo(ContainSubstring("MFA"))
+		dave.do(chromedp.Click(chromedp.CSS(`#eligible tr[data-role="pod-debugger"] a.button`)), chromedp.WaitVisible(chromedp.ID("totp")))
+		Expect(dave.text("#policy")).To(ContainSubstring("give a one-time code below"))
+		dave.do(chromedp.SetValue(chromedp.ID("namespace"), "prod"),
+			chromedp.SendKeys(chromedp.ID("justification"), "INC-4712: node pressure"),
+			chromedp.Click(chromedp.ID("submit")), chromedp.WaitVisible(chromedp.ID("error")))
+		Expect(dave.text("#error")).To(ContainSubstring("MFA"))
+		Expect(eval[string](dave, `document.getElementById("justification").value`)).To(Equal("INC-4712: node pressure"), "what was typed is kept")
+		code, err := totp.GenerateCode(daveTOTP, time.Now())
+		Expect(err).NotTo(HaveOccurred())
+		dave.do(chromedp.SendKeys(chromedp.ID("totp"), code), chromedp.Click(chromedp.ID("submit")), chromedp.WaitVisible(chromedp.ID("state")))
+		dave.waitText("#state", "Active")
+		ar := getRequest(dave.requestName())
+		Expect(ar.Spec.MFA.Method).To(Equal(pimv1.MFAMethodTOTP))
+		Expect(ar.Annotations).NotTo(HaveKey(pimv1.AnnotationTOTP), "the webhook strips the code")
+	})
+
+	It("refreshes an ID token about to expire, and ends a session after its maximum age", func() {
+		alice := newTab("alice")
+		alice.signIn()
+		cookie := alice.sessionCookie()
+		var before session
+		Expect(console.getCookieValue(cookie.Value, &before)).To(Succeed())
+		get := func() (*http.Response, string) {
+			req, err := http.NewRequest(http.MethodGet, consoleURL+"/roles", nil)
+			Expect(err).NotTo(HaveOccurred())
+			req.AddCookie(&http.Cookie{Name: cookie.Name, Value: cookie.Value})
+			resp, err := consoleClient().Do(req)
+			Expect(err).NotTo(HaveOccurred())
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return resp, string(body)
+		}
+		DeferCleanup(func() { consoleClock.Set(0) })
+		consoleClock.Set(time.Until(before.Expiry) - 30*time.Second)
+		resp, body := get()
+		Expect(resp.StatusCode).To(Equal(http.StatusOK))
+		Expect(body).To(ContainSubstring("pod-debugger"))
+		var fresh *http.Cookie
+		for _, c := range resp.Cookies() {
+			if c.Name == sessionCookie {
+				fresh = c
+			}
+		}
+		Expect(fresh).NotTo(BeNil(), "the refreshed session is stored")
+		var after session
+		Expect(console.getCookieValue(fresh.Value, &after)).To(Succeed())
+		Expect(after.IDToken).NotTo(Equal(before.IDToken))
+		Expect(after.RefreshToken).NotTo(Equal(before.RefreshToken), "the provider rotates refresh tokens")
+		Expect(after.Started).To(Equal(before.Started))
+		Expect(after.CSRF).To(Equal(before.CSRF))
+
+		consoleClock.Set(13 * time.Hour)
+		resp, body = get()
+		Expect(resp.StatusCode).To(Equal(http.StatusUnauthorized))
+		Expect(body).To(ContainSubstring("Your session has ended"))
+		Expect(body).NotTo(ContainSubstring("pod-debugger"))
 	})
 
 	It("shows a justification with markup as text, never as markup", func() {

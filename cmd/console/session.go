@@ -118,6 +118,11 @@ func (s *Server) getCookie(r *http.Request, name string, dst any) error {
 	return securecookie.DecodeMulti(name, c.Value, dst, s.codecs...)
 }
 
+// getCookieValue opens a session cookie's value.
+func (s *Server) getCookieValue(value string, dst *session) error {
+	return securecookie.DecodeMulti(sessionCookie, value, dst, s.codecs...)
+}
+
 func clearCookie(w http.ResponseWriter, name string) {
 	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/internal/mfa"
 	"github.com/kubepim/kubepim/test/kubepimtest"
 	"github.com/kubepim/kubepim/test/oidcprovider"
 )
@@ -45,7 +47,20 @@ var (
 	allocCtx    context.Context
 	browserCtx  context.Context
 	stopBrowser func()
+	console     *Server
+	// consoleClock is the console's clock: real time, moved by tests.
+	consoleClock = &skewedClock{}
+	// daveTOTP is dave's kubepim TOTP enrollment (his identity provider
+	// has no second factor for him).
+	daveTOTP = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 )
+
+// skewedClock is the real clock moved by an offset.
+type skewedClock struct{ offset atomic.Int64 }
+
+func (c *skewedClock) Now() time.Time                  { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *skewedClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
+func (c *skewedClock) Set(d time.Duration)             { c.offset.Store(int64(d)) }
 
 func TestConsole(t *testing.T) {
 	RegisterFailHandler(Fail)
@@ -96,10 +111,10 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	consoleURL = "https://" + ln.Addr().String()
 	idp.AllowRedirect(consoleURL+"/auth/callback", consoleURL+"/signed-out")
-	console, err := New(context.Background(), Options{
+	console, err = New(context.Background(), Options{
 		URL: consoleURL, IssuerURL: idp.Issuer, IssuerCA: idp.CA.Pool(), ClientID: idp.ClientID, ClientSecret: idp.ClientSecret,
 		SessionKeys: [][]byte{[]byte(oidcprovider.SampleUsers()[0].Password + "-a-key-of-at-least-32-bytes")},
-		Kube:        env.Config, MFAClaim: kubepimtest.MFAClaim,
+		Kube:        env.Config, MFAClaim: kubepimtest.MFAClaim, Clock: consoleClock,
 		Log: slog.New(slog.NewTextHandler(GinkgoWriter, nil)),
 	})
 	Expect(err).NotTo(HaveOccurred())
@@ -178,6 +193,12 @@ func seed() {
 		&pimv1.RoleAssignment{ObjectMeta: metav1.ObjectMeta{Name: "alice-pod-debugger"}, Spec: pimv1.RoleAssignmentSpec{
 			Subject: pimv1.Subject{Kind: pimv1.SubjectKindUser, Name: "alice"}, RoleRef: pimv1.RoleRef{Kind: pimv1.RoleKindClusterRole, Name: "pod-debugger"},
 			Type: pimv1.AssignmentEligible}},
+		&pimv1.RoleAssignment{ObjectMeta: metav1.ObjectMeta{Name: "dave-pod-debugger"}, Spec: pimv1.RoleAssignmentSpec{
+			Subject: pimv1.Subject{Kind: pimv1.SubjectKindUser, Name: "dave"}, RoleRef: pimv1.RoleRef{Kind: pimv1.RoleKindClusterRole, Name: "pod-debugger"},
+			Type: pimv1.AssignmentEligible}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: mfa.TOTPSecretName("dave"), Namespace: kubepimtest.Namespace,
+			Labels: map[string]string{mfa.LabelTOTPEnrollment: "true"}, Annotations: map[string]string{mfa.AnnotationTOTPUser: "dave"}},
+			Data: map[string][]byte{mfa.SecretKeyTOTP: []byte(daveTOTP)}},
 		&pimv1.RoleAssignment{ObjectMeta: metav1.ObjectMeta{Name: "sre-secret-reader"}, Spec: pimv1.RoleAssignmentSpec{
 			Subject: pimv1.Subject{Kind: pimv1.SubjectKindGroup, Name: "sre"}, RoleRef: pimv1.RoleRef{Kind: pimv1.RoleKindRole, Name: "secret-reader"},
 			Namespace: "prod", Type: pimv1.AssignmentEligible}},
@@ -193,7 +214,7 @@ func seed() {
 		_, err := env.Bind(b.role, b.kind, b.name)
 		Expect(err).NotTo(HaveOccurred())
 	}
-	for _, name := range []string{"alice-pod-debugger", "sre-secret-reader"} {
+	for _, name := range []string{"alice-pod-debugger", "dave-pod-debugger", "sre-secret-reader"} {
 		Eventually(func() pimv1.AssignmentState {
 			ra := &pimv1.RoleAssignment{}
 			_ = env.Client.Get(ctx, client.ObjectKey{Name: name}, ra)
@@ -289,10 +310,12 @@ func (t *tab) waitText(sel, want string) {
 
 var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9]+`)
 
-// After a failed spec every open browser's page is saved under bin/.
+// After a failed spec every open browser's page is saved under
+// bin/console-screenshots/ (after every spec with
+// KUBEPIM_CONSOLE_SCREENSHOTS=1, to look at the pages).
 var _ = AfterEach(func() {
 	defer func() { tabs = nil }()
-	if !CurrentSpecReport().Failed() {
+	if !CurrentSpecReport().Failed() && os.Getenv("KUBEPIM_CONSOLE_SCREENSHOTS") == "" {
 		return
 	}
 	dir := filepath.Join("..", "..", "bin", "console-screenshots")
