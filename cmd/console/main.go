@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -30,6 +31,7 @@ func main() {
 		listen, certFile, keyFile, consoleURL               string
 		issuerURL, issuerCAFile, clientID, clientSecretFile string
 		sessionKeyFile, kubeconfig, mfaClaim, mfaValues     string
+		apiserverURL, apiserverCAFile                       string
 		sessionMaxAge                                       time.Duration
 	)
 	flag.StringVar(&listen, "listen-address", ":8443", "Address to serve on.")
@@ -42,7 +44,9 @@ func main() {
 	flag.StringVar(&clientSecretFile, "client-secret-file", "", "File holding the client secret (mount it from a Secret).")
 	flag.StringVar(&sessionKeyFile, "session-key-file", "", "File of session keys, one a line, newest first, each at least 32 bytes (mount it from a Secret all replicas share).")
 	flag.DurationVar(&sessionMaxAge, "session-max-age", 12*time.Hour, "A session ends this long after sign-in, refreshed or not.")
-	flag.StringVar(&kubeconfig, "kubeconfig", "", "Kubeconfig naming the API server (only its address and CA are used, never its credentials); default: in-cluster.")
+	flag.StringVar(&kubeconfig, "kubeconfig", "", "Kubeconfig naming the API server (only its address and CA are used, never its credentials).")
+	flag.StringVar(&apiserverURL, "apiserver-url", "", "The API server's URL; default: in-cluster (https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT).")
+	flag.StringVar(&apiserverCAFile, "apiserver-ca-file", "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt", "The API server's CA (PEM), with --apiserver-url or in-cluster.")
 	flag.StringVar(&mfaClaim, "mfa-claim", "kubepim.io/amr", "The manager's --mfa-claim: the user-extra key that carries how the user signed in.")
 	flag.StringVar(&mfaValues, "mfa-claim-values", "mfa,otp,hwk,swk", "The manager's --mfa-claim-values.")
 	flag.Parse()
@@ -51,13 +55,13 @@ func main() {
 	if err := run(log, listen, certFile, keyFile, Options{
 		URL: consoleURL, IssuerURL: issuerURL, ClientID: clientID, SessionMaxAge: sessionMaxAge,
 		MFAClaim: mfaClaim, MFAClaimValues: strings.Split(mfaValues, ","), Log: log,
-	}, issuerCAFile, clientSecretFile, sessionKeyFile, kubeconfig); err != nil {
+	}, issuerCAFile, clientSecretFile, sessionKeyFile, kubeconfig, apiserverURL, apiserverCAFile); err != nil {
 		log.Error("console", "error", err.Error())
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, listen, certFile, keyFile string, o Options, issuerCAFile, clientSecretFile, sessionKeyFile, kubeconfig string) error {
+func run(log *slog.Logger, listen, certFile, keyFile string, o Options, issuerCAFile, clientSecretFile, sessionKeyFile, kubeconfig, apiserverURL, apiserverCAFile string) error {
 	if issuerCAFile != "" {
 		pem, err := os.ReadFile(issuerCAFile)
 		if err != nil {
@@ -83,10 +87,19 @@ func run(log *slog.Logger, listen, certFile, keyFile string, o Options, issuerCA
 		return err
 	}
 	o.SessionKeys = parseSessionKeys(raw)
-	if kubeconfig != "" {
+	// Only where the API server is and how to trust it: the console needs
+	// no ServiceAccount token (automountServiceAccountToken can be false,
+	// with the cluster's CA mounted from the kube-root-ca.crt ConfigMap).
+	switch {
+	case kubeconfig != "":
 		o.Kube, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
-	} else {
-		o.Kube, err = rest.InClusterConfig()
+	case apiserverURL == "" && os.Getenv("KUBERNETES_SERVICE_HOST") == "":
+		err = errors.New("give --kubeconfig or --apiserver-url, or run in a cluster")
+	default:
+		if apiserverURL == "" {
+			apiserverURL = "https://" + net.JoinHostPort(os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT"))
+		}
+		o.Kube = &rest.Config{Host: apiserverURL, TLSClientConfig: rest.TLSClientConfig{CAFile: apiserverCAFile}}
 	}
 	if err != nil {
 		return err
