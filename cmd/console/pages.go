@@ -332,7 +332,7 @@ func (s *Server) requestAction(q *request) {
 	reason := strings.TrimSpace(q.r.PostForm.Get("reason"))
 	back := localPath(q.r.PostForm.Get("back"))
 	if q.r.PostForm.Get("back") == "" {
-		back = "/requests/" + name
+		back = "/requests/" + url.PathEscape(name)
 	}
 	var key, done string
 	switch action {
