@@ -69,9 +69,22 @@ test: ## The test command (CI runs it): test-go, then the e2e suite.
 	$(MAKE) e2e
 
 .PHONY: test-go
-test-go: manifests generate lint control-plane helm-check ## Every Go test: table tests and the envtest suites against a real kube-apiserver and etcd; each fuzz target briefly.
+test-go: manifests generate lint control-plane helm-check chromium ## Every Go test: table tests and the envtest suites against a real kube-apiserver and etcd; each fuzz target briefly.
 	KUBEBUILDER_ASSETS="$$(hack/install-control-plane.sh)" HELM="$(HELM)" go test ./... -count=1 -timeout 25m $(GINKGO_FLAGS)
 	$(MAKE) fuzz FUZZTIME=3s
+
+# The console's browser suite (cmd/console) drives a headless Chromium:
+# Debian's package, installed here when missing (CI runs as root with
+# apt); elsewhere install it yourself or point CHROMIUM at a Chrome.
+.PHONY: chromium
+chromium: ## Install Chromium for the console's browser suite when it is missing (apt-get, as root).
+	@if [ -n "$$CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for the console's browser suite (about 30 s)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "the console's browser suite (cmd/console) needs Chromium: apt-get install chromium (as root), or set CHROMIUM=/path/to/chrome"; exit 1; \
+	fi
 
 # Go native fuzz targets (package:Target) for the pure functions that parse
 # user input; docs/threat-model.md lists them.
@@ -121,8 +134,9 @@ bench: control-plane ## Benchmark the manager end to end against a real API serv
 ##@ Build
 
 .PHONY: build
-build: generate ## Build the manager and the kubectl plugin.
+build: generate ## Build the manager, the console and the kubectl plugin.
 	go build -o $(LOCALBIN)/manager ./cmd/manager
+	go build -o $(LOCALBIN)/console ./cmd/console
 	@if ls cmd/kubectl-pim/*.go >/dev/null 2>&1; then go build -o $(LOCALBIN)/kubectl-pim ./cmd/kubectl-pim; fi
 
 .PHONY: run

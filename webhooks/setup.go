@@ -2,7 +2,6 @@ package webhooks
 
 import (
 	"context"
-	"slices"
 
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -121,10 +120,5 @@ type handlerBase struct {
 // mfaClaimed reports whether the user's identity provider says they used
 // a second factor.
 func (cfg Config) mfaClaimed(user *pimv1.UserInfo) bool {
-	for _, v := range user.Extra[cfg.MFAClaim] {
-		if slices.Contains(cfg.MFAClaimValues, v) {
-			return true
-		}
-	}
-	return false
+	return policy.MFAClaimed(user.Extra, cfg.MFAClaim, cfg.MFAClaimValues)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"regexp"
 	"strings"
 	"time"
 
@@ -70,8 +69,6 @@ func (p *pim) extendCommand() *cobra.Command {
 	return cmd
 }
 
-var nameUnsafe = regexp.MustCompile(`[^a-z0-9-]+`)
-
 func (p *pim) activate(ctx context.Context, role string, o *activateOptions, extends string) error {
 	if o.kind != pimv1.RoleKindClusterRole && o.kind != pimv1.RoleKindRole {
 		return usage("--kind must be ClusterRole or Role")
@@ -88,14 +85,14 @@ func (p *pim) activate(ctx context.Context, role string, o *activateOptions, ext
 	if err := p.c.List(ctx, &settings); err != nil {
 		return err
 	}
-	spec, err := settingFor(settings.Items, roleRef, p.namespace)
+	spec, err := policy.SettingFor(settings.Items, roleRef, p.namespace)
 	if err != nil {
 		return refused("%v", err)
 	}
 	p.say("%s %s for %s; the policy requires: %s", verbFor(extends), policy.RoleDescription(roleRef, p.namespace), o.duration, requirements(spec, nil))
 
 	ar := &pimv1.ActivationRequest{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: strings.Trim(nameUnsafe.ReplaceAllString(strings.ToLower(me.Username+"-"+role), "-"), "-") + "-"},
+		ObjectMeta: metav1.ObjectMeta{GenerateName: policy.RequestGenerateName(me.Username, role)},
 		Spec: pimv1.ActivationRequestSpec{
 			RoleRef: roleRef, Namespace: p.namespace, Duration: metav1.Duration{Duration: o.duration},
 			Justification: o.reason, Extends: extends,

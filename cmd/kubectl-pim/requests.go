@@ -58,19 +58,8 @@ func (p *pim) approvalsCommand() *cobra.Command {
 				if scope.all {
 					return true
 				}
-				if ar.Spec.Requester != nil && ar.Spec.Requester.Username == me.Username {
-					return false
-				}
-				spec, err := settingFor(settings.Items, ar.Spec.RoleRef, ar.Spec.Namespace)
-				if err != nil || !policy.IsApprover(spec.Activation.Approval, me) {
-					return false
-				}
-				for _, a := range ar.Status.Approvals {
-					if a.Approver.Username == me.Username {
-						return false
-					}
-				}
-				return true
+				spec, err := policy.SettingFor(settings.Items, ar.Spec.RoleRef, ar.Spec.Namespace)
+				return err == nil && policy.AwaitsDecisionBy(ar, spec.Activation.Approval, me)
 			}, client.MatchingFields{pimv1.FieldState: string(pimv1.ActivationStatePendingApproval)})
 		},
 		header: requestHeader, cells: p.requestCells,

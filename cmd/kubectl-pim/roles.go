@@ -76,7 +76,7 @@ func (p *pim) roleRows(ctx context.Context, scope listScope) ([]roleRow, error) 
 			row.Ends = left(now, ra.Spec.EndTime.Time)
 		}
 		if ra.Spec.Type == pimv1.AssignmentEligible {
-			row.Requires = requirements(settingFor(settings.Items, ra.Spec.RoleRef, ra.Spec.Namespace))
+			row.Requires = requirements(policy.SettingFor(settings.Items, ra.Spec.RoleRef, ra.Spec.Namespace))
 		}
 		rows = append(rows, row)
 	}
@@ -95,19 +95,6 @@ func (p *pim) roleRows(ctx context.Context, scope listScope) ([]roleRow, error) 
 		return rows[i].Role+rows[i].Namespace+rows[i].Type+rows[i].Via < rows[j].Role+rows[j].Namespace+rows[j].Type+rows[j].Via
 	})
 	return rows, nil
-}
-
-// settingFor returns the policy governing a grant, as the webhook does.
-func settingFor(settings []pimv1.RoleSetting, roleRef pimv1.RoleRef, namespace string) (pimv1.RoleSettingSpec, error) {
-	want := policy.SettingRoleRef(roleRef, namespace)
-	var matching []pimv1.RoleSetting
-	for _, rs := range settings {
-		if rs.Spec.RoleRef == want {
-			matching = append(matching, rs)
-		}
-	}
-	spec, _, err := policy.EffectiveSetting(policy.RoleDescription(roleRef, namespace), matching)
-	return spec, err
 }
 
 // requirements says in a few words what activating takes.

@@ -59,11 +59,24 @@ type Env struct {
 	Client client.Client
 	// ManagerConfig authenticates as ManagerUser.
 	ManagerConfig *rest.Config
+	// MFAClaim is the user-extra key the manager's webhooks read the
+	// identity provider's amr from (--mfa-claim); empty: the default.
+	MFAClaim string
+}
+
+// Options change how the control plane starts.
+type Options struct {
+	// AuthenticationConfig is a structured authentication configuration
+	// for kube-apiserver (--authentication-config); see OIDCAuthentication.
+	AuthenticationConfig []byte
 }
 
 // Start starts kube-apiserver and etcd (from KUBEBUILDER_ASSETS) with the
 // CRDs and webhook configurations of the repository at root.
-func Start(root string) (*Env, error) {
+func Start(root string) (*Env, error) { return StartWith(root, Options{}) }
+
+// StartWith starts the control plane as Start does, with options.
+func StartWith(root string, o Options) (*Env, error) {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(pimv1.AddToScheme(scheme))
@@ -76,7 +89,24 @@ func Start(root string) (*Env, error) {
 			Paths: []string{filepath.Join(root, "config", "webhook", "manifests.yaml")},
 		},
 	}
+	var authnDir string
+	if o.AuthenticationConfig != nil {
+		dir, err := os.MkdirTemp("", "kubepimtest-authn-")
+		if err != nil {
+			return nil, err
+		}
+		authnDir = dir
+		file := filepath.Join(dir, "authentication-config.yaml")
+		if err := os.WriteFile(file, o.AuthenticationConfig, 0o600); err != nil {
+			return nil, err
+		}
+		env.ControlPlane.GetAPIServer().Configure().Set("authentication-config", file)
+	}
 	cfg, err := env.Start()
+	if authnDir != "" {
+		// kube-apiserver has read it.
+		_ = os.RemoveAll(authnDir)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +298,7 @@ func (e *Env) StartManager(clk clock.WithTicker) (func(), error) {
 		cancel()
 		return nil, err
 	}
-	webhooks.Setup(mgr, webhooks.Config{Clock: clk, Namespace: Namespace})
+	webhooks.Setup(mgr, webhooks.Config{Clock: clk, Namespace: Namespace, MFAClaim: e.MFAClaim})
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	stop := func() {

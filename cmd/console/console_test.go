@@ -1,0 +1,170 @@
+package main
+
+import (
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/securecookie"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+)
+
+func TestLocalPathKeepsRedirectsOnTheConsole(t *testing.T) {
+	for in, want := range map[string]string{
+		"/requests/x?y=1":       "/requests/x?y=1",
+		"":                      "/roles",
+		"https://evil.example/": "/roles",
+		"//evil.example/":       "/roles",
+		"/\\evil.example/":      "/roles",
+		"javascript:alert(1)":   "/roles",
+		"/approvals":            "/approvals",
+	} {
+		if got := localPath(in); got != want {
+			t.Errorf("localPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// The console keeps the API server's address and CA and drops every
+// credential it was configured with; a user's client sends that user's
+// token and nothing else.
+func TestKubeUsesOnlyTheUsersToken(t *testing.T) {
+	var got []string
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Header.Get("Authorization"))
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview","status":{"userInfo":{"username":"alice","groups":["developers"],"extra":{"kubepim.io/amr":["pwd","otp"]}}}}`)
+	}))
+	defer api.Close()
+	k, err := newKube(&rest.Config{Host: api.URL, BearerToken: "the-admins-token", Username: "admin", Password: "secret",
+		Impersonate: rest.ImpersonationConfig{UserName: "root"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.cfg.BearerToken != "" || k.cfg.BearerTokenFile != "" || k.cfg.Username != "" || k.cfg.Password != "" ||
+		k.cfg.CertData != nil || k.cfg.KeyData != nil || k.cfg.ExecProvider != nil || k.cfg.AuthProvider != nil || k.cfg.Impersonate.UserName != "" {
+		t.Fatalf("credentials kept: %+v", k.cfg)
+	}
+	c, err := k.as("alices-id-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	me, err := whoami(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if me.Username != "alice" || me.Extra["kubepim.io/amr"][1] != "otp" {
+		t.Fatalf("whoami: %+v", me)
+	}
+	if len(got) != 1 || got[0] != "Bearer alices-id-token" {
+		t.Fatalf("Authorization headers sent: %q", got)
+	}
+}
+
+func TestSessionKeysRotate(t *testing.T) {
+	old, current := []byte(strings.Repeat("o", 32)), []byte(strings.Repeat("n", 40))
+	if _, err := cookieCodecs([][]byte{[]byte("short")}, time.Hour); err == nil {
+		t.Fatal("a short key was accepted")
+	}
+	if keys := parseSessionKeys([]byte("\n" + string(current) + "\n  " + string(old) + "  \n")); len(keys) != 2 || string(keys[0]) != string(current) {
+		t.Fatalf("parseSessionKeys: %q", keys)
+	}
+	before, _ := cookieCodecs([][]byte{old}, time.Hour)
+	after, _ := cookieCodecs([][]byte{current, old}, time.Hour)
+	sealed, err := securecookie.EncodeMulti(sessionCookie, session{IDToken: "t"}, before...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s session
+	if err := securecookie.DecodeMulti(sessionCookie, sealed, &s, after...); err != nil || s.IDToken != "t" {
+		t.Fatalf("a cookie sealed with the previous key: %v", err)
+	}
+	sealed, _ = securecookie.EncodeMulti(sessionCookie, session{IDToken: "u"}, after...)
+	if err := securecookie.DecodeMulti(sessionCookie, sealed, &s, before...); err == nil {
+		t.Fatal("a cookie sealed with the new key opened with the old key alone")
+	}
+	// A cookie of one name does not open as another.
+	if err := securecookie.DecodeMulti(loginCookie, sealed, &s, after...); err == nil {
+		t.Fatal("a session cookie opened as a login cookie")
+	}
+}
+
+// testServer is a console without an identity provider: enough for the
+// pages a signed-out browser sees and the headers of every response.
+func testServer(t *testing.T) *Server {
+	t.Helper()
+	s := &Server{opts: Options{URL: "https://console.example", Clock: clock.RealClock{}, Log: slog.New(slog.DiscardHandler), SessionMaxAge: time.Hour},
+		csp: "default-src 'none'; script-src 'self'; style-src 'self'; frame-ancestors 'none'"}
+	var err error
+	if s.codecs, err = cookieCodecs([][]byte{[]byte(strings.Repeat("k", 32))}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if s.pages, err = parsePages(); err != nil {
+		t.Fatal(err)
+	}
+	s.handler = s.routes()
+	return s
+}
+
+func TestSignedOutAndCrossSite(t *testing.T) {
+	s := testServer(t)
+	do := func(method, path string, header map[string]string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, "https://console.example"+path, strings.NewReader("csrf=x"))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for k, v := range header {
+			r.Header.Set(k, v)
+		}
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		return w
+	}
+	w := do(http.MethodGet, "/roles", nil)
+	if w.Code != http.StatusUnauthorized || !strings.Contains(w.Body.String(), `href="/auth/login?next=%2Froles"`) {
+		t.Fatalf("signed out: %d %s", w.Code, w.Body)
+	}
+	for _, h := range []string{"Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy", "Cache-Control"} {
+		if w.Header().Get(h) == "" {
+			t.Errorf("no %s header", h)
+		}
+	}
+	if w := do(http.MethodPost, "/activate", nil); w.Code != http.StatusUnauthorized {
+		t.Errorf("an action without a session: %d", w.Code)
+	}
+	if w := do(http.MethodPost, "/requests/x/cancel", map[string]string{"Sec-Fetch-Site": "cross-site"}); w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "another site") {
+		t.Errorf("a cross-site action: %d %s", w.Code, w.Body)
+	}
+	if w := do(http.MethodPost, "/requests/x/cancel", map[string]string{"Origin": "https://evil.example"}); w.Code != http.StatusForbidden {
+		t.Errorf("an action from another origin: %d", w.Code)
+	}
+	if w := do(http.MethodGet, "/static/console.css", nil); w.Code != http.StatusOK || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/css") {
+		t.Errorf("the stylesheet: %d %s", w.Code, w.Header().Get("Content-Type"))
+	}
+}
+
+// The CSP allows no inline script or style: the templates have none.
+func TestTemplatesHaveNoInlineScriptOrStyle(t *testing.T) {
+	err := fs.WalkDir(templateFS, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		raw, err := fs.ReadFile(templateFS, path)
+		if err != nil {
+			return err
+		}
+		for _, bad := range []string{"<script", "<style", " style=", " onclick=", " onload=", "javascript:", "http://", "https://"} {
+			if strings.Contains(strings.ToLower(string(raw)), bad) {
+				t.Errorf("%s contains %q", path, bad)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

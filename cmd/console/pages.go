@@ -1,0 +1,384 @@
+package main
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/internal/policy"
+)
+
+// policyView is a RoleSetting's activation policy as a page shows it.
+type policyView struct {
+	Max, Default          time.Duration
+	Justification, Ticket bool
+	MFA, Approval         bool
+	Approvals             int32
+	Approvers             []string
+	Conflict              string
+}
+
+func viewPolicy(spec pimv1.RoleSettingSpec, err error) policyView {
+	if err != nil {
+		return policyView{Conflict: err.Error()}
+	}
+	a := spec.Activation
+	v := policyView{Max: a.MaxDuration.Duration, Default: policy.DefaultActivationDuration(a),
+		Justification: a.JustificationRequired(), Ticket: a.RequireTicket, MFA: a.RequireMFA, Approval: a.Approval.Required}
+	if v.Approval {
+		v.Approvals = max(a.Approval.RequiredApprovals, 1)
+		for _, p := range a.Approval.Approvers {
+			v.Approvers = append(v.Approvers, strings.ToLower(p.Kind)+" "+p.Name)
+		}
+	}
+	return v
+}
+
+func (s *Server) mfaClaimed(me pimv1.UserInfo) bool {
+	return policy.MFAClaimed(me.Extra, s.opts.MFAClaim, s.opts.MFAClaimValues)
+}
+
+// assignmentRow is one eligible or active assignment of the user.
+type assignmentRow struct {
+	RA          *pimv1.RoleAssignment
+	Via         string
+	Policy      policyView
+	ActivateURL string
+}
+
+// myRoles: the user's eligible and active assignments (direct and through
+// groups), what activating each requires, and the user's open requests.
+func (s *Server) myRoles(q *request) {
+	ctx := q.r.Context()
+	var assignments pimv1.RoleAssignmentList
+	var settings pimv1.RoleSettingList
+	var requests pimv1.ActivationRequestList
+	for _, l := range []client.ObjectList{&assignments, &settings, &requests} {
+		if err := q.c.List(ctx, l); err != nil {
+			s.apiError(q, err)
+			return
+		}
+	}
+	var eligible, active []assignmentRow
+	for i := range assignments.Items {
+		ra := &assignments.Items[i]
+		if !policy.SubjectMatches(ra.Spec.Subject, q.me) || ra.Status.State == pimv1.AssignmentStateExpired || !ra.DeletionTimestamp.IsZero() {
+			continue
+		}
+		row := assignmentRow{RA: ra, Via: ra.Spec.Subject.Kind + " " + ra.Spec.Subject.Name}
+		if ra.Spec.Subject.Kind == pimv1.SubjectKindUser {
+			row.Via = "you"
+		}
+		if ra.Spec.Type == pimv1.AssignmentEligible {
+			row.Policy = viewPolicy(policy.SettingFor(settings.Items, ra.Spec.RoleRef, ra.Spec.Namespace))
+			row.ActivateURL = "/activate?" + activateQuery(ra.Spec.RoleRef, ra.Spec.Namespace)
+			eligible = append(eligible, row)
+		} else {
+			active = append(active, row)
+		}
+	}
+	sortRows := func(rows []assignmentRow) {
+		slices.SortStableFunc(rows, func(a, b assignmentRow) int {
+			return strings.Compare(a.RA.Spec.RoleRef.Name+"/"+a.RA.Spec.Namespace, b.RA.Spec.RoleRef.Name+"/"+b.RA.Spec.Namespace)
+		})
+	}
+	sortRows(eligible)
+	sortRows(active)
+	open := mine(requests.Items, q.me, func(ar *pimv1.ActivationRequest) bool { return !policy.IsFinal(ar.Status.State) })
+	q.page(s, http.StatusOK, "roles", page{Title: "My roles", Nav: "roles", Data: struct {
+		Eligible, Active []assignmentRow
+		Requests         []*pimv1.ActivationRequest
+	}{eligible, active, open}})
+}
+
+func activateQuery(ref pimv1.RoleRef, namespace string) string {
+	v := map[string]string{"kind": ref.Kind, "role": ref.Name, "namespace": namespace}
+	var b strings.Builder
+	for _, k := range []string{"kind", "role", "namespace"} {
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(k + "=" + url.QueryEscape(v[k]))
+	}
+	return b.String()
+}
+
+// mine returns the user's own requests that keep, newest first.
+func mine(items []pimv1.ActivationRequest, me pimv1.UserInfo, keep func(*pimv1.ActivationRequest) bool) []*pimv1.ActivationRequest {
+	var out []*pimv1.ActivationRequest
+	for i := range items {
+		ar := &items[i]
+		if ar.Spec.Requester != nil && ar.Spec.Requester.Username == me.Username && keep(ar) {
+			out = append(out, ar)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b *pimv1.ActivationRequest) int {
+		return b.CreationTimestamp.Compare(a.CreationTimestamp.Time)
+	})
+	return out
+}
+
+// activateView is the Activate form.
+type activateView struct {
+	Kind, Role, Namespace string
+	// Namespaces the user's eligibility covers when it is namespaced;
+	// ClusterWide when an eligibility covers every namespace.
+	Namespaces  []string
+	ClusterWide bool
+	Eligible    bool
+	Policy      policyView
+	// The values typed so far.
+	Duration, Start, Justification, TicketSystem, TicketNumber string
+}
+
+func (s *Server) activateForm(q *request) {
+	v := activateView{Kind: q.r.URL.Query().Get("kind"), Role: q.r.URL.Query().Get("role"), Namespace: q.r.URL.Query().Get("namespace")}
+	s.showActivate(q, http.StatusOK, v, "")
+}
+
+// showActivate renders the Activate form with what the user may choose
+// and what the policy requires.
+func (s *Server) showActivate(q *request, status int, v activateView, errMsg string) {
+	ctx := q.r.Context()
+	if v.Kind == "" {
+		v.Kind = pimv1.RoleKindClusterRole
+	}
+	var assignments pimv1.RoleAssignmentList
+	var settings pimv1.RoleSettingList
+	for _, l := range []client.ObjectList{&assignments, &settings} {
+		if err := q.c.List(ctx, l); err != nil {
+			s.apiError(q, err)
+			return
+		}
+	}
+	ref := pimv1.RoleRef{Kind: v.Kind, Name: v.Role}
+	for i := range assignments.Items {
+		ra := &assignments.Items[i]
+		if ra.Spec.Type != pimv1.AssignmentEligible || ra.Spec.RoleRef != ref || !policy.SubjectMatches(ra.Spec.Subject, q.me) ||
+			ra.Status.State == pimv1.AssignmentStateExpired {
+			continue
+		}
+		v.Eligible = true
+		if ra.Spec.Namespace == "" {
+			v.ClusterWide = true
+		} else if !slices.Contains(v.Namespaces, ra.Spec.Namespace) {
+			v.Namespaces = append(v.Namespaces, ra.Spec.Namespace)
+		}
+	}
+	slices.Sort(v.Namespaces)
+	if v.Namespace == "" && !v.ClusterWide && len(v.Namespaces) > 0 {
+		v.Namespace = v.Namespaces[0]
+	}
+	v.Policy = viewPolicy(policy.SettingFor(settings.Items, ref, v.Namespace))
+	if v.Duration == "" {
+		v.Duration = shortDuration(v.Policy.Default)
+	}
+	q.page(s, status, "activate", page{Title: "Activate " + v.Role, Nav: "roles", Error: errMsg, Data: v})
+}
+
+// startLayouts are the form's start time: the browser's datetime-local
+// value, with or without seconds, read as UTC (the page says so).
+var startLayouts = []string{"2006-01-02T15:04:05", "2006-01-02T15:04"}
+
+func parseStart(v string) (time.Time, error) {
+	var err error
+	for _, layout := range startLayouts {
+		var t time.Time
+		if t, err = time.ParseInLocation(layout, v, time.UTC); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, err
+}
+
+// activate creates an ActivationRequest as the user: kubepim's webhooks
+// stamp who asked and check the policy; their refusal is shown as given.
+func (s *Server) activate(q *request) {
+	f := q.r.PostForm
+	v := activateView{Kind: f.Get("kind"), Role: f.Get("role"), Namespace: strings.TrimSpace(f.Get("namespace")),
+		Duration: strings.TrimSpace(f.Get("duration")), Start: strings.TrimSpace(f.Get("start")),
+		Justification: f.Get("justification"), TicketSystem: strings.TrimSpace(f.Get("ticketSystem")), TicketNumber: strings.TrimSpace(f.Get("ticketNumber"))}
+	if v.Kind != pimv1.RoleKindClusterRole && v.Kind != pimv1.RoleKindRole || v.Role == "" {
+		s.showActivate(q, http.StatusBadRequest, v, "Choose a role from My roles.")
+		return
+	}
+	d, err := time.ParseDuration(v.Duration)
+	if err != nil || d <= 0 {
+		s.showActivate(q, http.StatusBadRequest, v, "Duration: write it as 30m, 1h or 1h30m.")
+		return
+	}
+	ar := &pimv1.ActivationRequest{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: policy.RequestGenerateName(q.me.Username, v.Role)},
+		Spec: pimv1.ActivationRequestSpec{RoleRef: pimv1.RoleRef{Kind: v.Kind, Name: v.Role}, Namespace: v.Namespace,
+			Duration: metav1.Duration{Duration: d}, Justification: strings.TrimSpace(v.Justification)},
+	}
+	if v.Start != "" {
+		t, err := parseStart(v.Start)
+		if err != nil {
+			s.showActivate(q, http.StatusBadRequest, v, "Start: give a date and time (UTC), or leave it empty for now.")
+			return
+		}
+		ar.Spec.StartTime = &metav1.Time{Time: t}
+	}
+	if v.TicketSystem != "" || v.TicketNumber != "" {
+		ar.Spec.Ticket = &pimv1.Ticket{System: v.TicketSystem, Number: v.TicketNumber}
+	}
+	if code := strings.TrimSpace(f.Get("totp")); code != "" {
+		ar.Annotations = map[string]string{pimv1.AnnotationTOTP: code}
+	}
+	if err := q.c.Create(q.r.Context(), ar); err != nil {
+		status := http.StatusUnprocessableEntity
+		if apierrors.IsForbidden(err) {
+			status = http.StatusForbidden
+		}
+		s.showActivate(q, status, v, refusal(err))
+		return
+	}
+	q.flashAndGo(s, "/requests/"+ar.Name, "Request "+ar.Name+" created.", false)
+}
+
+func (s *Server) myRequests(q *request) {
+	var requests pimv1.ActivationRequestList
+	if err := q.c.List(q.r.Context(), &requests); err != nil {
+		s.apiError(q, err)
+		return
+	}
+	rows := mine(requests.Items, q.me, func(*pimv1.ActivationRequest) bool { return true })
+	q.page(s, http.StatusOK, "requests", page{Title: "My requests", Nav: "requests", Data: rows})
+}
+
+// requestView is one request with what the user may do with it.
+type requestView struct {
+	AR                       *pimv1.ActivationRequest
+	Mine                     bool
+	CanCancel, CanDeactivate bool
+	// CanDecide: it waits for approval and the user is not the requester;
+	// Approver: the policy names the user (kubepim decides for real).
+	CanDecide, Approver bool
+	Policy              policyView
+}
+
+func (s *Server) viewRequest(q *request, ar *pimv1.ActivationRequest, settings []pimv1.RoleSetting) requestView {
+	spec, err := policy.SettingFor(settings, ar.Spec.RoleRef, ar.Spec.Namespace)
+	v := requestView{AR: ar, Policy: viewPolicy(spec, err)}
+	v.Mine = ar.Spec.Requester != nil && ar.Spec.Requester.Username == q.me.Username
+	switch state := ar.Status.State; {
+	case v.Mine && (state == "" || state == pimv1.ActivationStatePending || state == pimv1.ActivationStatePendingApproval || state == pimv1.ActivationStateScheduled):
+		v.CanCancel = ar.Annotations[pimv1.AnnotationCancel] == ""
+	case v.Mine && state == pimv1.ActivationStateActive:
+		v.CanDeactivate = ar.Annotations[pimv1.AnnotationDeactivate] == ""
+	}
+	if !v.Mine && ar.Status.State == pimv1.ActivationStatePendingApproval {
+		v.CanDecide = true
+		v.Approver = err == nil && policy.AwaitsDecisionBy(ar, spec.Activation.Approval, q.me)
+	}
+	return v
+}
+
+func (s *Server) requestPage(q *request) {
+	ctx := q.r.Context()
+	ar := &pimv1.ActivationRequest{}
+	if err := q.c.Get(ctx, client.ObjectKey{Name: q.r.PathValue("name")}, ar); err != nil {
+		s.apiError(q, err)
+		return
+	}
+	var settings pimv1.RoleSettingList
+	if err := q.c.List(ctx, &settings); err != nil {
+		s.apiError(q, err)
+		return
+	}
+	p := page{Title: "Request " + ar.Name, Nav: "requests", Data: s.viewRequest(q, ar, settings.Items)}
+	if !policy.IsFinal(ar.Status.State) && ar.Status.State != pimv1.ActivationStateActive {
+		p.Refresh = 2
+	}
+	q.page(s, http.StatusOK, "request", p)
+}
+
+// approvals: the requests waiting for the user's decision.
+func (s *Server) approvals(q *request) {
+	ctx := q.r.Context()
+	var requests pimv1.ActivationRequestList
+	if err := q.c.List(ctx, &requests, client.MatchingFields{pimv1.FieldState: string(pimv1.ActivationStatePendingApproval)}); err != nil {
+		s.apiError(q, err)
+		return
+	}
+	var settings pimv1.RoleSettingList
+	if err := q.c.List(ctx, &settings); err != nil {
+		s.apiError(q, err)
+		return
+	}
+	var rows []requestView
+	for i := range requests.Items {
+		if v := s.viewRequest(q, &requests.Items[i], settings.Items); v.Approver {
+			rows = append(rows, v)
+		}
+	}
+	slices.SortStableFunc(rows, func(a, b requestView) int { return a.AR.CreationTimestamp.Compare(b.AR.CreationTimestamp.Time) })
+	q.page(s, http.StatusOK, "approvals", page{Title: "Approve requests", Nav: "approvals", Data: rows})
+}
+
+// requestAction cancels, deactivates, approves or denies a request by
+// annotating it as the user, as kubectl annotate would: kubepim's webhook
+// checks who may, and its refusal is shown as given.
+func (s *Server) requestAction(q *request) {
+	name, action := q.r.PathValue("name"), q.r.PathValue("action")
+	reason := strings.TrimSpace(q.r.PostForm.Get("reason"))
+	back := localPath(q.r.PostForm.Get("back"))
+	if q.r.PostForm.Get("back") == "" {
+		back = "/requests/" + url.PathEscape(name)
+	}
+	var key, done string
+	switch action {
+	case "cancel":
+		key, done, reason = pimv1.AnnotationCancel, "Request "+name+" cancelled.", ""
+	case "deactivate":
+		key, done = pimv1.AnnotationDeactivate, "Request "+name+" deactivated: access ends now."
+		if reason == "" {
+			reason = "deactivated in the console"
+		}
+	case "approve", "deny":
+		key, done = pimv1.AnnotationApprove, "You approved "+name+"."
+		if action == "deny" {
+			key, done = pimv1.AnnotationDeny, "You denied "+name+"."
+		}
+	default:
+		s.renderError(q.w, q.r, http.StatusNotFound, "No such action.")
+		return
+	}
+	ctx := q.r.Context()
+	ar := &pimv1.ActivationRequest{}
+	if err := q.c.Get(ctx, client.ObjectKey{Name: name}, ar); err != nil {
+		q.flashAndGo(s, back, refusal(err), true)
+		return
+	}
+	patch := client.MergeFrom(ar.DeepCopy())
+	if ar.Annotations == nil {
+		ar.Annotations = map[string]string{}
+	}
+	ar.Annotations[key] = reason
+	if err := q.c.Patch(ctx, ar, patch); err != nil {
+		q.flashAndGo(s, back, refusal(err), true)
+		return
+	}
+	q.flashAndGo(s, back, done, false)
+}
+
+// apiError shows what the API server said: a missing object, a refusal
+// of RBAC, or a failure.
+func (s *Server) apiError(q *request, err error) {
+	switch {
+	case apierrors.IsNotFound(err):
+		q.page(s, http.StatusNotFound, "error", page{Title: "Not found", Error: err.Error()})
+	case apierrors.IsForbidden(err):
+		q.page(s, http.StatusForbidden, "error", page{Title: "Not allowed", Error: "The Kubernetes API server refused: " + err.Error()})
+	default:
+		q.page(s, http.StatusBadGateway, "error", page{Title: "Kubernetes API error", Error: err.Error()})
+	}
+}

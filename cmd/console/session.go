@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/securecookie"
+)
+
+// Cookies. The __Host- prefix makes the browser refuse them unless they
+// are Secure, for the path / and without a Domain: no other host, not even
+// a sibling subdomain, can set or shadow them.
+const (
+	sessionCookie = "__Host-kubepim-session"
+	loginCookie   = "__Host-kubepim-login"
+)
+
+// session is what the console keeps of a signed-in user, encrypted and
+// authenticated in a cookie (AES-256-CTR + HMAC-SHA256, gorilla/securecookie),
+// so that any replica holding the key can serve the user and none needs a
+// store.
+type session struct {
+	// IDToken is the user's OpenID Connect ID token: the bearer token of
+	// every API request made for the user.
+	IDToken string `json:"id"`
+	// RefreshToken gets a new ID token when this one is about to expire.
+	RefreshToken string `json:"rt,omitempty"`
+	// Expiry of IDToken.
+	Expiry time.Time `json:"exp"`
+	// Started is when the user signed in; the session ends --session-max-age
+	// later whatever the refreshes.
+	Started time.Time `json:"st"`
+	// CSRF is the token every state-changing form must carry.
+	CSRF string `json:"csrf"`
+	// Flash is a message for the next page (after a redirect).
+	Flash      string `json:"fl,omitempty"`
+	FlashError bool   `json:"fe,omitempty"`
+}
+
+// loginState is the short-lived cookie of a sign-in under way: what the
+// callback must see again (state, nonce) and the PKCE verifier.
+type loginState struct {
+	State    string    `json:"s"`
+	Nonce    string    `json:"n"`
+	Verifier string    `json:"v"`
+	Next     string    `json:"next"`
+	Created  time.Time `json:"c"`
+}
+
+const loginTimeout = 10 * time.Minute
+
+// cookieCodecs derives a hash and an encryption key from each key: the
+// first encodes, every one decodes (rotation: put the new key first, keep
+// the old one until the sessions it sealed have ended).
+func cookieCodecs(keys [][]byte, maxAge time.Duration) ([]securecookie.Codec, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("no session key")
+	}
+	var pairs [][]byte
+	for i, k := range keys {
+		if len(k) < 32 {
+			return nil, fmt.Errorf("session key %d is %d bytes: it must have at least 32", i+1, len(k))
+		}
+		hashKey, err := hkdf.Key(sha256.New, k, nil, "kubepim-console cookie authentication", 64)
+		if err != nil {
+			return nil, err
+		}
+		blockKey, err := hkdf.Key(sha256.New, k, nil, "kubepim-console cookie encryption", 32)
+		if err != nil {
+			return nil, err
+		}
+		pairs = append(pairs, hashKey, blockKey)
+	}
+	codecs := securecookie.CodecsFromPairs(pairs...)
+	for _, c := range codecs {
+		sc := c.(*securecookie.SecureCookie)
+		sc.SetSerializer(securecookie.JSONEncoder{})
+		sc.MaxAge(int(maxAge.Seconds()))
+	}
+	return codecs, nil
+}
+
+// parseSessionKeys reads a key file: one key a line (raw text, at least
+// 32 bytes), the newest first.
+func parseSessionKeys(raw []byte) [][]byte {
+	var keys [][]byte
+	for _, line := range bytes.Split(raw, []byte("\n")) {
+		if line = bytes.TrimSpace(line); len(line) > 0 {
+			keys = append(keys, line)
+		}
+	}
+	return keys
+}
+
+func (s *Server) setCookie(w http.ResponseWriter, name string, value any, maxAge time.Duration) error {
+	encoded, err := securecookie.EncodeMulti(name, value, s.codecs...)
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{Name: name, Value: encoded, Path: "/", MaxAge: int(maxAge.Seconds()),
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	return nil
+}
+
+func (s *Server) getCookie(r *http.Request, name string, dst any) error {
+	c, err := r.Cookie(name)
+	if err != nil {
+		return err
+	}
+	return securecookie.DecodeMulti(name, c.Value, dst, s.codecs...)
+}
+
+// getCookieValue opens a session cookie's value.
+func (s *Server) getCookieValue(value string, dst *session) error {
+	return securecookie.DecodeMulti(sessionCookie, value, dst, s.codecs...)
+}
+
+func clearCookie(w http.ResponseWriter, name string) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+}
+
+func (s *Server) saveSession(w http.ResponseWriter, sess *session) error {
+	return s.setCookie(w, sessionCookie, sess, s.opts.SessionMaxAge)
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func sameToken(a, b string) bool {
+	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}

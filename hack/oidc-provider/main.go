@@ -1,0 +1,105 @@
+// Command oidc-provider runs kubepim's test OpenID provider
+// (test/oidcprovider) on loopback: for trying the console against a local
+// control plane. It keeps its CA, the client secret and the users (with
+// their passwords and TOTP secrets) in --dir, so they survive restarts,
+// and prints how to sign in.
+//
+//	go run ./hack/oidc-provider --dir bin/oidc --addr 127.0.0.1:15556 \
+//	    --redirect-uri https://127.0.0.1:18443/auth/callback
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/kubepim/kubepim/test/oidcprovider"
+)
+
+type state struct {
+	ClientSecret string              `json:"clientSecret"`
+	Users        []oidcprovider.User `json:"users"`
+}
+
+type list []string
+
+func (l *list) String() string     { return strings.Join(*l, ",") }
+func (l *list) Set(s string) error { *l = append(*l, s); return nil }
+
+func main() {
+	var dir, addr, clientID string
+	var redirects, logouts list
+	flag.StringVar(&dir, "dir", "bin/oidc", "Directory for the CA, the serving certificate and users.json.")
+	flag.StringVar(&addr, "addr", "127.0.0.1:15556", "Address to listen on (loopback).")
+	flag.StringVar(&clientID, "client-id", "kubepim-console", "The client's ID (the ID tokens' audience).")
+	flag.Var(&redirects, "redirect-uri", "A redirect URI the client may use (repeat).")
+	flag.Var(&logouts, "post-logout-redirect-uri", "A post-logout redirect URI the client may use (repeat).")
+	flag.Parse()
+	if err := run(dir, addr, clientID, redirects, logouts); err != nil {
+		fmt.Fprintln(os.Stderr, "oidc-provider:", err)
+		os.Exit(1)
+	}
+}
+
+func run(dir, addr, clientID string, redirects, logouts []string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	st, err := loadState(filepath.Join(dir, "users.json"))
+	if err != nil {
+		return err
+	}
+	// The CA is kept: kube-apiserver's authentication configuration
+	// names it.
+	ca, err := oidcprovider.LoadOrCreateCA(dir, "kubepim dev OpenID provider CA")
+	if err != nil {
+		return err
+	}
+	p, err := oidcprovider.Start(oidcprovider.Options{Addr: addr, Dir: dir, CA: ca, ClientID: clientID, ClientSecret: st.ClientSecret,
+		Users: st.Users, RedirectURIs: redirects, PostLogoutRedirectURIs: logouts})
+	if err != nil {
+		return err
+	}
+	defer p.Stop()
+	if err := os.WriteFile(filepath.Join(dir, "client-secret"), []byte(st.ClientSecret), 0o600); err != nil {
+		return err
+	}
+	fmt.Printf("OpenID provider %s (CA %s), client %s (secret in %s)\n", p.Issuer, p.CAFile, clientID, filepath.Join(dir, "client-secret"))
+	for _, u := range st.Users {
+		second := ""
+		if u.TOTPSecret != "" {
+			second = fmt.Sprintf("  TOTP: otpauth://totp/kubepim-dev:%s?secret=%s&issuer=kubepim-dev", u.Username, u.TOTPSecret)
+		}
+		fmt.Printf("  %-8s password %s  groups %v%s\n", u.Username, u.Password, u.Groups, second)
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	<-sig
+	return nil
+}
+
+// loadState reads the users and the client secret, or makes them.
+func loadState(file string) (state, error) {
+	var st state
+	raw, err := os.ReadFile(file)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		st.Users = oidcprovider.SampleUsers()
+		st.ClientSecret = oidcprovider.SampleUsers()[0].Password + oidcprovider.SampleUsers()[1].Password
+		raw, err := json.MarshalIndent(st, "", "  ")
+		if err != nil {
+			return st, err
+		}
+		return st, os.WriteFile(file, raw, 0o600)
+	case err != nil:
+		return st, err
+	}
+	return st, json.Unmarshal(raw, &st)
+}
