@@ -182,13 +182,13 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 		return err
 	}
 	if err := (&AccessReviewReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Keys: keys, Recorder: mgr.GetEventRecorder("kubepim-accessreview"),
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Keys: keys, Recorder: eventRecorder(mgr, "kubepim-accessreview"),
 		Clock: opts.Clock, Audit: opts.Audit, MaxRequeue: opts.MaxRequeue, Controller: opts.Controller,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := (&AccessReviewItemReconciler{
-		Client: mgr.GetClient(), Keys: keys, Recorder: mgr.GetEventRecorder("kubepim-accessreview"),
+		Client: mgr.GetClient(), Keys: keys, Recorder: eventRecorder(mgr, "kubepim-accessreview"),
 		Clock: opts.Clock, Audit: opts.Audit, Controller: opts.Controller,
 	}).SetupWithManager(mgr); err != nil {
 		return err
