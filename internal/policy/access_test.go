@@ -39,7 +39,7 @@ func getPods(ns string) rules.Attributes {
 func accessAR(name string, mods ...func(*pimv1.ActivationRequest)) pimv1.ActivationRequest {
 	ar := pimv1.ActivationRequest{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: pimv1.ActivationRequestSpec{RoleRef: podDebugger, Namespace: "prod", Requester: &pimv1.UserInfo{Username: "alice", Groups: []string{"devs"}}},
+		Spec:       pimv1.ActivationRequestSpec{RoleRef: podDebugger, Namespace: "prod", Requester: &pimv1.UserInfo{Username: "alice", Groups: []string{"devs"}}},
 		Status: pimv1.ActivationRequestStatus{State: pimv1.ActivationStateActive,
 			ActivatedAt: actMeta(actTime(-time.Hour)), ExpiresAt: actMeta(actTime(time.Hour))},
 	}
@@ -164,7 +164,7 @@ func TestDecideAccess(t *testing.T) {
 		{name: "not when the eligibility is being deleted",
 			attrs: getPods("prod"), activations: []pimv1.ActivationRequest{accessAR("a1")},
 			assignments: []pimv1.RoleAssignment{actRA("going", raRole(podDebugger), func(ra *pimv1.RoleAssignment) { ra.DeletionTimestamp = &deleted })},
-			reason: "has ended or was removed"},
+			reason:      "has ended or was removed"},
 		{name: "an eligibility through a group the requester was in when admitted",
 			attrs: getPods("prod"), activations: []pimv1.ActivationRequest{accessAR("a1")},
 			assignments: []pimv1.RoleAssignment{actRA("devs", raRole(podDebugger), raSubject(pimv1.Subject{Kind: pimv1.SubjectKindGroup, Name: "devs"}))}, allowed: true},
