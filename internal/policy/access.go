@@ -105,7 +105,10 @@ func DecideAccess(in AccessInput) AccessDecision {
 	if len(reasons) == 0 {
 		return AccessDecision{}
 	}
-	return AccessDecision{Reason: Truncate("kubepim: "+strings.Join(reasons, "; "), MaxAccessReason)}
+	// No "kubepim:" in front: the API server puts the authorizer's name
+	// (config/authorizer names it kubepim) before the reason of an
+	// authorizer that had no opinion.
+	return AccessDecision{Reason: Truncate(strings.Join(reasons, "; "), MaxAccessReason)}
 }
 
 // errNotInForce: the request is not (or no longer, or not yet) active;

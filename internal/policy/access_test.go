@@ -184,7 +184,7 @@ func TestDecideAccess(t *testing.T) {
 			user:        &pimv1.UserInfo{Username: "bob", Groups: []string{"sre"}},
 			attrs:       rules.Attributes{ResourceRequest: true, Verb: "get", Namespace: "prod", Resource: "secrets", Name: "db"},
 			assignments: []pimv1.RoleAssignment{eligibleSecrets},
-			reason:      `kubepim: you are eligible for Role secret-reader in namespace prod, which allows this; activate it with: kubectl pim activate secret-reader --kind Role -n prod --reason "..."`},
+			reason:      `you are eligible for Role secret-reader in namespace prod, which allows this; activate it with: kubectl pim activate secret-reader --kind Role -n prod --reason "..."`},
 		{name: "no hint for another namespace than the eligibility's",
 			user:        &pimv1.UserInfo{Username: "bob", Groups: []string{"sre"}},
 			attrs:       rules.Attributes{ResourceRequest: true, Verb: "get", Namespace: "dev", Resource: "secrets", Name: "db"},
