@@ -47,6 +47,10 @@ type ActivationRequestReconciler struct {
 	Recorder events.EventRecorder
 	// Retention is how long ended requests are kept as history.
 	Retention time.Duration
+	// AccessMode: in authorizer mode an activation in force gets no
+	// binding; its status is the grant (kubepim's authorization webhook
+	// reads it at each request).
+	AccessMode grant.AccessMode
 	// Clock is the source of "now".
 	Clock clock.PassiveClock
 	// Audit records every action in the audit trail.
@@ -260,24 +264,33 @@ func approverNames(records []pimv1.ApprovalRecord, decision pimv1.ApprovalDecisi
 	return strings.Join(names, ", ")
 }
 
-// grant keeps the binding while the request is in force.
+// grant keeps the binding while the request is in force (in authorizer
+// mode none: the Active status with its window is the grant, and any
+// binding left from bindings mode goes).
 func (r *ActivationRequestReconciler) grant(ctx context.Context, ar *pimv1.ActivationRequest, now time.Time, eligible *pimv1.RoleAssignment) (time.Time, error) {
-	key, err := r.Keys.Key(ctx)
-	if err != nil {
-		return time.Time{}, err
+	var want client.Object
+	if r.AccessMode.BindsActivations() {
+		key, err := r.Keys.Key(ctx)
+		if err != nil {
+			return time.Time{}, err
+		}
+		want = grant.ForActivation(ar, grant.TimingAnnotations(key, ar, ar.Status.ActivatedAt.Time, ar.Status.ExpiresAt.Time))
 	}
-	want := grant.ForActivation(ar, grant.TimingAnnotations(key, ar, ar.Status.ActivatedAt.Time, ar.Status.ExpiresAt.Time))
 	outcome, err := r.Bindings.Sync(ctx, r.owner(ar), want)
 	if err != nil {
 		return time.Time{}, err
 	}
 	ar.Status.Binding = outcome.Binding
+	grantedBy := "granted by kubepim's authorizer (no binding)"
+	if outcome.Binding != nil {
+		grantedBy = "bound by " + outcome.Binding.Kind + " " + outcome.Binding.Name
+	}
 	if ar.Status.State != pimv1.ActivationStateActive {
 		activationGrantSeconds.Observe(now.Sub(latest(ar.CreationTimestamp.Time, ar.Status.ActivatedAt.Time)).Seconds())
 		activationsTotal.WithLabelValues(ar.Spec.RoleRef.Name, "Activated").Inc()
 	}
 	r.setState(ar, now, pimv1.ActivationStateActive, pimv1.ReasonActivated, "active until "+ar.Status.ExpiresAt.UTC().Format(time.RFC3339))
-	conditionsOf(&ar.Status.Conditions, ar.Generation, now).markTrue(pimv1.ConditionGranted, pimv1.ReasonActivated, "bound by "+outcome.Binding.Kind+" "+outcome.Binding.Name)
+	conditionsOf(&ar.Status.Conditions, ar.Generation, now).markTrue(pimv1.ConditionGranted, pimv1.ReasonActivated, grantedBy)
 	var eligibleEnd time.Time
 	if eligible != nil && eligible.Spec.EndTime != nil {
 		eligibleEnd = eligible.Spec.EndTime.Time

@@ -51,8 +51,26 @@ func CacheOptions(namespace string) cache.Options {
 			&rbacv1.ClusterRoleBinding{}: {Label: managed},
 			&rbacv1.RoleBinding{}:        {Label: managed},
 			&corev1.Secret{}:             {Namespaces: map[string]cache.Config{namespace: {}}, Label: enrollments, Transform: dropSecretData},
+			// Roles are cached only in --access-mode=authorizer (the
+			// authorizer reads their rules at each request); only what a
+			// decision reads is kept.
+			&rbacv1.ClusterRole{}: {Transform: keepRoleRules},
+			&rbacv1.Role{}:        {Transform: keepRoleRules},
 		},
 	}
+}
+
+// keepRoleRules keeps of a cached Role or ClusterRole its identity, rules
+// and aggregation rule: annotations (a kubectl apply's last-applied copy
+// of the whole role), labels and owner references are dropped.
+func keepRoleRules(obj any) (any, error) {
+	switch r := obj.(type) {
+	case *rbacv1.ClusterRole:
+		r.Annotations, r.Labels, r.ManagedFields, r.OwnerReferences = nil, nil, nil, nil
+	case *rbacv1.Role:
+		r.Annotations, r.Labels, r.ManagedFields, r.OwnerReferences = nil, nil, nil, nil
+	}
+	return obj, nil
 }
 
 // dropSecretData keeps TOTP keys out of the manager's memory: the audit
@@ -114,6 +132,9 @@ type Options struct {
 	// NotificationGiveUp: how long delivery is retried
 	// (DefaultNotificationGiveUp when zero).
 	NotificationGiveUp time.Duration
+	// AccessMode is --access-mode: in authorizer mode activations get no
+	// binding (AccessModeBindings when empty).
+	AccessMode grant.AccessMode
 	// Controller options for every controller (tests install a queue whose
 	// delays follow the fake clock). MaxConcurrentReconciles defaults to
 	// DefaultMaxConcurrentReconciles.
@@ -130,6 +151,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.Controller.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles
 	}
 	o.MaxRequeue = cmp.Or(o.MaxRequeue, DefaultMaxRequeue)
+	o.AccessMode = cmp.Or(o.AccessMode, grant.AccessModeBindings)
 	o.ActivationRetention = cmp.Or(o.ActivationRetention, DefaultActivationRetention)
 	o.AuditRetention = cmp.Or(o.AuditRetention, DefaultAuditRetention)
 	o.NotificationMaxAge = cmp.Or(o.NotificationMaxAge, DefaultNotificationMaxAge)
@@ -176,8 +198,8 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 	}
 	if err := (&ActivationRequestReconciler{
 		Client: mgr.GetClient(), Bindings: syncer, Keys: keys, Recorder: eventRecorder(mgr, "kubepim-activationrequest"),
-		Retention: opts.ActivationRetention,
-		Clock:     opts.Clock, Audit: opts.Audit, MaxRequeue: opts.MaxRequeue, Controller: opts.Controller,
+		Retention: opts.ActivationRetention, AccessMode: opts.AccessMode,
+		Clock: opts.Clock, Audit: opts.Audit, MaxRequeue: opts.MaxRequeue, Controller: opts.Controller,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

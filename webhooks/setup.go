@@ -3,8 +3,10 @@ package webhooks
 import (
 	"context"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/kubepim/kubepim/internal/approval"
 	"github.com/kubepim/kubepim/internal/audit"
 	"github.com/kubepim/kubepim/internal/authz"
+	"github.com/kubepim/kubepim/internal/grant"
 	"github.com/kubepim/kubepim/internal/mfa"
 	"github.com/kubepim/kubepim/internal/policy"
 )
@@ -30,6 +33,9 @@ type Config struct {
 	// TOTPLimit bounds wrong TOTP codes per user (--totp-max-failures,
 	// --totp-failure-window; policy defaults when zero).
 	TOTPLimit TOTPLimit
+	// AccessMode is --access-mode: in authorizer mode the server also
+	// answers the API server's SubjectAccessReviews at AuthorizerPath.
+	AccessMode grant.AccessMode
 }
 
 // TOTPLimit bounds wrong TOTP codes per user; see policy.TOTPLimit.
@@ -53,8 +59,9 @@ var DefaultMFAClaimValues = []string{"mfa", "otp", "hwk", "swk"}
 // patch, to add decision annotations).
 const VerbManage = "manage"
 
-// Setup registers every kubepim admission webhook with the manager.
-func Setup(mgr ctrl.Manager, cfg Config) {
+// Setup registers every kubepim admission webhook with the manager, and
+// in authorizer mode the authorization webhook.
+func Setup(mgr ctrl.Manager, cfg Config) error {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
@@ -91,6 +98,17 @@ func Setup(mgr ctrl.Manager, cfg Config) {
 	server.Register("/mutate-kubepim-io-v1alpha1-accessreviewitem", mutating(decoder, (&itemDecider{handlerBase: base, keys: keys}).mutate))
 	server.Register("/validate-kubepim-io-v1alpha1-accessreviewitem", validating(decoder, (&itemGuard{handlerBase: base, keys: keys, self: self.username}).validate))
 	server.Register("/validate-kubepim-io-v1alpha1-auditevent", validating(decoder, (&auditGuard{self: self.username}).validate))
+	if cfg.AccessMode == grant.AccessModeAuthorizer {
+		// The roles' informers start with the cache (or at once, when the
+		// manager already runs), not at the first request.
+		for _, obj := range []client.Object{&rbacv1.ClusterRole{}, &rbacv1.Role{}} {
+			if _, err := mgr.GetCache().GetInformer(context.Background(), obj, cache.BlockUntilSynced(false)); err != nil {
+				return err
+			}
+		}
+		server.Register(AuthorizerPath, &accessAuthorizer{cache: mgr.GetClient(), clock: cfg.Clock, log: mgr.GetLogger().WithName("authorizer")})
+	}
+	return nil
 }
 
 // directClient writes and reads straight to the API server (Secrets are

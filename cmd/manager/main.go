@@ -30,6 +30,7 @@ import (
 	"github.com/kubepim/kubepim/controllers"
 	"github.com/kubepim/kubepim/internal/authz"
 	"github.com/kubepim/kubepim/internal/certs"
+	"github.com/kubepim/kubepim/internal/grant"
 	"github.com/kubepim/kubepim/internal/notify"
 	"github.com/kubepim/kubepim/internal/safeurl"
 	"github.com/kubepim/kubepim/webhooks"
@@ -65,6 +66,7 @@ func main() {
 		kubeAPIBurst                                 int
 		totpMaxFailures                              int
 		totpFailureWindow                            time.Duration
+		accessModeFlag                               string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
@@ -107,6 +109,7 @@ func main() {
 	flag.DurationVar(&notifyOpts.NotificationGiveUp, "notification-give-up", controllers.DefaultNotificationGiveUp, "How long delivery of a notification is retried before it is marked Failed.")
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", -1, "Requests per second the manager sends the API server at most; negative: no client-side limit, the API server's priority and fairness alone paces the manager (controller-runtime's default). A cap slows bulk work: starting a review of 10,000 assignments creates 10,000 AccessReviewItems.")
 	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 100, "Requests the manager may send at once above --kube-api-qps (with a cap).")
+	flag.StringVar(&accessModeFlag, "access-mode", string(grant.AccessModeBindings), "How activations reach the API server: \"bindings\" (a RoleBinding or ClusterRoleBinding while active; works everywhere) or \"authorizer\" (no binding: the API server asks kubepim's authorization webhook at "+webhooks.AuthorizerPath+" on the webhook server, which needs the API server's --authorization-config; docs/authorizer.md). Active RoleAssignments keep their bindings in both.")
 	flag.IntVar(&maxConcurrentReconciles, "max-concurrent-reconciles", controllers.DefaultMaxConcurrentReconciles, "How many objects of each kind are reconciled at once (never the same object twice).")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
@@ -132,6 +135,16 @@ func main() {
 	if totpMaxFailures < 1 || totpFailureWindow <= 0 {
 		log.Error(nil, "--totp-max-failures must be at least 1 and --totp-failure-window positive",
 			"totpMaxFailures", totpMaxFailures, "totpFailureWindow", totpFailureWindow)
+		os.Exit(2)
+	}
+
+	accessMode, err := grant.ParseAccessMode(accessModeFlag)
+	if err != nil {
+		log.Error(err, "--access-mode")
+		os.Exit(2)
+	}
+	if accessMode == grant.AccessModeAuthorizer && !enableWebhooks {
+		log.Error(nil, "--access-mode=authorizer needs the webhook server (--enable-webhooks)")
 		os.Exit(2)
 	}
 
@@ -195,7 +208,7 @@ func main() {
 		Clock: clock.RealClock{}, ActivationRetention: activationRetention, AuditRetention: auditRetention, AuditSinkURL: auditSinkURL, Namespace: namespace,
 		UserDirectory: notifyOpts.UserDirectory, EmailClaim: notifyOpts.EmailClaim,
 		NotificationMaxAge: notifyOpts.NotificationMaxAge, NotificationRetention: notifyOpts.NotificationRetention, NotificationGiveUp: notifyOpts.NotificationGiveUp,
-		Controller: controller.Options{MaxConcurrentReconciles: maxConcurrentReconciles},
+		Controller: controller.Options{MaxConcurrentReconciles: maxConcurrentReconciles}, AccessMode: accessMode,
 	}); err != nil {
 		log.Error(err, "unable to set up the controllers")
 		os.Exit(1)
@@ -206,6 +219,7 @@ func main() {
 		MFAClaimValues: strings.Split(mfaClaimValues, ","),
 		Namespace:      namespace,
 		TOTPLimit:      webhooks.TOTPLimit{MaxFailures: totpMaxFailures, Window: totpFailureWindow},
+		AccessMode:     accessMode,
 	}
 	ready := healthz.Ping
 	switch {
@@ -224,7 +238,10 @@ func main() {
 			select {
 			case <-certsReady:
 				log.Info("webhook certificate ready; starting the webhook server")
-				webhooks.Setup(mgr, webhookCfg)
+				if err := webhooks.Setup(mgr, webhookCfg); err != nil {
+					log.Error(err, "unable to set up the webhooks")
+					os.Exit(1)
+				}
 			case <-ctx.Done():
 			}
 		}()
@@ -237,7 +254,10 @@ func main() {
 			}
 		}
 	case enableWebhooks:
-		webhooks.Setup(mgr, webhookCfg)
+		if err := webhooks.Setup(mgr, webhookCfg); err != nil {
+			log.Error(err, "unable to set up the webhooks")
+			os.Exit(1)
+		}
 		ready = mgr.GetWebhookServer().StartedChecker()
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -27,6 +27,11 @@ const (
 	ActivationByRequesterGrant = "kubepim.io/activation-requester-grant"
 	// ActivationByExtends: ActivationRequests by the request they extend.
 	ActivationByExtends = "kubepim.io/activation-extends"
+	// ActivationByRequester: ActivationRequests by the requester's username
+	// (the authorizer's first lookup).
+	ActivationByRequester = "kubepim.io/activation-requester"
+	// AssignmentBySubject: RoleAssignments by subject (SubjectKey).
+	AssignmentBySubject = "kubepim.io/assignment-subject"
 	// NotificationByChannel: Notifications by channel name.
 	NotificationByChannel = "kubepim.io/notification-channel"
 	// ItemByReviewInstance: AccessReviewItems by review UID and instance
@@ -50,6 +55,15 @@ func RoleKey(ref pimv1.RoleRef) string { return ref.Kind + "/" + ref.Name }
 // RequesterGrantKey is the ActivationByRequesterGrant value.
 func RequesterGrantKey(username string, ref pimv1.RoleRef, namespace string) string {
 	return username + "\x00" + RoleKey(ref) + "\x00" + namespace
+}
+
+// SubjectKey is the AssignmentBySubject value of a subject: "User/alice",
+// "Group/devs", "ServiceAccount/ns/name".
+func SubjectKey(s pimv1.Subject) string {
+	if s.Kind == pimv1.SubjectKindServiceAccount {
+		return s.Kind + "/" + s.Namespace + "/" + s.Name
+	}
+	return s.Kind + "/" + s.Name
 }
 
 // Setup registers every index with the manager's cache.
@@ -82,6 +96,15 @@ func Setup(ctx context.Context, indexer client.FieldIndexer) error {
 				return nil
 			}
 			return []string{RequesterGrantKey(ar.Spec.Requester.Username, ar.Spec.RoleRef, ar.Spec.Namespace)}
+		}},
+		{&pimv1.ActivationRequest{}, ActivationByRequester, func(obj client.Object) []string {
+			if r := obj.(*pimv1.ActivationRequest).Spec.Requester; r != nil {
+				return []string{r.Username}
+			}
+			return nil
+		}},
+		{&pimv1.RoleAssignment{}, AssignmentBySubject, func(obj client.Object) []string {
+			return []string{SubjectKey(obj.(*pimv1.RoleAssignment).Spec.Subject)}
 		}},
 		{&pimv1.ActivationRequest{}, ActivationByExtends, func(obj client.Object) []string {
 			if ext := obj.(*pimv1.ActivationRequest).Spec.Extends; ext != "" {

@@ -2,6 +2,7 @@ package lookup
 
 import (
 	"context"
+	"strings"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -59,4 +60,47 @@ func RoleRules(ctx context.Context, c client.Reader, kind, name, namespace strin
 	role := &rbacv1.ClusterRole{}
 	err = c.Get(ctx, client.ObjectKey{Name: name}, role)
 	return role.Rules, err == nil && role.AggregationRule != nil, err
+}
+
+// ActivationsOf lists the ActivationRequests of a requester (by username),
+// in any state.
+func ActivationsOf(ctx context.Context, c client.Reader, username string) ([]pimv1.ActivationRequest, error) {
+	var list pimv1.ActivationRequestList
+	if err := c.List(ctx, &list, client.MatchingFields{ActivationByRequester: username}); err != nil {
+		return nil, err
+	}
+	return list.Items, nil
+}
+
+// AssignmentsFor lists the RoleAssignments whose subject is user: by name,
+// by one of the user's groups, or as the ServiceAccount the user is.
+func AssignmentsFor(ctx context.Context, c client.Reader, user pimv1.UserInfo) ([]pimv1.RoleAssignment, error) {
+	keys := []string{SubjectKey(pimv1.Subject{Kind: pimv1.SubjectKindUser, Name: user.Username})}
+	if rest, ok := strings.CutPrefix(user.Username, "system:serviceaccount:"); ok {
+		if ns, name, ok := strings.Cut(rest, ":"); ok {
+			keys = append(keys, SubjectKey(pimv1.Subject{Kind: pimv1.SubjectKindServiceAccount, Namespace: ns, Name: name}))
+		}
+	}
+	for _, g := range user.Groups {
+		keys = append(keys, SubjectKey(pimv1.Subject{Kind: pimv1.SubjectKindGroup, Name: g}))
+	}
+	var out []pimv1.RoleAssignment
+	for _, key := range keys {
+		var list pimv1.RoleAssignmentList
+		if err := c.List(ctx, &list, client.MatchingFields{AssignmentBySubject: key}); err != nil {
+			return nil, err
+		}
+		out = append(out, list.Items...)
+	}
+	return out, nil
+}
+
+// SettingsOf lists the RoleSettings that name the role a grant of roleRef
+// in namespace uses (policy.SettingRoleRef).
+func SettingsOf(ctx context.Context, c client.Reader, roleRef pimv1.RoleRef, namespace string) ([]pimv1.RoleSetting, error) {
+	var list pimv1.RoleSettingList
+	if err := c.List(ctx, &list, client.MatchingFields{RoleSettingByRole: SettingKey(policy.SettingRoleRef(roleRef, namespace))}); err != nil {
+		return nil, err
+	}
+	return list.Items, nil
 }

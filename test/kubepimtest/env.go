@@ -37,6 +37,7 @@ import (
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/controllers"
+	"github.com/kubepim/kubepim/internal/grant"
 	"github.com/kubepim/kubepim/test/clockqueue"
 	"github.com/kubepim/kubepim/webhooks"
 )
@@ -62,6 +63,10 @@ type Env struct {
 	// MFAClaim is the user-extra key the manager's webhooks read the
 	// identity provider's amr from (--mfa-claim); empty: the default.
 	MFAClaim string
+	// AccessMode is the manager's --access-mode (empty: bindings).
+	AccessMode grant.AccessMode
+	// authzDir holds kube-apiserver's authorization configuration files.
+	authzDir string
 }
 
 // Options change how the control plane starts.
@@ -69,6 +74,11 @@ type Options struct {
 	// AuthenticationConfig is a structured authentication configuration
 	// for kube-apiserver (--authentication-config); see OIDCAuthentication.
 	AuthenticationConfig []byte
+	// Authorizer starts kube-apiserver with kubepim's structured
+	// authorization configuration (config/authorizer: Node, RBAC, then
+	// kubepim's webhook at the manager's webhook server), for a manager in
+	// --access-mode=authorizer (set Env.AccessMode).
+	Authorizer bool
 }
 
 // Start starts kube-apiserver and etcd (from KUBEBUILDER_ASSETS) with the
@@ -102,6 +112,13 @@ func StartWith(root string, o Options) (*Env, error) {
 		}
 		env.ControlPlane.GetAPIServer().Configure().Set("authentication-config", file)
 	}
+	var authz *authorizerSetup
+	if o.Authorizer {
+		var err error
+		if authz, err = prepareAuthorizer(root, env); err != nil {
+			return nil, err
+		}
+	}
 	cfg, err := env.Start()
 	if authnDir != "" {
 		// kube-apiserver has read it.
@@ -115,6 +132,12 @@ func StartWith(root string, o Options) (*Env, error) {
 		return nil, errors.Join(err, env.Stop())
 	}
 	e := &Env{Env: env, Config: cfg, Scheme: scheme, Client: c}
+	if authz != nil {
+		e.authzDir = authz.dir
+		if err := e.installWebhookCertificate(authz); err != nil {
+			return nil, errors.Join(err, env.Stop())
+		}
+	}
 	if err := e.installManagerIdentity(root); err != nil {
 		return nil, errors.Join(err, env.Stop())
 	}
@@ -269,7 +292,13 @@ func (e *Env) installManagerIdentity(root string) error {
 }
 
 // Stop stops the control plane.
-func (e *Env) Stop() error { return e.Env.Stop() }
+func (e *Env) Stop() error {
+	err := e.Env.Stop()
+	if e.authzDir != "" {
+		_ = os.RemoveAll(e.authzDir)
+	}
+	return err
+}
 
 // StartManager runs kubepim's manager on clk and returns a function that
 // stops it and waits until it has stopped. With a fake clock, requeue delays
@@ -290,7 +319,7 @@ func (e *Env) StartManager(clk clock.WithTicker) (func(), error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	opts := controllers.Options{Clock: clk, Namespace: Namespace}
+	opts := controllers.Options{Clock: clk, Namespace: Namespace, AccessMode: e.AccessMode}
 	if fc, ok := clk.(*clocktesting.FakeClock); ok {
 		opts.Controller = controller.Options{NewQueue: clockqueue.New(fc)}
 	}
@@ -298,7 +327,10 @@ func (e *Env) StartManager(clk clock.WithTicker) (func(), error) {
 		cancel()
 		return nil, err
 	}
-	webhooks.Setup(mgr, webhooks.Config{Clock: clk, Namespace: Namespace, MFAClaim: e.MFAClaim})
+	if err := webhooks.Setup(mgr, webhooks.Config{Clock: clk, Namespace: Namespace, MFAClaim: e.MFAClaim, AccessMode: e.AccessMode}); err != nil {
+		cancel()
+		return nil, err
+	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	stop := func() {
