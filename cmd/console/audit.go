@@ -47,8 +47,8 @@ type auditView struct {
 	Chain          audit.Report
 	// ChainNote says why the chain was verified without the anchor.
 	ChainNote string
-	// Query is the filter as a query string, for the downloads.
-	Query string
+	// CSV and JSON are the downloads' links, with the filter.
+	CSV, JSON string
 }
 
 // auditFilter reads the filter from the query; times are the form's
@@ -78,7 +78,13 @@ func auditFilter(q url.Values) (audit.Filter, auditView, error) {
 			p.Set(k, val)
 		}
 	}
-	v.Query = p.Encode()
+	for _, d := range []struct {
+		format string
+		into   *string
+	}{{"csv", &v.CSV}, {"json", &v.JSON}} {
+		p.Set("format", d.format)
+		*d.into = "/audit/export?" + p.Encode()
+	}
 	return f, v, nil
 }
 
