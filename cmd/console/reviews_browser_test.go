@@ -49,7 +49,7 @@ func startReview() *pimv1.AccessReview {
 	rev := &pimv1.AccessReview{ObjectMeta: metav1.ObjectMeta{Name: "log-readers"}, Spec: pimv1.AccessReviewSpec{
 		Scope:        pimv1.AccessReviewScope{RoleRefs: []pimv1.RoleRef{{Kind: pimv1.RoleKindClusterRole, Name: "log-reader"}}},
 		ReviewerType: pimv1.ReviewerTypeNamed, Reviewers: []pimv1.Principal{{Kind: pimv1.SubjectKindUser, Name: "carol"}},
-		Duration:     metav1.Duration{Duration: time.Hour}, Recurrence: pimv1.AccessReviewRecurrence{Type: pimv1.RecurrenceOneTime},
+		Duration: metav1.Duration{Duration: time.Hour}, Recurrence: pimv1.AccessReviewRecurrence{Type: pimv1.RecurrenceOneTime},
 		Settings: pimv1.AccessReviewSettings{RequireJustification: ptr.To(true), DefaultDecision: pimv1.ReviewDecisionNone},
 	}}
 	objs = append(objs, rev)
@@ -177,7 +177,7 @@ var _ = Describe("Access reviews and the audit trail in a browser", Ordered, fun
 			}
 		}
 		Expect(len(want)).To(BeNumerically(">=", 3), "the seeded assignments")
-		Expect(auditor.text("#matched")).To(HavePrefix(strconv.Itoa(len(want))+" of"))
+		Expect(auditor.text("#matched")).To(HavePrefix(strconv.Itoa(len(want)) + " of"))
 		Expect(eval[int](auditor, `document.querySelectorAll("#events tbody tr").length`)).To(Equal(len(want)))
 
 		dir := GinkgoT().TempDir()
