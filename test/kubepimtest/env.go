@@ -62,6 +62,8 @@ type Env struct {
 	// MFAClaim is the user-extra key the manager's webhooks read the
 	// identity provider's amr from (--mfa-claim); empty: the default.
 	MFAClaim string
+	// ConsoleURL is the manager's --console-url.
+	ConsoleURL string
 }
 
 // Options change how the control plane starts.
@@ -290,7 +292,7 @@ func (e *Env) StartManager(clk clock.WithTicker) (func(), error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	opts := controllers.Options{Clock: clk, Namespace: Namespace}
+	opts := controllers.Options{Clock: clk, Namespace: Namespace, ConsoleURL: e.ConsoleURL}
 	if fc, ok := clk.(*clocktesting.FakeClock); ok {
 		opts.Controller = controller.Options{NewQueue: clockqueue.New(fc)}
 	}
