@@ -77,6 +77,21 @@ func (t *tab) attr(sel, name string) string {
 	return eval[string](t, `document.querySelector(`+jsString(sel)+`).getAttribute(`+jsString(name)+`)`)
 }
 
+// clickAndLoad clicks sel and waits until the browser shows the next
+// document: waiting for an element the old page has too would race the
+// navigation.
+func (t *tab) clickAndLoad(sel string) {
+	GinkgoHelper()
+	Expect(eval[bool](t, `window.kubepimOldPage = true`)).To(BeTrue())
+	t.do(chromedp.Click(chromedp.CSS(sel)))
+	Eventually(func() bool {
+		ctx, cancel := context.WithTimeout(t.ctx, 3*time.Second)
+		defer cancel()
+		loaded, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.kubepimOldPage === undefined && document.readyState === "complete"`))
+		return err == nil && loaded
+	}).WithTimeout(30 * time.Second).Should(BeTrue())
+}
+
 func jsString(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
 }
@@ -111,21 +126,22 @@ var _ = Describe("Access reviews and the audit trail in a browser", Ordered, fun
 			Expect(page).To(BeNumerically("<", 3))
 			next := carol.attr("#next-page", "href")
 			Expect(next).To(ContainSubstring("continue="))
-			carol.do(chromedp.Click(chromedp.ID("next-page")), chromedp.WaitVisible(chromedp.ID("first-page")))
+			carol.clickAndLoad("#next-page")
 		}
 		slices.Sort(seen)
 		Expect(seen).To(Equal(reviewSubjects), "every item once")
 
 		// A decision without the reason the review requires is refused by
 		// kubepim's webhook, with its message.
-		carol.do(chromedp.Click(chromedp.ID("first-page")), chromedp.WaitVisible(chromedp.CSS("article.item")))
+		carol.clickAndLoad("#first-page")
 		item, id, subject := carol.attr("article.item", "data-item"), carol.attr("article.item", "data-id"), carol.attr("article.item", "data-subject")
-		carol.do(chromedp.Click(chromedp.ID("deny-"+id)), chromedp.WaitVisible(chromedp.ID("flash")))
+		carol.clickAndLoad("#deny-" + id)
 		Expect(carol.text("#flash")).To(ContainSubstring(`give a reason: "Deny: <reason>"`))
 		Expect(getItem(item).Status.Decision).To(BeEmpty())
 
-		carol.do(chromedp.SendKeys(chromedp.ID("reason-"+id), "still on call for the payments team"), chromedp.Click(chromedp.ID("approve-"+id)))
-		carol.waitText("#flash", "You decided Approve on User "+subject+"'s ClusterRole log-reader")
+		carol.do(chromedp.SendKeys(chromedp.ID("reason-"+id), "still on call for the payments team"))
+		carol.clickAndLoad("#approve-" + id)
+		Expect(carol.text("#flash")).To(ContainSubstring("You decided Approve on User " + subject + "'s ClusterRole log-reader"))
 		Eventually(func(g Gomega) {
 			st := getItem(item).Status
 			g.Expect(st.Decision).To(Equal(pimv1.ReviewDecisionApprove))
@@ -143,11 +159,11 @@ var _ = Describe("Access reviews and the audit trail in a browser", Ordered, fun
 		mallory.signIn()
 		mallory.do(chromedp.Navigate(consoleURL+"/reviews/log-readers"), chromedp.WaitVisible(chromedp.ID("no-items")))
 		Expect(mallory.text("#review-as")).To(ContainSubstring("not a reviewer"))
-		mallory.do(chromedp.Click(chromedp.ID("show-all")), chromedp.WaitVisible(chromedp.CSS("article.item")))
+		mallory.clickAndLoad("#show-all")
 		other, otherID := mallory.attr("article.item:not([data-item='"+item+"'])", "data-item"), mallory.attr("article.item:not([data-item='"+item+"'])", "data-id")
 		Expect(mallory.text(`article[data-item="` + other + `"]`)).To(ContainSubstring("mallory is not a reviewer of this review"))
-		mallory.do(chromedp.SendKeys(chromedp.ID("reason-"+otherID), "nobody needs this"), chromedp.Click(chromedp.ID("deny-"+otherID)),
-			chromedp.WaitVisible(chromedp.ID("flash")))
+		mallory.do(chromedp.SendKeys(chromedp.ID("reason-"+otherID), "nobody needs this"))
+		mallory.clickAndLoad("#deny-" + otherID)
 		Expect(mallory.text("#flash")).To(ContainSubstring("mallory is not a reviewer of this review; the reviewers are User carol"))
 		Expect(getItem(other).Status.Decision).To(BeEmpty())
 		Expect(getItem(other).Annotations).NotTo(HaveKey(pimv1.AnnotationReviewDecisions))
@@ -160,8 +176,9 @@ var _ = Describe("Access reviews and the audit trail in a browser", Ordered, fun
 		auditor.signIn()
 		auditor.do(chromedp.Navigate(consoleURL+"/audit"), chromedp.WaitVisible(chromedp.ID("audit-filter")),
 			chromedp.SetValue(chromedp.ID("until"), until.Format("2006-01-02T15:04:05")),
-			chromedp.SetValue(chromedp.ID("action"), pimv1.AuditAssignmentCreated),
-			chromedp.Click(chromedp.ID("filter")), chromedp.WaitVisible(chromedp.ID("matched")))
+			chromedp.SetValue(chromedp.ID("action"), pimv1.AuditAssignmentCreated))
+		auditor.clickAndLoad("#filter")
+		Expect(eval[string](auditor, `location.search`)).To(ContainSubstring("action=AssignmentCreated"))
 		Expect(auditor.text("#chain")).To(MatchRegexp(`^audit trail verified: \d+ events`))
 		Expect(auditor.text("#chain-note")).To(ContainSubstring("verified from its oldest retained event"),
 			"an auditor may not read the anchor in kubepim's namespace")
@@ -192,7 +209,7 @@ var _ = Describe("Access reviews and the audit trail in a browser", Ordered, fun
 				file = matches[0]
 			}
 			return file
-		}).ShouldNot(BeEmpty())
+		}).WithTimeout(30 * time.Second).ShouldNot(BeEmpty())
 		raw, err := os.ReadFile(file)
 		Expect(err).NotTo(HaveOccurred())
 		rows, err := csv.NewReader(strings.NewReader(string(raw))).ReadAll()
