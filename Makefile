@@ -110,7 +110,8 @@ HELM_CHECK_VALUES := "" \
 	"--set certManager.enabled=true --set certManager.issuerRef.name=ca --set certManager.issuerRef.kind=ClusterIssuer" \
 	"--set crds.enabled=false --set crds.keep=false" \
 	"--set metrics.serviceMonitor.enabled=true" \
-	"--set metrics.secure=false --set replicaCount=1 --set userRoles.create=false"
+	"--set metrics.secure=false --set replicaCount=1 --set userRoles.create=false" \
+	"--set console.enabled=true --set console.url=https://pim.example.com --set console.issuerURL=https://login.example.com --set console.clientSecret.secretName=console --set console.sessionKeys.secretName=console --set console.ingress.enabled=true --set console.tlsSecretName=console-tls --set console.issuerCA.configMap=issuer-ca"
 
 .PHONY: helm-check
 helm-check: helm ## helm lint --strict and helm template of charts/kubepim with its main switches.

@@ -236,6 +236,7 @@ var _ = Describe("Notifications", func() {
 		Expect(mail.Body).To(ContainSubstring(fmt.Sprintf(`kubectl pim deny %s --reason "REASON"`, ar.Name)))
 		Expect(mail.Body).To(ContainSubstring("failover of db-7"))
 		Expect(mail.Body).To(ContainSubstring("jira:OPS-42"))
+		Expect(mail.Body).To(ContainSubstring(consoleURL+"/requests/"+ar.Name), "a link to the request in the console (--console-url)")
 		Expect(mail.Header.Get("To")).To(Equal("<" + daveAddr + ">"))
 		Expect(mail.Header.Get("Importance")).To(Equal("high"), "an approval request is critical")
 		Eventually(f.mailsWith(aliceClaim, "Approval needed")).Should(HaveLen(1), "the requester hears at the address of their email claim")

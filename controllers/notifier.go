@@ -51,6 +51,9 @@ type Notifier struct {
 	Directory notify.DirectorySource
 	// EmailClaim is the user-extra key carrying a requester's address.
 	EmailClaim string
+	// ConsoleURL, when set, is the console's URL: messages link to the
+	// request's page (an assignment's: My roles).
+	ConsoleURL string
 	// MaxAge bounds how old an event may be and still be notified.
 	MaxAge time.Duration
 	// Clock is the source of "now".
@@ -90,7 +93,9 @@ func (n *Notifier) ReconcileActivation(ctx context.Context, req reconcile.Reques
 			return requesterAddresses(dir, *ar.Spec.Requester, n.EmailClaim)
 		},
 		content: func(occ policy.Occurrence, audience string) notify.Content {
-			return notify.ActivationContent(ar, occ, audience)
+			c := notify.ActivationContent(ar, occ, audience)
+			c.ConsoleLink(n.ConsoleURL, notify.RequestPath(ar.Name))
+			return c
 		},
 	}
 	if err := n.announce(ctx, src, occurrences, now); err != nil {
@@ -119,7 +124,9 @@ func (n *Notifier) ReconcileAssignment(ctx context.Context, req reconcile.Reques
 		obj: ra, kind: "RoleAssignment", setting: setting,
 		requester: func(dir notify.Directory) notify.Addresses { return subjectAddresses(dir, ra.Spec.Subject) },
 		content: func(occ policy.Occurrence, audience string) notify.Content {
-			return notify.AssignmentContent(ra, occ, audience)
+			c := notify.AssignmentContent(ra, occ, audience)
+			c.ConsoleLink(n.ConsoleURL, "/roles")
+			return c
 		},
 	}
 	if err := n.announce(ctx, src, occurrences, now); err != nil {

@@ -123,6 +123,9 @@ type Options struct {
 	// EmailClaim is the user-extra key that carries a requester's address
 	// at request time (notify.DefaultEmailClaim when empty).
 	EmailClaim string
+	// ConsoleURL is the web console's URL (--console-url): notifications
+	// link to the request's page there. Empty: no links.
+	ConsoleURL string
 	// NotificationMaxAge: older events are not notified
 	// (DefaultNotificationMaxAge when zero).
 	NotificationMaxAge time.Duration
@@ -239,6 +242,7 @@ func setupNotifications(mgr manager.Manager, opts Options) error {
 		Client:     mgr.GetClient(),
 		Directory:  notify.DirectorySource{Reader: mgr.GetAPIReader(), Namespace: opts.Namespace, Ref: opts.UserDirectory},
 		EmailClaim: opts.EmailClaim,
+		ConsoleURL: opts.ConsoleURL,
 		MaxAge:     opts.NotificationMaxAge,
 		Clock:      opts.Clock, Namespace: opts.Namespace, Controller: opts.Controller,
 	}).SetupWithManager(mgr); err != nil {

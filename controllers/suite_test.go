@@ -37,6 +37,9 @@ var (
 	stopMgr   func()
 )
 
+// consoleURL is the manager's --console-url: notifications link there.
+const consoleURL = "https://pim.example.com"
+
 func TestControllers(t *testing.T) {
 	RegisterFailHandler(Fail)
 	RunSpecs(t, "Controllers Suite")
@@ -75,6 +78,7 @@ var _ = AfterSuite(func() {
 // stops it and waits until it has stopped.
 func startManager(clk clock.WithTicker) func() {
 	GinkgoHelper()
+	env.ConsoleURL = consoleURL
 	stop, err := env.StartManager(clk)
 	Expect(err).NotTo(HaveOccurred())
 	return stop

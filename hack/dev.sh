@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A local control plane with kubepim: etcd, kube-apiserver,
 # kube-controller-manager (when it can be built) and bin/manager, all on
-# 127.0.0.1, no containers, no kubelet. See docs/development.md.
+# 127.0.0.1, no containers, no kubelet; with the test OpenID provider
+# (hack/oidc-provider), which kube-apiserver trusts, and the web console
+# (bin/console) unless DEV_CONSOLE=false. See docs/development.md.
 #
 # Usage: hack/dev.sh run|up|down|status|restart-manager|start|stop|kill
 #   run              start everything, follow the manager's log; Ctrl-C stops all
@@ -9,7 +11,7 @@
 #   down             stop everything (managers, controller-manager, apiserver, etcd)
 #   status           say what runs
 #   restart-manager  restart bin/manager only (after `make build`)
-#   start NAME...    start one component that is down (etcd, kube-apiserver, webhook-proxy, manager, manager-1, ...)
+#   start NAME...    start one component that is down (etcd, oidc-provider, kube-apiserver, webhook-proxy, manager, manager-1, console, ...)
 #   stop NAME...     stop components gracefully (SIGTERM)
 #   kill NAME...     kill components at once (SIGKILL), for fault injection
 #
@@ -40,6 +42,18 @@ MANAGER_BIN="${MANAGER_BIN:-${ROOT}/bin/manager}"
 TIMEOUT="${DEV_TIMEOUT:-120}"           # seconds to wait for each component
 WITH_KCM="${DEV_CONTROLLER_MANAGER:-true}"
 WITH_SAMPLES="${DEV_SAMPLES:-true}"
+# The console: the OpenID provider on DEV_OIDC_PORT (kube-apiserver trusts
+# it through config/console/authentication-config.yaml) and bin/console on
+# DEV_CONSOLE_PORT, both HTTPS with the provider's CA (bin/dev/oidc/ca.crt).
+WITH_CONSOLE="${DEV_CONSOLE:-true}"
+OIDC_PORT="${DEV_OIDC_PORT:-15556}"
+CONSOLE_PORT="${DEV_CONSOLE_PORT:-18443}"
+CONSOLE_BIN="${CONSOLE_BIN:-${ROOT}/bin/console}"
+OIDC_DIR="${DEV_DIR}/oidc"
+ISSUER_URL="https://127.0.0.1:${OIDC_PORT}"
+CONSOLE_URL="https://127.0.0.1:${CONSOLE_PORT}"
+AUTHN_CONFIG="${DEV_DIR}/authentication-config.yaml"
+CONSOLE_MFA_CLAIM="kubepim.io/amr"
 # Several replicas: replica 0 is "manager", replica i is "manager-i". The
 # webhook configurations name DEV_WEBHOOK_PORT; with more than one replica
 # hack/devproxy listens there and replica i serves webhooks on
@@ -68,9 +82,12 @@ replica_name() { if (($1 == 0)); then echo manager; else echo "manager-$1"; fi; 
 MANAGERS=()
 for ((i = 0; i < REPLICAS; i++)); do MANAGERS+=("$(replica_name "${i}")"); done
 # Components in start order; `down` stops them in reverse.
-COMPONENTS=(etcd kube-apiserver kube-controller-manager)
+COMPONENTS=(etcd)
+[[ "${WITH_CONSOLE}" == true ]] && COMPONENTS+=(oidc-provider)
+COMPONENTS+=(kube-apiserver kube-controller-manager)
 ((REPLICAS > 1)) && COMPONENTS+=(webhook-proxy)
 COMPONENTS+=("${MANAGERS[@]}")
+[[ "${WITH_CONSOLE}" == true ]] && COMPONENTS+=(console)
 
 log() { echo "dev: $*" >&2; }
 warn() { echo "dev: WARNING: $*" >&2; }
@@ -196,6 +213,9 @@ preflight() {
   command -v setsid >/dev/null || die "setsid (util-linux) is not on PATH"
   command -v go >/dev/null || die "go is not on PATH"
   [[ -x "${MANAGER_BIN}" ]] || die "${MANAGER_BIN} does not exist: run 'make build' (or use 'make dev-up', which does)"
+  if [[ "${WITH_CONSOLE}" == true ]]; then
+    [[ -x "${CONSOLE_BIN}" ]] || die "${CONSOLE_BIN} does not exist: run 'make build' (or use 'make dev-up', which does); DEV_CONSOLE=false runs without the console"
+  fi
   mkdir -p "${DEV_DIR}" "${TOOLS}"
 }
 
@@ -215,6 +235,48 @@ build_tools() {
   if ((REPLICAS > 1)); then
     go build -o "${TOOLS}/devproxy" ./hack/devproxy || die "could not build hack/devproxy"
   fi
+  if [[ "${WITH_CONSOLE}" == true ]]; then
+    go build -o "${TOOLS}/oidc-provider" ./hack/oidc-provider || die "could not build hack/oidc-provider"
+  fi
+}
+
+# start_oidc starts the test OpenID provider (the sample users, with
+# passwords and TOTP secrets kept in bin/dev/oidc/users.json) and has it
+# write kube-apiserver's authentication configuration for itself.
+start_oidc() {
+  [[ "${WITH_CONSOLE}" == true ]] || return 0
+  running oidc-provider && { log "oidc-provider already runs (pid $(pid_of oidc-provider))"; return; }
+  need_port oidc-provider "${OIDC_PORT}" DEV_OIDC_PORT
+  log "starting the OpenID provider on ${ISSUER_URL}"
+  rm -f "${AUTHN_CONFIG}"
+  start oidc-provider "${TOOLS}/oidc-provider" --dir "${OIDC_DIR}" --addr "127.0.0.1:${OIDC_PORT}" \
+    --redirect-uri "${CONSOLE_URL}/auth/callback" --post-logout-redirect-uri "${CONSOLE_URL}/signed-out" \
+    --authentication-config "${AUTHN_CONFIG}" --authentication-config-template config/console/authentication-config.yaml
+  wait_for oidc-provider "the OpenID provider" test -s "${AUTHN_CONFIG}"
+  wait_for oidc-provider "the OpenID provider" http_ok "${ISSUER_URL}/.well-known/openid-configuration" --cacert "${OIDC_DIR}/ca.crt"
+}
+
+console_ready() { http_ok "${CONSOLE_URL}/healthz" --cacert "${OIDC_DIR}/ca.crt"; }
+
+# start_console runs bin/console on loopback, signed in through the
+# provider, with the provider's serving certificate (127.0.0.1) and the
+# admin kubeconfig's server and CA (never its credentials).
+start_console() {
+  [[ "${WITH_CONSOLE}" == true ]] || return 0
+  running console && { log "console already runs (pid $(pid_of console))"; return; }
+  need_port console "${CONSOLE_PORT}" DEV_CONSOLE_PORT
+  mkdir -p "${DEV_DIR}/console"
+  if [[ ! -s "${DEV_DIR}/console/session-keys" ]]; then
+    (umask 077; head -c 48 /dev/urandom | base64 -w0 >"${DEV_DIR}/console/session-keys"; echo >>"${DEV_DIR}/console/session-keys")
+  fi
+  log "starting the console on ${CONSOLE_URL}"
+  start console "${CONSOLE_BIN}" --console-url "${CONSOLE_URL}" --listen-address "127.0.0.1:${CONSOLE_PORT}" \
+    --tls-cert-file "${OIDC_DIR}/tls.crt" --tls-key-file "${OIDC_DIR}/tls.key" \
+    --issuer-url "${ISSUER_URL}" --issuer-ca-file "${OIDC_DIR}/ca.crt" --client-id kubepim-console \
+    --client-secret-file "${OIDC_DIR}/client-secret" --session-key-file "${DEV_DIR}/console/session-keys" \
+    --kubeconfig "${KUBECONFIG_FILE}" --kubepim-namespace "${NAMESPACE}" --mfa-claim "${CONSOLE_MFA_CLAIM}"
+  wait_for console "the console" console_ready
+  echo "${CONSOLE_URL}" >"${DEV_DIR}/console-url"
 }
 
 start_etcd() {
@@ -257,6 +319,13 @@ start_apiserver() {
   need_port kube-apiserver "${APISERVER_PORT}" DEV_APISERVER_PORT
   log "starting kube-apiserver on https://127.0.0.1:${APISERVER_PORT}"
   mkdir -p "${DEV_DIR}/kube-apiserver"
+  # Trust the OpenID provider's ID tokens for the console's client
+  # (config/console/authentication-config.yaml, filled in by the provider).
+  local authn=()
+  if [[ "${WITH_CONSOLE}" == true ]]; then
+    [[ -s "${AUTHN_CONFIG}" ]] || die "${AUTHN_CONFIG} is missing: start the OpenID provider first (hack/dev.sh start oidc-provider)"
+    authn=(--authentication-config="${AUTHN_CONFIG}")
+  fi
   start kube-apiserver "${ASSETS}/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:${ETCD_PORT}" \
     --bind-address=127.0.0.1 \
@@ -281,7 +350,8 @@ start_apiserver() {
     --service-cluster-ip-range="${SERVICE_CIDR}" \
     --endpoint-reconciler-type=none \
     --allow-privileged=true \
-    --profiling=false
+    --profiling=false \
+    "${authn[@]}"
   wait_for kube-apiserver "kube-apiserver" apiserver_ready
 }
 
@@ -437,6 +507,12 @@ start_manager() {
   if grep -Eq '^[[:space:]]+--?metrics-secure([[:space:]]|$)' <<<"${help}"; then
     args+=(--metrics-secure=false)
   fi
+  # With the console, users sign in through the provider, whose amr claim
+  # the API server maps to ${CONSOLE_MFA_CLAIM}; notifications link to the
+  # console.
+  if [[ "${WITH_CONSOLE}" == true ]] && grep -Eq '^[[:space:]]+--?console-url([[:space:]]|$)' <<<"${help}"; then
+    args+=(--mfa-claim="${CONSOLE_MFA_CLAIM}" --console-url="${CONSOLE_URL}")
+  fi
   log "starting ${name} as system:serviceaccount:${MANAGER_SA_NAMESPACE}:${MANAGER_SA} (webhooks https://127.0.0.1:${wport}, metrics :${mport}, probes :${pport}, leader election ${LEADER_ELECT})"
   # POD_NAME plays the pod's name: the replica's identity in the leader
   # election Lease, stable across restarts of that replica (docs/reliability.md).
@@ -468,6 +544,15 @@ kubepim dev control plane is ready.
   logs         ${DEV_DIR}/{etcd,kube-apiserver,kube-controller-manager,manager}.log
   stop         make dev-down   (state in ${DEV_DIR} is kept; rm -rf it to start over)
 EOF
+  [[ "${WITH_CONSOLE}" == true ]] || return 0
+  cat <<EOF
+
+  console      ${CONSOLE_URL}   (also in ${DEV_DIR}/console-url)
+               its certificate and the provider's are signed by ${OIDC_DIR}/ca.crt: trust it, or accept the warning
+  OpenID       ${ISSUER_URL}   (kube-apiserver trusts it: ${AUTHN_CONFIG})
+  sign in as (alice and carol also give a TOTP code: add the otpauth URI to an authenticator app):
+EOF
+  "${TOOLS}/oidc-provider" --dir "${OIDC_DIR}" --users
 }
 
 cmd_up() {
@@ -488,11 +573,13 @@ cmd_up() {
   "${TOOLS}/devcerts" -dir "${PKI}" -webhook-dir "${WEBHOOK_CERTS}" -kubeconfig "${KUBECONFIG_FILE}" \
     -server "https://127.0.0.1:${APISERVER_PORT}" -service-ip 10.0.0.1 || die "could not write certificates"
   start_etcd
+  start_oidc
   start_apiserver
   start_kcm
   install_kubepim
   start_webhook_proxy
   start_managers
+  start_console
   apply_samples
   log "ready in $((SECONDS - t0))s"
   usage_info
@@ -501,7 +588,7 @@ cmd_up() {
 cmd_down() {
   local i f
   # Replicas and the proxy of an earlier run with more DEV_REPLICAS, too.
-  for f in "${DEV_DIR}"/manager-*.pid "${DEV_DIR}"/webhook-proxy.pid; do
+  for f in "${DEV_DIR}"/manager-*.pid "${DEV_DIR}"/webhook-proxy.pid "${DEV_DIR}"/console.pid "${DEV_DIR}"/oidc-provider.pid; do
     [[ -f "${f}" ]] || continue
     f="$(basename "${f}" .pid)"
     [[ " ${COMPONENTS[*]} " == *" ${f} "* ]] || stop "${f}"
@@ -519,6 +606,8 @@ cmd_start() {
   for name in "$@"; do
     case "${name}" in
       etcd) find_assets; start_etcd ;;
+      oidc-provider) build_tools; start_oidc ;;
+      console) start_console ;;
       kube-apiserver) find_assets; start_apiserver ;;
       kube-controller-manager) find_assets; start_kcm ;;
       webhook-proxy) start_webhook_proxy ;;
@@ -624,5 +713,5 @@ case "${1:-}" in
   start) shift; cmd_start "$@" ;;
   stop) shift; for c in "$@"; do stop "${c}"; done ;;
   kill) shift; for c in "$@"; do kill_now "${c}"; done ;;
-  *) sed -n '6,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '8,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

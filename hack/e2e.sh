@@ -29,6 +29,7 @@ export DEV_REPLICAS=2
 # themselves; garbage collection is not needed, and starts are faster
 # without kube-controller-manager.
 export DEV_CONTROLLER_MANAGER=false
+export DEV_CONSOLE=false
 export DEV_SAMPLES=true
 export DEV_TIMEOUT="${DEV_TIMEOUT:-120}"
 # Short leader election so that takeover is measured in seconds. The retry

@@ -168,3 +168,14 @@ func TestTemplatesHaveNoInlineScriptOrStyle(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestShortDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		30 * time.Minute: "30m", 90 * time.Minute: "1h30m", 4 * time.Hour: "4h", 48 * time.Hour: "2d",
+		13*24*time.Hour + 23*time.Hour + 59*time.Minute: "14d", 3*24*time.Hour + 5*time.Hour: "3d5h",
+	} {
+		if got := shortDuration(d); got != want {
+			t.Errorf("shortDuration(%s) = %q, want %q", d, got, want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -40,13 +41,17 @@ func newKube(cfg *rest.Config) (*kube, error) {
 	utilruntime.Must(pimv1.AddToScheme(scheme))
 	utilruntime.Must(authenticationv1.AddToScheme(scheme))
 	utilruntime.Must(authorizationv1.AddToScheme(scheme))
+	utilruntime.Must(corev1.AddToScheme(scheme))
 	// A fixed mapping of the few kinds the console uses: no discovery
 	// (which would need credentials of its own, and a round trip per user).
 	mapper := meta.NewDefaultRESTMapper(nil)
-	for _, kind := range []string{"RoleAssignment", "RoleSetting", "ActivationRequest", "AuditEvent", "AccessReview"} {
+	for _, kind := range []string{"RoleAssignment", "RoleSetting", "ActivationRequest", "AuditEvent", "AccessReview", "AccessReviewItem"} {
 		mapper.Add(pimv1.GroupVersion.WithKind(kind), meta.RESTScopeRoot)
 	}
 	mapper.Add(authenticationv1.SchemeGroupVersion.WithKind("SelfSubjectReview"), meta.RESTScopeRoot)
+	// The audit trail's anchor, in kubepim's namespace (read to verify the
+	// chain, when the user may).
+	mapper.Add(corev1.SchemeGroupVersion.WithKind("ConfigMap"), meta.RESTScopeNamespace)
 	mapper.Add(authorizationv1.SchemeGroupVersion.WithKind("SelfSubjectAccessReview"), meta.RESTScopeRoot)
 	return &kube{cfg: anon, base: base, mapper: mapper, scheme: scheme}, nil
 }

@@ -31,6 +31,8 @@ func main() {
 		listen, certFile, keyFile, consoleURL               string
 		issuerURL, issuerCAFile, clientID, clientSecretFile string
 		sessionKeyFile, kubeconfig, mfaClaim, mfaValues     string
+		namespace                                           string
+		reviewPageSize                                      int
 		apiserverURL, apiserverCAFile                       string
 		sessionMaxAge                                       time.Duration
 	)
@@ -49,12 +51,15 @@ func main() {
 	flag.StringVar(&apiserverCAFile, "apiserver-ca-file", "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt", "The API server's CA (PEM), with --apiserver-url or in-cluster.")
 	flag.StringVar(&mfaClaim, "mfa-claim", "kubepim.io/amr", "The manager's --mfa-claim: the user-extra key that carries how the user signed in.")
 	flag.StringVar(&mfaValues, "mfa-claim-values", "mfa,otp,hwk,swk", "The manager's --mfa-claim-values.")
+	flag.StringVar(&namespace, "kubepim-namespace", "kubepim-system", "kubepim's namespace, where the audit trail's anchor is (read as the user, to verify the chain).")
+	flag.IntVar(&reviewPageSize, "review-page-size", 50, "AccessReviewItems asked for per list call, and about how many a page of a review shows.")
 	flag.Parse()
 
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	if err := run(log, listen, certFile, keyFile, Options{
 		URL: consoleURL, IssuerURL: issuerURL, ClientID: clientID, SessionMaxAge: sessionMaxAge,
 		MFAClaim: mfaClaim, MFAClaimValues: strings.Split(mfaValues, ","), Log: log,
+		Namespace: namespace, ReviewPageSize: reviewPageSize,
 	}, issuerCAFile, clientSecretFile, sessionKeyFile, kubeconfig, apiserverURL, apiserverCAFile); err != nil {
 		log.Error("console", "error", err.Error())
 		os.Exit(1)

@@ -28,7 +28,7 @@ type page struct {
 	Data    any
 }
 
-var pageNames = []string{"signin", "error", "roles", "activate", "requests", "request", "approvals"}
+var pageNames = []string{"signin", "error", "roles", "activate", "requests", "request", "approvals", "reviews", "review", "audit"}
 
 var funcs = template.FuncMap{
 	"when": func(t any) string {
@@ -118,8 +118,9 @@ func relative(now time.Time, t any) string {
 // shortDuration writes 4h, 30m, 1h30m, 2d3h rather than 4h0m0s.
 func shortDuration(d time.Duration) string {
 	if d >= 48*time.Hour {
+		d = d.Round(time.Hour)
 		days := d / (24 * time.Hour)
-		rest := (d - days*24*time.Hour).Round(time.Hour)
+		rest := d - days*24*time.Hour
 		if rest == 0 {
 			return fmt.Sprintf("%dd", days)
 		}

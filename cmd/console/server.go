@@ -57,6 +57,13 @@ type Options struct {
 	// the sign-in satisfies a policy's MFA.
 	MFAClaim       string
 	MFAClaimValues []string
+	// Namespace is kubepim's namespace (where the audit trail's anchor
+	// is); default kubepim-system.
+	Namespace string
+	// ReviewPageSize is how many AccessReviewItems one list call asks for
+	// (the API's limit), and about how many a page of a review shows;
+	// default 50.
+	ReviewPageSize int
 	Clock          clock.PassiveClock
 	Log            *slog.Logger
 }
@@ -91,6 +98,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	if len(o.MFAClaimValues) == 0 {
 		o.MFAClaimValues = []string{"mfa", "otp", "hwk", "swk"}
+	}
+	if o.Namespace == "" {
+		o.Namespace = "kubepim-system"
+	}
+	if o.ReviewPageSize <= 0 {
+		o.ReviewPageSize = 50
 	}
 	if o.Scopes == nil {
 		o.Scopes = []string{"profile", "email", "groups", oidc.ScopeOfflineAccess}
@@ -159,6 +172,11 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /requests/{name}", s.user(s.requestPage))
 	mux.HandleFunc("POST /requests/{name}/{action}", s.user(s.requestAction))
 	mux.HandleFunc("GET /approvals", s.user(s.approvals))
+	mux.HandleFunc("GET /reviews", s.user(s.reviews))
+	mux.HandleFunc("GET /reviews/{name}", s.user(s.reviewPage))
+	mux.HandleFunc("POST /reviews/{name}/items/{item}", s.user(s.decideItem))
+	mux.HandleFunc("GET /audit", s.user(s.auditPage))
+	mux.HandleFunc("GET /audit/export", s.user(s.auditExport))
 
 	// Browsers say where a request comes from (Sec-Fetch-Site, Origin):
 	// a state-changing request from another origin is refused before any

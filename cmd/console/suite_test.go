@@ -115,6 +115,8 @@ var _ = BeforeSuite(func() {
 		URL: consoleURL, IssuerURL: idp.Issuer, IssuerCA: idp.CA.Pool(), ClientID: idp.ClientID, ClientSecret: idp.ClientSecret,
 		SessionKeys: [][]byte{[]byte(oidcprovider.SampleUsers()[0].Password + "-a-key-of-at-least-32-bytes")},
 		Kube:        env.Config, MFAClaim: kubepimtest.MFAClaim, Clock: consoleClock,
+		// Two items a list call: a review of five has three pages.
+		Namespace: kubepimtest.Namespace, ReviewPageSize: 2,
 		Log: slog.New(slog.NewTextHandler(GinkgoWriter, nil)),
 	})
 	Expect(err).NotTo(HaveOccurred())
@@ -210,6 +212,7 @@ func seed() {
 		{kubepimtest.RoleRequester, rbacv1.GroupKind, "system:authenticated"},
 		{kubepimtest.RoleApprover, rbacv1.GroupKind, "sre-leads"},
 		{kubepimtest.RoleApprover, rbacv1.UserKind, "carol"},
+		{kubepimtest.RoleAuditor, rbacv1.GroupKind, "auditors"},
 	} {
 		_, err := env.Bind(b.role, b.kind, b.name)
 		Expect(err).NotTo(HaveOccurred())

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -103,6 +104,7 @@ func main() {
 	flag.StringVar(&auditSinkURL, "audit-sink-url", "", "URL that receives a JSON POST of every audit event, with retries (optional).")
 	var notifyOpts controllers.Options
 	flag.StringVar(&notifyOpts.UserDirectory, "user-directory", notify.DefaultDirectory, "Where people's email addresses are, in --namespace: configmap/NAME or secret/NAME (keys users and groups, YAML maps).")
+	flag.StringVar(&notifyOpts.ConsoleURL, "console-url", "", "The web console's https URL (cmd/console); when set, notifications link to the request's page there.")
 	flag.StringVar(&notifyOpts.EmailClaim, "email-claim", notify.DefaultEmailClaim, "User-extra key that carries the requester's email address at request time (map the OIDC email claim to it).")
 	flag.DurationVar(&notifyOpts.NotificationMaxAge, "notification-max-age", controllers.DefaultNotificationMaxAge, "Events older than this are not notified (a manager starting on a cluster with history stays quiet about it).")
 	flag.DurationVar(&notifyOpts.NotificationRetention, "notification-retention", controllers.DefaultNotificationRetention, "How long delivered and failed Notifications are kept; must exceed --notification-max-age.")
@@ -125,6 +127,10 @@ func main() {
 		os.Exit(2)
 	}
 
+	if u, err := url.Parse(notifyOpts.ConsoleURL); notifyOpts.ConsoleURL != "" && (err != nil || u.Scheme != "https" || u.Host == "") {
+		log.Error(nil, "--console-url must be an absolute https URL", "value", notifyOpts.ConsoleURL)
+		os.Exit(2)
+	}
 	if auditSinkURL != "" {
 		// The URL may hold a token or password: the error names neither.
 		if _, err := safeurl.Parse(auditSinkURL); err != nil {
@@ -206,7 +212,7 @@ func main() {
 	ctx := ctrl.SetupSignalHandler()
 	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{
 		Clock: clock.RealClock{}, ActivationRetention: activationRetention, AuditRetention: auditRetention, AuditSinkURL: auditSinkURL, Namespace: namespace,
-		UserDirectory: notifyOpts.UserDirectory, EmailClaim: notifyOpts.EmailClaim,
+		UserDirectory: notifyOpts.UserDirectory, EmailClaim: notifyOpts.EmailClaim, ConsoleURL: notifyOpts.ConsoleURL,
 		NotificationMaxAge: notifyOpts.NotificationMaxAge, NotificationRetention: notifyOpts.NotificationRetention, NotificationGiveUp: notifyOpts.NotificationGiveUp,
 		Controller: controller.Options{MaxConcurrentReconciles: maxConcurrentReconciles}, AccessMode: accessMode,
 	}); err != nil {

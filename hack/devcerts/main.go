@@ -230,9 +230,9 @@ func writeKubeconfig(path, server, dir string) error {
 	personas := []persona{
 		{name: "admin"},
 		{name: "alice", user: "as: alice\n    as-groups: [developers]\n"},
-		{name: "alice-mfa", user: "as: alice\n    as-groups: [developers]\n    as-user-extra:\n      amr: [pwd, mfa]\n"},
+		{name: "alice-mfa", user: "as: alice\n    as-groups: [developers]\n    as-user-extra:\n      amr: [pwd, mfa]\n      kubepim.io/amr: [pwd, mfa]\n"},
 		{name: "bob", user: "as: bob\n    as-groups: [sre]\n"},
-		{name: "carol", user: "as: carol\n    as-groups: [platform-leads]\n    as-user-extra:\n      amr: [pwd, mfa]\n"},
+		{name: "carol", user: "as: carol\n    as-groups: [platform-leads]\n    as-user-extra:\n      amr: [pwd, mfa]\n      kubepim.io/amr: [pwd, mfa]\n"},
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `# Written by hack/devcerts for the kubepim dev control plane (hack/dev.sh).

@@ -6,6 +6,11 @@
 //
 //	go run ./hack/oidc-provider --dir bin/oidc --addr 127.0.0.1:15556 \
 //	    --redirect-uri https://127.0.0.1:18443/auth/callback
+//
+// With --authentication-config FILE it also writes kube-apiserver's
+// structured authentication configuration for itself (from
+// config/console/authentication-config.yaml); with --users it prints the
+// users of --dir and exits (hack/dev.sh does both).
 package main
 
 import (
@@ -34,21 +39,38 @@ func (l *list) String() string     { return strings.Join(*l, ",") }
 func (l *list) Set(s string) error { *l = append(*l, s); return nil }
 
 func main() {
-	var dir, addr, clientID string
+	var dir, addr, clientID, authnConfig, authnTemplate string
+	var users bool
 	var redirects, logouts list
 	flag.StringVar(&dir, "dir", "bin/oidc", "Directory for the CA, the serving certificate and users.json.")
 	flag.StringVar(&addr, "addr", "127.0.0.1:15556", "Address to listen on (loopback).")
 	flag.StringVar(&clientID, "client-id", "kubepim-console", "The client's ID (the ID tokens' audience).")
 	flag.Var(&redirects, "redirect-uri", "A redirect URI the client may use (repeat).")
 	flag.Var(&logouts, "post-logout-redirect-uri", "A post-logout redirect URI the client may use (repeat).")
+	flag.StringVar(&authnConfig, "authentication-config", "", "Write kube-apiserver's structured authentication configuration for this provider to this file.")
+	flag.StringVar(&authnTemplate, "authentication-config-template", "config/console/authentication-config.yaml", "The configuration --authentication-config fills in.")
+	flag.BoolVar(&users, "users", false, "Print the users of --dir (making them when missing) and exit.")
 	flag.Parse()
-	if err := run(dir, addr, clientID, redirects, logouts); err != nil {
+	if users {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			fmt.Fprintln(os.Stderr, "oidc-provider:", err)
+			os.Exit(1)
+		}
+		st, err := loadState(filepath.Join(dir, "users.json"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "oidc-provider:", err)
+			os.Exit(1)
+		}
+		printUsers(st)
+		return
+	}
+	if err := run(dir, addr, clientID, authnConfig, authnTemplate, redirects, logouts); err != nil {
 		fmt.Fprintln(os.Stderr, "oidc-provider:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir, addr, clientID string, redirects, logouts []string) error {
+func run(dir, addr, clientID, authnConfig, authnTemplate string, redirects, logouts []string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -71,14 +93,24 @@ func run(dir, addr, clientID string, redirects, logouts []string) error {
 	if err := os.WriteFile(filepath.Join(dir, "client-secret"), []byte(st.ClientSecret), 0o600); err != nil {
 		return err
 	}
-	fmt.Printf("OpenID provider %s (CA %s), client %s (secret in %s)\n", p.Issuer, p.CAFile, clientID, filepath.Join(dir, "client-secret"))
-	for _, u := range st.Users {
-		second := ""
-		if u.TOTPSecret != "" {
-			second = fmt.Sprintf("  TOTP: otpauth://totp/kubepim-dev:%s?secret=%s&issuer=kubepim-dev", u.Username, u.TOTPSecret)
+	if authnConfig != "" {
+		template, err := os.ReadFile(authnTemplate)
+		if err != nil {
+			return err
 		}
-		fmt.Printf("  %-8s password %s  groups %v%s\n", u.Username, u.Password, u.Groups, second)
+		out, err := oidcprovider.AuthenticationConfig(template, p.Issuer, clientID, ca.CertPEM)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(authnConfig+".tmp", out, 0o600); err != nil {
+			return err
+		}
+		if err := os.Rename(authnConfig+".tmp", authnConfig); err != nil {
+			return err
+		}
 	}
+	fmt.Printf("OpenID provider %s (CA %s), client %s (secret in %s)\n", p.Issuer, p.CAFile, clientID, filepath.Join(dir, "client-secret"))
+	printUsers(st)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	<-sig
@@ -102,4 +134,15 @@ func loadState(file string) (state, error) {
 		return st, err
 	}
 	return st, json.Unmarshal(raw, &st)
+}
+
+// printUsers prints each user's password, groups and TOTP URI.
+func printUsers(st state) {
+	for _, u := range st.Users {
+		second := ""
+		if u.TOTPSecret != "" {
+			second = fmt.Sprintf("  TOTP: otpauth://totp/kubepim-dev:%s?secret=%s&issuer=kubepim-dev", u.Username, u.TOTPSecret)
+		}
+		fmt.Printf("  %-8s password %s  groups %v%s\n", u.Username, u.Password, u.Groups, second)
+	}
 }

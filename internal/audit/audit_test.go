@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -323,5 +324,57 @@ func TestFilterUserMatchesServiceAccountsButNotGroups(t *testing.T) {
 	}
 	if (Filter{User: "sre"}).Matches(ev(pimv1.Subject{Kind: pimv1.SubjectKindGroup, Name: "sre"})) {
 		t.Error("a group is not a user")
+	}
+}
+
+// chainOf makes n linked events from sequence first, the first linking to
+// previous.
+func chainOf(first int64, n int, previous string) []*pimv1.AuditEvent {
+	var out []*pimv1.AuditEvent
+	for i := range n {
+		s := fullSpec()
+		s.Sequence, s.PreviousHash = first+int64(i), previous
+		s.Hash = Hash(s)
+		previous = s.Hash
+		out = append(out, &pimv1.AuditEvent{ObjectMeta: metav1.ObjectMeta{Name: "ev-" + strings.Repeat("x", i)}, Spec: s})
+	}
+	return out
+}
+
+func TestChainFromAnchorAndFromOldest(t *testing.T) {
+	pruned := chainOf(1, 3, "")
+	events := chainOf(4, 5, pruned[2].Spec.Hash)
+	report := func(c *Chain, evs []*pimv1.AuditEvent) Report {
+		for i := len(evs) - 1; i >= 0; i-- { // any order
+			c.Add(evs[i])
+		}
+		return c.Report()
+	}
+	anchor := Anchor{Sequence: 3, Hash: pruned[2].Spec.Hash}
+	if r := report(NewChain(anchor), append(slices.Clone(pruned[1:]), events...)); !r.OK() || r.Events != 5 || r.First != 4 || r.Last != 8 || r.FromOldest {
+		t.Fatalf("from the anchor: %+v", r)
+	}
+	if r := report(NewChainFromOldest(), events); !r.OK() || r.Events != 5 || r.First != 4 || !r.FromOldest || !strings.Contains(r.String(), "anchor was not read") {
+		t.Fatalf("from the oldest: %+v %s", r, r)
+	}
+	// Removing the oldest retained event is found from the anchor, not
+	// from the oldest (it looks like pruning); one in the middle is found
+	// by both; so is an edit.
+	if r := report(NewChain(anchor), events[1:]); r.OK() {
+		t.Fatal("the anchor did not find the oldest event removed")
+	}
+	if r := report(NewChainFromOldest(), events[1:]); !r.OK() {
+		t.Fatalf("from the oldest: %s", r)
+	}
+	gap := append(slices.Clone(events[:2]), events[3:]...)
+	if r := report(NewChainFromOldest(), gap); r.OK() || !strings.Contains(r.Problem, "events 6 to 6 are missing") {
+		t.Fatalf("a removed event: %s", r)
+	}
+	edited := slices.Clone(events)
+	e := *edited[2]
+	e.Spec.Reason = "changed"
+	edited[2] = &e
+	if r := report(NewChainFromOldest(), edited); r.OK() || !strings.Contains(r.Problem, "was edited") {
+		t.Fatalf("an edit: %s", r)
 	}
 }

@@ -68,6 +68,10 @@ type Report struct {
 	Problem string
 	// Event names the first event concerned.
 	Event string
+	// FromOldest says the chain was verified from its oldest retained
+	// event, without the anchor (a reader who may not read it): events
+	// removed from the old end cannot be told from pruned ones.
+	FromOldest bool
 }
 
 // OK reports whether the chain verified.
@@ -75,7 +79,11 @@ func (r Report) OK() bool { return r.Problem == "" }
 
 func (r Report) String() string {
 	if r.OK() {
-		return fmt.Sprintf("audit trail verified: %d events, sequence %d to %d", r.Events, r.First, r.Last)
+		s := fmt.Sprintf("audit trail verified: %d events, sequence %d to %d", r.Events, r.First, r.Last)
+		if r.FromOldest {
+			s += " (from the oldest retained event: the anchor was not read)"
+		}
+		return s
 	}
 	return fmt.Sprintf("audit trail does NOT verify: %s (event %s)", r.Problem, r.Event)
 }
@@ -87,34 +95,50 @@ type link struct {
 	intact             bool
 }
 
-// Verify walks the retained chain, from the anchor to the head, and reports
-// the first event that was edited (its hash does not match its content),
-// inserted (a sequence number twice, or a link that does not follow) or
-// removed (a sequence number missing).
-func Verify(ctx context.Context, c client.Reader, namespace string) (Report, error) {
-	anchor, err := ReadAnchor(ctx, c, namespace)
-	if err != nil {
-		return Report{}, err
+// Chain verifies the retained chain from events given in any order (as a
+// paged list returns them), keeping only each event's links, not the
+// event.
+type Chain struct {
+	anchor     Anchor
+	fromOldest bool
+	links      []link
+}
+
+// NewChain verifies from anchor (ReadAnchor's).
+func NewChain(anchor Anchor) *Chain { return &Chain{anchor: anchor} }
+
+// NewChainFromOldest verifies from the oldest retained event, for a
+// reader who may list the events but not read the anchor (kubepim's
+// namespace is not theirs): edits, insertions, re-linking and removals
+// after the oldest retained event are found; a removal of the oldest
+// events themselves looks like pruning.
+func NewChainFromOldest() *Chain { return &Chain{fromOldest: true} }
+
+// Add takes one event into the chain.
+func (c *Chain) Add(ev *pimv1.AuditEvent) {
+	if !c.fromOldest && ev.Spec.Sequence <= c.anchor.Sequence {
+		return // pruned, or being pruned
 	}
-	var links []link
-	err = Each(ctx, c, func(ev *pimv1.AuditEvent) error {
-		if ev.Spec.Sequence <= anchor.Sequence {
-			return nil // pruned, or being pruned
-		}
-		links = append(links, link{name: ev.Name, sequence: ev.Spec.Sequence, previousHash: ev.Spec.PreviousHash,
-			hash: ev.Spec.Hash, intact: Hash(ev.Spec) == ev.Spec.Hash})
-		return nil
-	})
-	if err != nil {
-		return Report{}, err
-	}
+	c.links = append(c.links, link{name: ev.Name, sequence: ev.Spec.Sequence, previousHash: ev.Spec.PreviousHash,
+		hash: ev.Spec.Hash, intact: Hash(ev.Spec) == ev.Spec.Hash})
+}
+
+// Report walks the links in sequence order and reports the first event
+// that was edited (its hash does not match its content), inserted (a
+// sequence number twice, or a link that does not follow) or removed (a
+// sequence number missing).
+func (c *Chain) Report() Report {
+	links := c.links
 	slices.SortFunc(links, func(a, b link) int { return cmpInt64(a.sequence, b.sequence) })
-	rep := Report{Events: len(links)}
+	rep := Report{Events: len(links), FromOldest: c.fromOldest}
 	if len(links) > 0 {
 		rep.First, rep.Last = links[0].sequence, links[len(links)-1].sequence
 	}
-	prev := Anchor{Sequence: anchor.Sequence, Hash: anchor.Hash}
+	prev := c.anchor
 	prevName := "(anchor)"
+	if c.fromOldest && len(links) > 0 {
+		prev, prevName = Anchor{Sequence: links[0].sequence - 1, Hash: links[0].previousHash}, "(the oldest retained event)"
+	}
 	for _, l := range links {
 		switch {
 		case !l.intact:
@@ -127,11 +151,25 @@ func Verify(ctx context.Context, c client.Reader, namespace string) (Report, err
 			rep.Problem, rep.Event = fmt.Sprintf("event %d does not follow event %d: the chain was re-linked", l.sequence, prev.Sequence), l.name
 		}
 		if !rep.OK() {
-			return rep, nil
+			return rep
 		}
 		prev, prevName = Anchor{Sequence: l.sequence, Hash: l.hash}, l.name
 	}
-	return rep, nil
+	return rep
+}
+
+// Verify walks the retained chain, from the anchor to the head, and reports
+// the first event that was edited, inserted or removed (Chain.Report).
+func Verify(ctx context.Context, c client.Reader, namespace string) (Report, error) {
+	anchor, err := ReadAnchor(ctx, c, namespace)
+	if err != nil {
+		return Report{}, err
+	}
+	chain := NewChain(anchor)
+	if err := Each(ctx, c, func(ev *pimv1.AuditEvent) error { chain.Add(ev); return nil }); err != nil {
+		return Report{}, err
+	}
+	return chain.Report(), nil
 }
 
 // Prune deletes events older than retention, oldest first, after moving

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -39,6 +40,19 @@ func (c *Content) fact(name, value string) {
 func (c *Content) action(label, command string) {
 	c.Actions = append(c.Actions, pimv1.NotificationAction{Label: label, Command: command})
 }
+
+// ConsoleLink adds the link to the page of the console (at base, the
+// manager's --console-url) where the reader sees the object and acts on
+// it, as the user they sign in as: the link carries no credential, and
+// opening it asks them to sign in. Nothing when base is empty.
+func (c *Content) ConsoleLink(base, path string) {
+	if base != "" {
+		c.fact("Console", strings.TrimSuffix(base, "/")+path)
+	}
+}
+
+// RequestPath is an activation request's page in the console.
+func RequestPath(name string) string { return "/requests/" + url.PathEscape(name) }
 
 // ActivationContent says what happened to an activation: who, which role,
 // where, for how long, why, under which ticket, and what the reader (of

@@ -110,6 +110,18 @@ func TestActivationContent(t *testing.T) {
 	}
 }
 
+func TestConsoleLink(t *testing.T) {
+	var c Content
+	c.ConsoleLink("", RequestPath("r1"))
+	if len(c.Facts) != 0 {
+		t.Fatalf("a link without --console-url: %v", c.Facts)
+	}
+	c.ConsoleLink("https://pim.example.com/", RequestPath("alice-admin-x7"))
+	if len(c.Facts) != 1 || c.Facts[0].Name != "Console" || c.Facts[0].Value != "https://pim.example.com/requests/alice-admin-x7" {
+		t.Fatalf("link: %v", c.Facts)
+	}
+}
+
 func TestRequesterIsNotOfferedToApprove(t *testing.T) {
 	ar := &pimv1.ActivationRequest{ObjectMeta: metav1.ObjectMeta{Name: "r1"}, Spec: pimv1.ActivationRequestSpec{
 		RoleRef: pimv1.RoleRef{Kind: "ClusterRole", Name: "admin"}, Requester: &pimv1.UserInfo{Username: "alice"}}}

@@ -143,6 +143,27 @@ func ReviewerVia(spec pimv1.AccessReviewSpec, subject pimv1.Subject, itemID stri
 	return via, nil
 }
 
+// ReviewsAs says how user takes part in a review, for the front ends to
+// show before any item is read: "User <name>" or "Group <name>" as a named
+// or fallback reviewer, "Self" in a self-review (each assignee decides on
+// their own items), or "" for a Named review that does not name them.
+// Which item they may decide on is still ReviewerVia's (never their own
+// access in a Named review).
+func ReviewsAs(spec pimv1.AccessReviewSpec, user pimv1.UserInfo) string {
+	if spec.ReviewerType == pimv1.ReviewerTypeSelf {
+		if via := principalVia(spec.FallbackReviewers, user); via != "" {
+			return via
+		}
+		return "Self"
+	}
+	return principalVia(append(slices.Clone(spec.Reviewers), spec.FallbackReviewers...), user)
+}
+
+// DescribeReviewers lists a review's reviewers and fallback reviewers.
+func DescribeReviewers(spec pimv1.AccessReviewSpec) string {
+	return describePrincipals(append(slices.Clone(spec.Reviewers), spec.FallbackReviewers...))
+}
+
 // principalVia names the first of principals that user is, by name before
 // group, or "".
 func principalVia(principals []pimv1.Principal, user pimv1.UserInfo) string {

@@ -134,6 +134,30 @@ func TestReviewerViaAndDefaults(t *testing.T) {
 	}
 }
 
+func TestReviewsAs(t *testing.T) {
+	named := pimv1.AccessReviewSpec{ReviewerType: pimv1.ReviewerTypeNamed, Reviewers: []pimv1.Principal{{Kind: "Group", Name: "leads"}},
+		FallbackReviewers: []pimv1.Principal{{Kind: "User", Name: "root"}}}
+	self := pimv1.AccessReviewSpec{ReviewerType: pimv1.ReviewerTypeSelf, FallbackReviewers: []pimv1.Principal{{Kind: "Group", Name: "leads"}}}
+	for _, tc := range []struct {
+		spec pimv1.AccessReviewSpec
+		user pimv1.UserInfo
+		want string
+	}{
+		{named, pimv1.UserInfo{Username: "erin", Groups: []string{"leads"}}, "Group leads"},
+		{named, pimv1.UserInfo{Username: "root"}, "User root"},
+		{named, pimv1.UserInfo{Username: "mallory"}, ""},
+		{self, pimv1.UserInfo{Username: "bob"}, "Self"},
+		{self, pimv1.UserInfo{Username: "erin", Groups: []string{"leads"}}, "Group leads"},
+	} {
+		if got := ReviewsAs(tc.spec, tc.user); got != tc.want {
+			t.Errorf("ReviewsAs(%s, %s) = %q, want %q", tc.spec.ReviewerType, tc.user.Username, got, tc.want)
+		}
+	}
+	if got := DescribeReviewers(named); got != "Group leads, User root" {
+		t.Errorf("DescribeReviewers = %q", got)
+	}
+}
+
 func TestReviewItemName(t *testing.T) {
 	uid := "3b0b6f23-d319-49ce-b3fe-68979fd7e02f"
 	if got := ReviewItemName("quarterly", uid, 3, "0123456789ab"); got != "quarterly.3b0b6f23.3.0123456789ab" {

@@ -14,6 +14,7 @@ import (
 	. "github.com/onsi/gomega"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -197,6 +198,63 @@ func expectFailClosed(r release) {
 	}
 }
 
+// consoleValues are the console's required values.
+var consoleValues = []string{"console.enabled=true", "console.url=https://pim.example.com", "console.issuerURL=https://login.example.com",
+	"console.clientSecret.secretName=console-oidc", "console.sessionKeys.secretName=console-sessions"}
+
+// expectConsoleBoundToNothing checks that no rendered binding names the
+// console's ServiceAccount, that none in the API server does (by name, as
+// its user, or through its namespace's ServiceAccount group), and that the
+// API server allows it nothing on kubepim's objects, RBAC or Secrets, nor
+// impersonation, as itself or through the ServiceAccount groups. (A
+// binding to system:authenticated, such as the requester role's usual one,
+// reaches every identity; the console's pods get no token to use it.)
+func expectConsoleBoundToNothing(namespace, sa string, objs []*unstructured.Unstructured) {
+	GinkgoHelper()
+	user := "system:serviceaccount:" + namespace + ":" + sa
+	names := func(s rbacv1.Subject) bool {
+		return (s.Kind == rbacv1.ServiceAccountKind && s.Name == sa && s.Namespace == namespace) ||
+			(s.Kind == rbacv1.UserKind && s.Name == user) || (s.Kind == rbacv1.GroupKind && s.Name == "system:serviceaccounts:"+namespace)
+	}
+	for _, o := range append(find(objs, "RoleBinding"), find(objs, "ClusterRoleBinding")...) {
+		subjects, _, _ := unstructured.NestedSlice(o.Object, "subjects")
+		for _, raw := range subjects {
+			m := raw.(map[string]any)
+			s := rbacv1.Subject{Kind: fmt.Sprint(m["kind"]), Name: fmt.Sprint(m["name"]), Namespace: fmt.Sprint(m["namespace"])}
+			Expect(names(s)).To(BeFalse(), "%s binds the console: %v", objKey(o), m)
+		}
+	}
+	var crbs rbacv1.ClusterRoleBindingList
+	Expect(k8sClient.List(ctx, &crbs)).To(Succeed())
+	for _, b := range crbs.Items {
+		Expect(slices.ContainsFunc(b.Subjects, names)).To(BeFalse(), "ClusterRoleBinding %s binds the console", b.Name)
+	}
+	var rbs rbacv1.RoleBindingList
+	Expect(k8sClient.List(ctx, &rbs)).To(Succeed())
+	for _, b := range rbs.Items {
+		Expect(slices.ContainsFunc(b.Subjects, names)).To(BeFalse(), "RoleBinding %s/%s binds the console", b.Namespace, b.Name)
+	}
+	for _, a := range []authorizationv1.ResourceAttributes{
+		{Group: "kubepim.io", Resource: "activationrequests", Verb: "list"},
+		{Group: "kubepim.io", Resource: "activationrequests", Verb: "patch"},
+		{Group: "kubepim.io", Resource: "accessreviewitems", Verb: "patch"},
+		{Group: "kubepim.io", Resource: "auditevents", Verb: "list"},
+		{Group: "kubepim.io", Resource: "roleassignments", Verb: "create"},
+		{Group: "rbac.authorization.k8s.io", Resource: "clusterrolebindings", Verb: "create"},
+		{Group: "rbac.authorization.k8s.io", Resource: "rolebindings", Verb: "create", Namespace: "default"},
+		{Resource: "secrets", Verb: "get", Namespace: namespace},
+		{Resource: "serviceaccounts", Verb: "create", Subresource: "token", Namespace: namespace},
+		{Resource: "users", Verb: "impersonate"},
+		{Resource: "groups", Verb: "impersonate"},
+	} {
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{User: user,
+			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace},
+			ResourceAttributes: &a}}
+		Expect(k8sClient.Create(ctx, sar)).To(Succeed())
+		Expect(sar.Status.Allowed).To(BeFalse(), "the console's ServiceAccount may %s %s.%s", a.Verb, a.Resource, a.Group)
+	}
+}
+
 var _ = Describe("helm template charts/kubepim, applied to an API server", Ordered, func() {
 	def := release{name: "kubepim", namespace: "kubepim-system"}
 
@@ -313,6 +371,62 @@ var _ = Describe("helm template charts/kubepim, applied to an API server", Order
 		out, err := cmd.CombinedOutput()
 		Expect(err).To(HaveOccurred())
 		Expect(string(out)).To(ContainSubstring("replicas"))
+	})
+
+	It("deploys the console as its own Deployment, Service and Ingress, with a ServiceAccount bound to nothing", func() {
+		r := release{name: "kubepim-ui", namespace: "pim-ui", set: append([]string{"crds.enabled=false", "console.ingress.enabled=true",
+			"console.ingress.tls[0].secretName=pim-tls", "console.ingress.tls[0].hosts[0]=pim.example.com"}, consoleValues...)}
+		objs := render(r)
+		k := kinds(objs)
+		Expect(k).To(HaveKeyWithValue("ServiceAccount", 2), "the manager's and the console's")
+		Expect(k).To(HaveKeyWithValue("Deployment", 2))
+		Expect(k).To(HaveKeyWithValue("Service", 3), "webhook, metrics, console")
+		Expect(k).To(HaveKeyWithValue("Ingress", 1))
+		apply(r, objs)
+		expectConsoleBoundToNothing(r.namespace, "kubepim-ui-console", objs)
+
+		d := &appsv1.Deployment{}
+		Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: r.namespace, Name: "kubepim-ui-console"}, d)).To(Succeed())
+		Expect(d.Spec.Replicas).To(HaveValue(BeEquivalentTo(2)))
+		pod := d.Spec.Template.Spec
+		Expect(pod.ServiceAccountName).To(Equal("kubepim-ui-console"))
+		Expect(pod.AutomountServiceAccountToken).To(HaveValue(BeFalse()))
+		Expect(pod.Containers).To(HaveLen(1))
+		c := pod.Containers[0]
+		Expect(c.Command).To(Equal([]string{"/console"}))
+		Expect(c.Args).To(ContainElements("--console-url=https://pim.example.com", "--issuer-url=https://login.example.com",
+			"--client-id=kubepim-console", "--kubepim-namespace=pim-ui", "--apiserver-ca-file=/etc/kubepim-console/kube-root-ca/ca.crt",
+			"--client-secret-file=/etc/kubepim-console/client-secret/client-secret", "--session-key-file=/etc/kubepim-console/session-keys/session-keys"))
+		Expect(c.SecurityContext.ReadOnlyRootFilesystem).To(HaveValue(BeTrue()))
+		Expect(pod.Volumes).To(ContainElements(HaveField("Secret.SecretName", "console-oidc"), HaveField("Secret.SecretName", "console-sessions"),
+			HaveField("ConfigMap.Name", "kube-root-ca.crt")))
+		// The console's pods are not the manager's: neither selects the other.
+		Expect(d.Spec.Selector.MatchLabels).To(HaveKeyWithValue("app.kubernetes.io/component", "console"))
+		Expect(deployment(r).Spec.Selector.MatchLabels).To(HaveKeyWithValue("control-plane", "controller-manager"))
+		Expect(deployment(r).Spec.Template.Spec.Containers[0].Args).To(ContainElement("--console-url=https://pim.example.com"),
+			"notifications link to the console")
+
+		ing := find(objs, "Ingress")[0]
+		rules, _, _ := unstructured.NestedSlice(ing.Object, "spec", "rules")
+		Expect(rules).To(HaveLen(1))
+		Expect(rules[0]).To(HaveKeyWithValue("host", "pim.example.com"))
+
+		By("refusing to render without the console's URL, issuer and Secrets")
+		for _, missing := range []string{"console.url", "console.issuerURL", "console.clientSecret.secretName", "console.sessionKeys.secretName"} {
+			set := []string{"console.enabled=true"}
+			for _, v := range consoleValues {
+				if !strings.HasPrefix(v, missing+"=") {
+					set = append(set, v)
+				}
+			}
+			args := []string{"template", "x", root + "/charts/kubepim", "--kube-version", kubeVersion}
+			for _, v := range set {
+				args = append(args, "--set", v)
+			}
+			out, err := exec.Command(helm, args...).CombinedOutput()
+			Expect(err).To(HaveOccurred(), missing)
+			Expect(string(out)).To(ContainSubstring(missing))
+		}
 	})
 
 	Context("built-in certificate management on the chart's objects", Ordered, certSpecs)

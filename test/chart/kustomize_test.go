@@ -20,8 +20,14 @@ import (
 // kustomize renders config/default as `kubectl apply -k` would.
 func kustomize() []*unstructured.Unstructured {
 	GinkgoHelper()
+	return kustomizeDir("config/default")
+}
+
+// kustomizeDir renders a directory of config/.
+func kustomizeDir(dir string) []*unstructured.Unstructured {
+	GinkgoHelper()
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	m, err := k.Run(filesys.MakeFsOnDisk(), root+"/config/default")
+	m, err := k.Run(filesys.MakeFsOnDisk(), root+"/"+dir)
 	Expect(err).NotTo(HaveOccurred())
 	out, err := m.AsYaml()
 	Expect(err).NotTo(HaveOccurred())
@@ -152,5 +158,40 @@ var _ = Describe("config/default (kustomize)", func() {
 				Expect(managerFlags(kc)).To(Equal(managerFlags(c)), k)
 			}
 		}
+	})
+})
+
+var _ = Describe("config/console (kustomize)", func() {
+	It("deploys the console like the chart, with a ServiceAccount bound to nothing", func() {
+		objs := kustomizeDir("config/console")
+		Expect(kinds(objs)).To(Equal(map[string]int{"ServiceAccount": 1, "Deployment": 1, "Service": 1}))
+		for _, o := range objs {
+			Expect(o.GetNamespace()).To(Equal("kubepim-system"), objKey(o))
+			Expect(o.GetName()).To(Equal("kubepim-console"), objKey(o))
+		}
+		r := release{name: "kubepim-console-kustomize", namespace: "kubepim-system"}
+		apply(r, objs)
+		expectConsoleBoundToNothing("kubepim-system", "kubepim-console", objs)
+
+		// The same flags as the chart's console with the same values.
+		flags := func(d *unstructured.Unstructured) []string {
+			containers, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+			Expect(containers).To(HaveLen(1))
+			args, _, _ := unstructured.NestedStringSlice(containers[0].(map[string]any), "args")
+			var names []string
+			for _, a := range args {
+				name, _, _ := strings.Cut(a, "=")
+				names = append(names, name)
+			}
+			return names
+		}
+		var chart *unstructured.Unstructured
+		for _, d := range find(render(release{name: "kubepim", namespace: "kubepim-system", set: consoleValues}), "Deployment") {
+			if d.GetName() == "kubepim-console" {
+				chart = d
+			}
+		}
+		Expect(chart).NotTo(BeNil())
+		Expect(flags(find(objs, "Deployment")[0])).To(ConsistOf(flags(chart)))
 	})
 })

@@ -67,6 +67,8 @@ type Env struct {
 	AccessMode grant.AccessMode
 	// authzDir holds kube-apiserver's authorization configuration files.
 	authzDir string
+	// ConsoleURL is the manager's --console-url.
+	ConsoleURL string
 }
 
 // Options change how the control plane starts.
@@ -319,7 +321,7 @@ func (e *Env) StartManager(clk clock.WithTicker) (func(), error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	opts := controllers.Options{Clock: clk, Namespace: Namespace, AccessMode: e.AccessMode}
+	opts := controllers.Options{Clock: clk, Namespace: Namespace, AccessMode: e.AccessMode, ConsoleURL: e.ConsoleURL}
 	if fc, ok := clk.(*clocktesting.FakeClock); ok {
 		opts.Controller = controller.Options{NewQueue: clockqueue.New(fc)}
 	}

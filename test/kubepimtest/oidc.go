@@ -12,7 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/yaml"
+
+	"github.com/kubepim/kubepim/test/oidcprovider"
 )
 
 // MFAClaim is the user-extra key config/console/authentication-config.yaml
@@ -29,20 +30,7 @@ func OIDCAuthentication(root, issuer, clientID string, caPEM []byte) ([]byte, er
 	if err != nil {
 		return nil, err
 	}
-	var doc map[string]any
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		return nil, err
-	}
-	jwt, ok := doc["jwt"].([]any)
-	if !ok || len(jwt) != 1 {
-		return nil, fmt.Errorf("authentication-config.yaml: want one jwt authenticator")
-	}
-	auth := jwt[0].(map[string]any)
-	iss := auth["issuer"].(map[string]any)
-	iss["url"] = issuer
-	iss["audiences"] = []string{clientID}
-	iss["certificateAuthority"] = string(caPEM)
-	return yaml.Marshal(doc)
+	return oidcprovider.AuthenticationConfig(raw, issuer, clientID, caPEM)
 }
 
 // BearerConfig is a rest config that authenticates with a bearer token

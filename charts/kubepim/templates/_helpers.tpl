@@ -67,3 +67,13 @@ app.kubernetes.io/part-of: kubepim
 {{- define "kubepim.validatingWebhookConfigurationName" -}}
 {{- printf "%s-validating-webhook-configuration" (include "kubepim.fullname" .) }}
 {{- end }}
+
+{{- define "kubepim.consoleName" -}}
+{{- printf "%s-console" (include "kubepim.fullname" .) }}
+{{- end }}
+
+{{- define "kubepim.consoleSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "kubepim.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: console
+{{- end }}
