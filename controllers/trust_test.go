@@ -222,6 +222,9 @@ var _ = Describe("Trust boundaries", func() {
 			denied.Status.Decision, denied.Status.Reviewer = pimv1.ReviewDecisionDeny, dana
 			Expect(as(pam, nil, nil).Status().Update(ctx, denied)).To(MatchError(ContainSubstring("may not write it")))
 			Expect(attacker.Status().Update(ctx, denied.DeepCopy())).To(MatchError(ContainSubstring("forbidden")))
+			By("deleting an item, so that the review no longer removes that assignment")
+			Expect(as(pam, nil, nil).Delete(ctx, getItem(rev, mine))).To(MatchError(ContainSubstring("may not delete one")))
+			Expect(attacker.Delete(ctx, getItem(rev, mine))).To(MatchError(ContainSubstring("forbidden")))
 			By("changing its spec, metadata or records")
 			for what, mutate := range map[string]func(*pimv1.AccessReviewItem){
 				"point it at another assignment": func(i *pimv1.AccessReviewItem) { i.Spec.Assignment = mine.Name },
