@@ -177,6 +177,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /reviews/{name}/items/{item}", s.user(s.decideItem))
 	mux.HandleFunc("GET /audit", s.user(s.auditPage))
 	mux.HandleFunc("GET /audit/export", s.user(s.auditExport))
+	mux.HandleFunc("GET /history", s.user(s.historyPage))
 
 	// Browsers say where a request comes from (Sec-Fetch-Site, Origin):
 	// a state-changing request from another origin is refused before any
