@@ -28,7 +28,7 @@ type page struct {
 	Data    any
 }
 
-var pageNames = []string{"signin", "error", "roles", "activate", "requests", "request", "approvals", "reviews", "review", "audit", "history"}
+var pageNames = []string{"signin", "error", "roles", "activate", "requests", "request", "approvals", "reviews", "review", "audit", "history", "settings", "alerts"}
 
 var funcs = template.FuncMap{
 	"when": func(t any) string {
