@@ -178,6 +178,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /audit", s.user(s.auditPage))
 	mux.HandleFunc("GET /audit/export", s.user(s.auditExport))
 	mux.HandleFunc("GET /history", s.user(s.historyPage))
+	mux.HandleFunc("GET /assignments", s.user(s.assignmentsPage))
+	mux.HandleFunc("POST /assignments", s.user(s.addAssignment))
+	mux.HandleFunc("POST /assignments/{name}/remove", s.user(s.removeAssignment))
 	mux.HandleFunc("GET /settings", s.user(s.settingsPage))
 	mux.HandleFunc("GET /alerts", s.user(s.alertsPage))
 

@@ -55,7 +55,6 @@ func assignmentRules(permanent bool, maxDuration *time.Duration) []string {
 	return out
 }
 
-
 func viewSetting(rs *pimv1.RoleSetting) settingView {
 	sp := rs.Spec
 	v := settingView{Name: rs.Name, Role: sp.RoleRef.Kind + " " + sp.RoleRef.Name, Scope: scope(sp.RoleRef.Namespace),
