@@ -62,6 +62,8 @@ type timeline struct {
 type tick struct {
 	X    float64
 	Text string
+	// Anchor keeps the first and last labels inside the picture.
+	Anchor string
 }
 
 type laneRow struct {
@@ -183,10 +185,27 @@ func drawTimeline(rows []heldRow, from, to, now time.Time) *timeline {
 		t.At = &tick{X: x(from), Text: from.UTC().Format("2006-01-02 15:04:05 UTC")}
 	}
 	layout := "2006-01-02 15:04"
+	// Labels as precise as the window needs.
+	switch span := end.Sub(start); {
+	case span <= 2*time.Hour:
+		layout = "15:04:05"
+	case span <= 48*time.Hour:
+		layout = "01-02 15:04"
+	case span > 60*24*time.Hour:
+		layout = "2006-01-02"
+	}
 	for i := 0; i <= tlTicks; i++ {
 		at := start.Add(time.Duration(float64(end.Sub(start)) * float64(i) / tlTicks))
-		t.Ticks = append(t.Ticks, tick{X: x(at), Text: at.UTC().Format(layout)})
+		anchor := "middle"
+		switch i {
+		case 0:
+			anchor = "start"
+		case tlTicks:
+			anchor = "end"
+		}
+		t.Ticks = append(t.Ticks, tick{X: x(at), Text: at.UTC().Format(layout), Anchor: anchor})
 	}
+	layout = "2006-01-02 15:04:05"
 	index := map[string]int{}
 	for _, r := range rows {
 		i, ok := index[r.Who]
