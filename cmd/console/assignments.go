@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -43,6 +44,10 @@ type assignmentsView struct {
 	// Filter is the role the list is limited to.
 	Filter string
 	Total  int
+	// MayNotWrite: RBAC does not let the user create RoleAssignments (a
+	// SelfSubjectAccessReview says so); the form stays, and the refusal
+	// will come from the API server.
+	MayNotWrite bool
 }
 
 func (s *Server) assignmentsPage(q *request) {
@@ -63,6 +68,11 @@ func (s *Server) showAssignments(q *request, status int, f assignmentForm, errMs
 		}
 		s.apiError(q, err)
 		return
+	}
+	ssar := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+		ResourceAttributes: &authorizationv1.ResourceAttributes{Group: pimv1.GroupVersion.Group, Resource: "roleassignments", Verb: "create"}}}
+	if err := q.c.Create(ctx, ssar); err == nil {
+		v.MayNotWrite = !ssar.Status.Allowed
 	}
 	var settings pimv1.RoleSettingList
 	if err := q.c.List(ctx, &settings); err == nil {

@@ -51,6 +51,7 @@ var _ = Describe("Assignments in a browser", Ordered, func() {
 		carol.signIn()
 		carol.do(chromedp.Navigate(consoleURL+"/assignments?role=cache-reader"), chromedp.WaitVisible(chromedp.ID("add-assignment")))
 		Expect(carol.text("#total")).To(Equal("0 assignments."))
+		Expect(eval[bool](carol, `document.getElementById("may-not-write") === null`)).To(BeTrue(), "carol may create assignments")
 		end := time.Now().UTC().Add(2 * time.Hour).Truncate(time.Second)
 		carol.do(chromedp.SetValue(chromedp.ID("type"), "Active"), chromedp.SendKeys(chromedp.ID("subject"), "grace"),
 			chromedp.SetValue(chromedp.ID("namespace"), "prod"), chromedp.SetValue(chromedp.ID("end"), end.Format("2006-01-02T15:04:05")),
@@ -99,6 +100,7 @@ var _ = Describe("Assignments in a browser", Ordered, func() {
 		mallory := newTab("mallory")
 		mallory.signIn()
 		mallory.do(chromedp.Navigate(consoleURL+"/assignments"), chromedp.WaitVisible(chromedp.ID("add-assignment")))
+		Expect(mallory.text("#may-not-write")).To(ContainSubstring("does not let you create RoleAssignments"))
 		mallory.do(chromedp.SendKeys(chromedp.ID("subject"), "mallory"), chromedp.SetValue(chromedp.ID("role"), "cache-reader"))
 		mallory.clickAndLoad("#add")
 		Expect(mallory.text("#error")).To(And(ContainSubstring("The assignment was refused"), ContainSubstring(`User "mallory" cannot create resource "roleassignments"`)))
