@@ -259,6 +259,9 @@ type requestView struct {
 	AR                       *pimv1.ActivationRequest
 	Mine                     bool
 	CanCancel, CanDeactivate bool
+	// CanExtend: an active request of the user's; AskTOTP: its policy
+	// requires MFA and the sign-in did not prove a second factor.
+	CanExtend, AskTOTP bool
 	// CanDecide: it waits for approval and the user is not the requester;
 	// Approver: the policy names the user (kubepim decides for real).
 	CanDecide, Approver bool
@@ -274,6 +277,8 @@ func (s *Server) viewRequest(q *request, ar *pimv1.ActivationRequest, settings [
 		v.CanCancel = ar.Annotations[pimv1.AnnotationCancel] == ""
 	case v.Mine && state == pimv1.ActivationStateActive:
 		v.CanDeactivate = ar.Annotations[pimv1.AnnotationDeactivate] == ""
+		v.CanExtend = v.CanDeactivate && err == nil
+		v.AskTOTP = v.CanExtend && v.Policy.MFA && !s.mfaClaimed(q.me)
 	}
 	if !v.Mine && ar.Status.State == pimv1.ActivationStatePendingApproval {
 		v.CanDecide = true
@@ -329,6 +334,10 @@ func (s *Server) approvals(q *request) {
 // checks who may, and its refusal is shown as given.
 func (s *Server) requestAction(q *request) {
 	name, action := q.r.PathValue("name"), q.r.PathValue("action")
+	if action == "extend" {
+		s.extend(q, name)
+		return
+	}
 	reason := strings.TrimSpace(q.r.PostForm.Get("reason"))
 	back := localPath(q.r.PostForm.Get("back"))
 	if q.r.PostForm.Get("back") == "" {
@@ -381,4 +390,41 @@ func (s *Server) apiError(q *request, err error) {
 	default:
 		q.page(s, http.StatusBadGateway, "error", page{Title: "Kubernetes API error", Error: err.Error()})
 	}
+}
+
+// extend asks, as the user, for a request that takes over from an active
+// one without a gap (spec.extends), as `kubectl pim extend` does: the same
+// role and scope, the ticket of the old one unless another is given.
+// kubepim's webhook checks that the old request is the user's and active,
+// and the policy; its refusal is shown on the old request's page.
+func (s *Server) extend(q *request, name string) {
+	ctx := q.r.Context()
+	back := "/requests/" + url.PathEscape(name)
+	f := q.r.PostForm
+	old := &pimv1.ActivationRequest{}
+	if err := q.c.Get(ctx, client.ObjectKey{Name: name}, old); err != nil {
+		q.flashAndGo(s, back, refusal(err), true)
+		return
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(f.Get("duration")))
+	if err != nil || d <= 0 {
+		q.flashAndGo(s, back, "Duration: write it as 30m, 1h or 1h30m.", true)
+		return
+	}
+	ar := &pimv1.ActivationRequest{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: policy.RequestGenerateName(q.me.Username, old.Spec.RoleRef.Name)},
+		Spec: pimv1.ActivationRequestSpec{RoleRef: old.Spec.RoleRef, Namespace: old.Spec.Namespace, Extends: old.Name,
+			Duration: metav1.Duration{Duration: d}, Justification: strings.TrimSpace(f.Get("justification"))},
+	}
+	if system, number := strings.TrimSpace(f.Get("ticketSystem")), strings.TrimSpace(f.Get("ticketNumber")); system != "" || number != "" {
+		ar.Spec.Ticket = &pimv1.Ticket{System: system, Number: number}
+	}
+	if code := strings.TrimSpace(f.Get("totp")); code != "" {
+		ar.Annotations = map[string]string{pimv1.AnnotationTOTP: code}
+	}
+	if err := q.c.Create(ctx, ar); err != nil {
+		q.flashAndGo(s, back, refusal(err), true)
+		return
+	}
+	q.flashAndGo(s, "/requests/"+ar.Name, "Request "+ar.Name+" created: it extends "+old.Name+" without a gap.", false)
 }

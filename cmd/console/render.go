@@ -28,7 +28,7 @@ type page struct {
 	Data    any
 }
 
-var pageNames = []string{"signin", "error", "roles", "activate", "requests", "request", "approvals", "reviews", "review", "audit"}
+var pageNames = []string{"signin", "error", "roles", "activate", "requests", "request", "approvals", "reviews", "review", "audit", "history", "settings", "alerts", "assignments"}
 
 var funcs = template.FuncMap{
 	"when": func(t any) string {
@@ -48,6 +48,7 @@ var funcs = template.FuncMap{
 	"scope": scope,
 	"join":  strings.Join,
 	"lower": strings.ToLower,
+	"list":  func(xs ...string) []string { return xs },
 	"decideData": func(name, csrf, back string) any {
 		return struct{ Name, CSRF, Back string }{name, csrf, back}
 	},

@@ -177,6 +177,12 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /reviews/{name}/items/{item}", s.user(s.decideItem))
 	mux.HandleFunc("GET /audit", s.user(s.auditPage))
 	mux.HandleFunc("GET /audit/export", s.user(s.auditExport))
+	mux.HandleFunc("GET /history", s.user(s.historyPage))
+	mux.HandleFunc("GET /assignments", s.user(s.assignmentsPage))
+	mux.HandleFunc("POST /assignments", s.user(s.addAssignment))
+	mux.HandleFunc("POST /assignments/{name}/remove", s.user(s.removeAssignment))
+	mux.HandleFunc("GET /settings", s.user(s.settingsPage))
+	mux.HandleFunc("GET /alerts", s.user(s.alertsPage))
 
 	// Browsers say where a request comes from (Sec-Fetch-Site, Origin):
 	// a state-changing request from another origin is refused before any

@@ -69,8 +69,118 @@ func (p *pim) auditCommand() *cobra.Command {
 		},
 	}
 	verify.Flags().StringVar(&kubepimNamespace, "kubepim-namespace", "kubepim-system", "Namespace kubepim runs in (it keeps the chain's anchor there).")
-	cmd.AddCommand(verify)
+	cmd.AddCommand(verify, p.auditWhoCommand())
 	return cmd
+}
+
+// whoRow is one grant in `kubectl pim audit who`.
+type whoRow struct {
+	Who string `json:"who"`
+	audit.Held
+}
+
+func (p *pim) auditWhoCommand() *cobra.Command {
+	var role, roleKind, at, from, to string
+	cmd := &cobra.Command{
+		Use:   "who --role R [--namespace NS] (--at TIME | --from T1 --to T2) [-o table|json]",
+		Short: "Who held a role (or could act in a namespace with it) at a time or between two times, from the audit trail",
+		Long: `Who held a role at a time or between two times, built from the audit trail:
+every activation (Activated until Expired, Extended or Deactivated) and every
+active assignment (AssignmentActivated until AssignmentExpired or
+AssignmentRemoved). With --namespace, grants in that namespace and
+cluster-wide grants. Times are RFC 3339, or a duration back from now (2h, 3d).
+It reads the trail as you: it needs list on auditevents (kubepim-auditor).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if role == "" {
+				return usage("--role is required")
+			}
+			now := p.clock.Now()
+			q := audit.WhoQuery{Role: role, RoleKind: roleKind, Namespace: p.namespace}
+			var err error
+			switch {
+			case at != "" && (from != "" || to != ""):
+				return usage("give --at, or --from and --to, not both")
+			case from != "" || to != "":
+				if q.From, err = parseSince(from, now); err != nil {
+					return err
+				}
+				if q.To, err = parseSince(to, now); err != nil {
+					return err
+				}
+				if to == "" {
+					q.To = now
+				}
+				if q.To.Before(q.From) {
+					return usage("--to is before --from")
+				}
+			default:
+				q.From = now
+				if at != "" {
+					if q.From, err = parseSince(at, now); err != nil {
+						return err
+					}
+				}
+				q.To = q.From
+			}
+			switch p.output {
+			case "", "table", "json":
+			default:
+				return usage("-o must be table or json")
+			}
+			held, err := audit.History(cmd.Context(), p.c, role)
+			if err != nil {
+				return err
+			}
+			rows := []whoRow{}
+			for _, h := range audit.Who(held, q) {
+				rows = append(rows, whoRow{Who: audit.SubjectString(h.Subject), Held: h})
+			}
+			if p.output == "json" {
+				return p.print(rows)
+			}
+			if len(rows) == 0 {
+				p.say("No one held %s%s then, according to the audit trail.", role, inScope(q.Namespace))
+				return nil
+			}
+			w := tabwriter.NewWriter(p.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "SUBJECT\tROLE\tNAMESPACE\tVIA\tFROM\tUNTIL\tENDED BY\tREQUEST\tJUSTIFICATION\tAPPROVERS")
+			for _, r := range rows {
+				until, ended := "-", dash(r.EndedBy)
+				if !r.Until.IsZero() {
+					until = r.Until.UTC().Format(time.RFC3339)
+					if !r.Ended {
+						ended = "(due)"
+					}
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Who, r.RoleRef.Name, orAll(r.Namespace), r.Via,
+					r.From.UTC().Format(time.RFC3339), until, ended, r.Target.Name, dash(oneLine(r.Justification)), dash(strings.Join(r.Approvers, ",")))
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&role, "role", "", "The role's name (required).")
+	cmd.Flags().StringVar(&roleKind, "role-kind", "", "The role's kind, ClusterRole or Role, when names clash.")
+	cmd.Flags().StringVar(&at, "at", "", "One instant: an RFC 3339 time or a duration back from now (default: now).")
+	cmd.Flags().StringVar(&from, "from", "", "Start of a range (included).")
+	cmd.Flags().StringVar(&to, "to", "", "End of a range (included; default now).")
+	return cmd
+}
+
+func inScope(ns string) string {
+	if ns == "" {
+		return ""
+	}
+	return " in " + ns
+}
+
+// oneLine keeps a table row on one line.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 60 {
+		return s[:57] + "..."
+	}
+	return s
 }
 
 // parseSince reads "30d", "12h" (back from now) or an RFC 3339 time.

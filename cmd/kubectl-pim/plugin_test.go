@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -296,6 +297,37 @@ var _ = Describe("kubectl pim", Ordered, func() {
 		out, code = run("auditor", nil, "audit", "--action", "Approved")
 		Expect(code).To(Equal(0), out)
 		Expect(out).To(MatchRegexp(`Approved\s+bob\s+alice\s+secret-reader\s+prod\s+Success\s+ticket checked`))
+
+		// Who held the roles, from the trail.
+		out, code = run("auditor", nil, "audit", "who", "--role", "pod-debugger", "--from", "1h", "--to", "0s")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(MatchRegexp(`User alice\s+pod-debugger\s+prod\s+Activation\s+\S+\s+\S+\s+Deactivated\s+alice-pod-debugger-\w+\s+INC-1`))
+		out, code = run("auditor", nil, "audit", "who", "--role", "secret-reader", "-n", "prod", "-o", "json")
+		Expect(code).To(Equal(0), out)
+		var held []struct {
+			Who           string
+			Via           string
+			Justification string
+			Ticket        *pimv1.Ticket
+			Approvers     []string
+			Ended         bool
+		}
+		Expect(json.Unmarshal([]byte(out), &held)).To(Succeed())
+		Expect(held).To(HaveLen(1), out)
+		Expect(held[0].Who).To(Equal("User alice"))
+		Expect(held[0].Via).To(Equal("Activation"))
+		Expect(held[0].Justification).To(Equal("rotate password"))
+		Expect(held[0].Ticket.Number).To(Equal("OPS-88"))
+		Expect(held[0].Approvers).To(Equal([]string{"bob"}))
+		Expect(held[0].Ended).To(BeFalse(), "still active")
+		out, code = run("auditor", nil, "audit", "who", "--role", "secret-reader", "-n", "staging")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(ContainSubstring("No one held secret-reader in staging"))
+		out, code = run("auditor", nil, "audit", "who", "--role", "pod-debugger", "--at", "2001-01-01T00:00:00Z")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(ContainSubstring("No one held pod-debugger"))
+		_, code = run("auditor", nil, "audit", "who", "--at", "1h")
+		Expect(code).To(Equal(exitUsage), "--role is required")
 
 		out, code = run("root", []string{"system:masters"}, "audit", "verify")
 		Expect(code).To(Equal(0), out)
