@@ -589,6 +589,7 @@ kubepim dev control plane is ready.
   API server   https://127.0.0.1:${APISERVER_PORT}   etcd http://127.0.0.1:${ETCD_PORT}
   webhooks     https://127.0.0.1:${WEBHOOK_PORT}   metrics http://127.0.0.1:${METRICS_PORT}/metrics   probes http://127.0.0.1:${PROBE_PORT}/readyz
   manager      runs as system:serviceaccount:${MANAGER_SA_NAMESPACE}:${MANAGER_SA} (${MANAGER_KUBECONFIG})
+  access mode  ${ACCESS_MODE}$([[ "${ACCESS_MODE}" == authorizer ]] && echo " (kube-apiserver --authorization-config=${AUTHZ_CONFIG}; activations get no binding)")
   logs         ${DEV_DIR}/{etcd,kube-apiserver,kube-controller-manager,manager}.log
   stop         make dev-down   (state in ${DEV_DIR} is kept; rm -rf it to start over)
 EOF
