@@ -1,4 +1,4 @@
-# kubepim Makefile. `make test` is the test command (test-go, then e2e); `make dev` the main one.
+# kubepim Makefile. `make test` is the test command (test-go, then e2e and e2e-authorizer); `make dev` the main one.
 SHELL := /usr/bin/env bash -o pipefail
 .SHELLFLAGS := -ec
 
