@@ -1,4 +1,4 @@
-# kubepim Makefile. `make test` is the test command (test-go, then e2e); `make dev` the main one.
+# kubepim Makefile. `make test` is the test command (test-go, then e2e and e2e-authorizer); `make dev` the main one.
 SHELL := /usr/bin/env bash -o pipefail
 .SHELLFLAGS := -ec
 
@@ -64,9 +64,10 @@ control-plane: ## Build kube-apiserver and etcd into bin/ (once).
 	@hack/install-control-plane.sh >/dev/null
 
 .PHONY: test
-test: ## The test command (CI runs it): test-go, then the e2e suite.
+test: ## The test command (CI runs it): test-go, then the e2e suite in both access modes.
 	$(MAKE) test-go
 	$(MAKE) e2e
+	$(MAKE) e2e-authorizer
 
 .PHONY: test-go
 test-go: manifests generate lint control-plane helm-check chromium ## Every Go test: table tests and the envtest suites against a real kube-apiserver and etcd; each fuzz target briefly.
@@ -111,6 +112,7 @@ HELM_CHECK_VALUES := "" \
 	"--set crds.enabled=false --set crds.keep=false" \
 	"--set metrics.serviceMonitor.enabled=true" \
 	"--set metrics.secure=false --set replicaCount=1 --set userRoles.create=false" \
+	"--set accessMode=authorizer --set webhook.clusterIP=10.96.0.50" \
 	"--set console.enabled=true --set console.url=https://pim.example.com --set console.issuerURL=https://login.example.com --set console.clientSecret.secretName=console --set console.sessionKeys.secretName=console --set console.ingress.enabled=true --set console.tlsSecretName=console-tls --set console.issuerCA.configMap=issuer-ca"
 
 .PHONY: helm-check
@@ -124,6 +126,10 @@ helm-check: helm ## helm lint --strict and helm template of charts/kubepim with 
 .PHONY: e2e
 e2e: build control-plane ## End-to-end suite with fault injection: bin/manager x2 on a control plane of its own, driven by kubectl (~3 min).
 	hack/e2e.sh
+
+.PHONY: e2e-authorizer
+e2e-authorizer: build control-plane ## The authorizer-mode e2e specs (kube-apiserver --authorization-config, --access-mode=authorizer; kill -9, hang, apiserver restart; ~2 min).
+	E2E_ACCESS_MODE=authorizer hack/e2e.sh
 
 .PHONY: ci
 ci: test ## Same as make test.

@@ -18,6 +18,12 @@
 # DEV_REPLICAS=2 runs two manager replicas (manager, manager-1) with leader
 # election, behind hack/devproxy on the webhook port (docs/reliability.md).
 #
+# DEV_ACCESS_MODE=authorizer runs the managers with --access-mode=authorizer
+# and kube-apiserver with --authorization-config: config/authorizer's file
+# (Node, RBAC, then kubepim's webhook at the webhook port's /authorize),
+# written to bin/dev/authorization-config.yaml (docs/authorizer.md). The
+# mode is the API server's too: switching it needs `hack/dev.sh down` first.
+#
 # State lives under bin/dev/ (DEV_DIR): etcd's data (kept across restarts),
 # certificates, kubeconfig (the admin's, for people), manager.kubeconfig (the
 # manager's: a token of its ServiceAccount), logs and pid files.
@@ -63,6 +69,11 @@ REPLICAS="${DEV_REPLICAS:-1}"
 [[ "${REPLICAS}" =~ ^[1-9]$ ]] || { echo "dev: ERROR: DEV_REPLICAS must be 1 to 9" >&2; exit 1; }
 LEADER_ELECT="${DEV_LEADER_ELECT:-$([[ "${REPLICAS}" -gt 1 ]] && echo true || echo false)}"
 SERVICE_CIDR="10.0.0.0/24"
+ACCESS_MODE="${DEV_ACCESS_MODE:-bindings}"
+[[ "${ACCESS_MODE}" == bindings || "${ACCESS_MODE}" == authorizer ]] || { echo "dev: ERROR: DEV_ACCESS_MODE must be bindings or authorizer" >&2; exit 1; }
+AUTHZ_CONFIG="${DEV_DIR}/authorization-config.yaml"
+AUTHZ_KUBECONFIG="${DEV_DIR}/authorizer.kubeconfig"
+AUTHORIZER_PATH=/authorize
 
 PKI="${DEV_DIR}/pki"
 WEBHOOK_CERTS="${DEV_DIR}/webhook-certs"
@@ -326,6 +337,11 @@ start_apiserver() {
     [[ -s "${AUTHN_CONFIG}" ]] || die "${AUTHN_CONFIG} is missing: start the OpenID provider first (hack/dev.sh start oidc-provider)"
     authn=(--authentication-config="${AUTHN_CONFIG}")
   fi
+  local authz=(--authorization-mode=Node,RBAC)
+  if [[ "${ACCESS_MODE}" == authorizer ]]; then
+    write_authorization_config
+    authz=(--authorization-config="${AUTHZ_CONFIG}")
+  fi
   start kube-apiserver "${ASSETS}/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:${ETCD_PORT}" \
     --bind-address=127.0.0.1 \
@@ -342,7 +358,7 @@ start_apiserver() {
     --requestheader-extra-headers-prefix=X-Remote-Extra- \
     --proxy-client-cert-file="${PKI}/front-proxy-client.crt" \
     --proxy-client-key-file="${PKI}/front-proxy-client.key" \
-    --authorization-mode=Node,RBAC \
+    "${authz[@]}" \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="${PKI}/sa.pub" \
     --service-account-signing-key-file="${PKI}/sa.key" \
@@ -353,6 +369,37 @@ start_apiserver() {
     --profiling=false \
     "${authn[@]}"
   wait_for kube-apiserver "kube-apiserver" apiserver_ready
+}
+
+# write_authorization_config writes kube-apiserver's authorization
+# configuration for DEV_ACCESS_MODE=authorizer: config/authorizer's file
+# with its kubeconfig here, which sends SubjectAccessReviews to the webhook
+# port (hack/devproxy's front with several replicas, as a Service in a
+# cluster) and trusts the dev CA that signed the managers' certificate. The
+# manager runs as the ServiceAccount the file already names.
+write_authorization_config() {
+  local src=config/authorizer/authorization-config.yaml
+  grep -q '/etc/kubernetes/kubepim-authorizer.kubeconfig' "${src}" \
+    && grep -q "system:serviceaccount:${MANAGER_SA_NAMESPACE}:${MANAGER_SA}'" "${src}" \
+    || die "${src} no longer names /etc/kubernetes/kubepim-authorizer.kubeconfig and ${MANAGER_SA_NAMESPACE}:${MANAGER_SA}: update write_authorization_config"
+  sed "s#/etc/kubernetes/kubepim-authorizer.kubeconfig#${AUTHZ_KUBECONFIG}#" "${src}" >"${AUTHZ_CONFIG}"
+  cat >"${AUTHZ_KUBECONFIG}" <<EOF
+# kube-apiserver -> kubepim's authorization webhook (written by hack/dev.sh).
+apiVersion: v1
+kind: Config
+clusters:
+- name: kubepim
+  cluster:
+    server: https://127.0.0.1:${WEBHOOK_PORT}${AUTHORIZER_PATH}
+    certificate-authority: ${PKI}/ca.crt
+users:
+- name: kube-apiserver
+  user: {}
+contexts:
+- name: kubepim
+  context: {cluster: kubepim, user: kube-apiserver}
+current-context: kubepim
+EOF
 }
 
 start_kcm() {
@@ -497,6 +544,7 @@ start_manager() {
     --health-probe-bind-address="127.0.0.1:${pport}"
   )
   [[ "${LEADER_ELECT}" == true ]] && args+=(--leader-elect)
+  [[ "${ACCESS_MODE}" == authorizer ]] && args+=(--access-mode=authorizer)
   local help
   help="$("${MANAGER_BIN}" -h 2>&1 || true)"
   if grep -Eq '^[[:space:]]+--?namespace([[:space:]]|$)' <<<"${help}"; then
@@ -513,7 +561,7 @@ start_manager() {
   if [[ "${WITH_CONSOLE}" == true ]] && grep -Eq '^[[:space:]]+--?console-url([[:space:]]|$)' <<<"${help}"; then
     args+=(--mfa-claim="${CONSOLE_MFA_CLAIM}" --console-url="${CONSOLE_URL}")
   fi
-  log "starting ${name} as system:serviceaccount:${MANAGER_SA_NAMESPACE}:${MANAGER_SA} (webhooks https://127.0.0.1:${wport}, metrics :${mport}, probes :${pport}, leader election ${LEADER_ELECT})"
+  log "starting ${name} as system:serviceaccount:${MANAGER_SA_NAMESPACE}:${MANAGER_SA} (webhooks https://127.0.0.1:${wport}, metrics :${mport}, probes :${pport}, leader election ${LEADER_ELECT}, access mode ${ACCESS_MODE})"
   # POD_NAME plays the pod's name: the replica's identity in the leader
   # election Lease, stable across restarts of that replica (docs/reliability.md).
   start "${name}" env POD_NAMESPACE="${NAMESPACE}" POD_NAME="kubepim-${name}" "${MANAGER_BIN}" "${args[@]}" ${DEV_MANAGER_ARGS:-}
@@ -541,6 +589,7 @@ kubepim dev control plane is ready.
   API server   https://127.0.0.1:${APISERVER_PORT}   etcd http://127.0.0.1:${ETCD_PORT}
   webhooks     https://127.0.0.1:${WEBHOOK_PORT}   metrics http://127.0.0.1:${METRICS_PORT}/metrics   probes http://127.0.0.1:${PROBE_PORT}/readyz
   manager      runs as system:serviceaccount:${MANAGER_SA_NAMESPACE}:${MANAGER_SA} (${MANAGER_KUBECONFIG})
+  access mode  ${ACCESS_MODE}$([[ "${ACCESS_MODE}" == authorizer ]] && echo " (kube-apiserver --authorization-config=${AUTHZ_CONFIG}; activations get no binding)")
   logs         ${DEV_DIR}/{etcd,kube-apiserver,kube-controller-manager,manager}.log
   stop         make dev-down   (state in ${DEV_DIR} is kept; rm -rf it to start over)
 EOF

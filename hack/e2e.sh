@@ -6,6 +6,11 @@
 # happens. Its state and logs are in bin/e2e (E2E_DIR), wiped at each start
 # and kept afterwards for inspection; its ports are its own, so a
 # `make dev-up` on the default ports can run beside it.
+# E2E_ACCESS_MODE=authorizer (make e2e-authorizer) runs the control plane
+# in authorizer mode (hack/dev.sh's DEV_ACCESS_MODE: kube-apiserver with
+# --authorization-config, the managers with --access-mode=authorizer) in
+# bin/e2e-authorizer, and only the specs labelled "authorizer"; the default,
+# bindings mode, runs all the others.
 # Needs: go, kubectl, bin/manager and bin/kubectl-pim (make build), and
 # kube-apiserver + etcd (make control-plane); `make e2e` sees to all.
 set -euo pipefail
@@ -14,7 +19,13 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${ROOT}"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 
-export DEV_DIR="${E2E_DIR:-${ROOT}/bin/e2e}"
+export DEV_ACCESS_MODE="${E2E_ACCESS_MODE:-bindings}"
+case "${DEV_ACCESS_MODE}" in
+  bindings) default_dir="${ROOT}/bin/e2e" label_filter='!authorizer' ;;
+  authorizer) default_dir="${ROOT}/bin/e2e-authorizer" label_filter='authorizer' ;;
+  *) echo "e2e: E2E_ACCESS_MODE must be bindings or authorizer" >&2; exit 1 ;;
+esac
+export DEV_DIR="${E2E_DIR:-${default_dir}}"
 export DEV_ETCD_PORT="${E2E_ETCD_PORT:-23890}"
 export DEV_ETCD_PEER_PORT="${E2E_ETCD_PEER_PORT:-23900}"
 export DEV_APISERVER_PORT="${E2E_APISERVER_PORT:-26443}"
@@ -70,6 +81,6 @@ trap 'exit 143' TERM
 
 t0=${SECONDS}
 hack/dev.sh up >"${DEV_DIR}/up.log" 2>&1 || { cat "${DEV_DIR}/up.log" >&2; exit 1; }
-echo "e2e: control plane with 2 replicas up in $((SECONDS - t0))s" >&2
-go test -tags e2e ./test/e2e -count=1 -timeout 10m -v -ginkgo.v ${E2E_FLAGS:-}
+echo "e2e: control plane with 2 replicas (access mode ${DEV_ACCESS_MODE}) up in $((SECONDS - t0))s" >&2
+go test -tags e2e ./test/e2e -count=1 -timeout 10m -v -ginkgo.v "-ginkgo.label-filter=${label_filter}" ${E2E_FLAGS:-}
 echo "e2e: passed in $((SECONDS - t0))s" >&2

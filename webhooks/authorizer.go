@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -102,9 +103,13 @@ func (a *accessAuthorizer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // decide gathers, from the cache, what policy.DecideAccess needs about
-// this user: their ActivationRequests, the assignments and settings of
-// the roles those are for, their own assignments (for the hint), and the
-// rules of every role involved.
+// this user: their ActivationRequests, the assignments whose subject is
+// the requester each of those was made by (by name, group or
+// ServiceAccount: the only ones the eligibility check can count), the
+// settings of their roles, their own assignments (for the hint), and the
+// rules of every role involved. Assignments are read by subject, not by
+// role: a role thousands are eligible for would otherwise cost a copy of
+// every one of its assignments at each request (docs/performance.md).
 func (a *accessAuthorizer) decide(ctx context.Context, spec authorizationv1.SubjectAccessReviewSpec) (policy.AccessDecision, error) {
 	user := pimv1.UserInfo{Username: spec.User, UID: spec.UID, Groups: spec.Groups}
 	in := policy.AccessInput{Now: a.clock.Now(), User: user, Attributes: rules.FromSpec(spec), Rules: map[policy.RoleID][]rbacv1.PolicyRule{}}
@@ -136,7 +141,18 @@ func (a *accessAuthorizer) decide(ctx context.Context, spec authorizationv1.Subj
 		}
 		return err
 	}
-	rolesOfActivations := map[pimv1.RoleRef]bool{}
+	bySubject := map[string][]pimv1.RoleAssignment{}
+	assignmentsFor := func(u pimv1.UserInfo) ([]pimv1.RoleAssignment, error) {
+		key := u.Username + "\x00" + strings.Join(u.Groups, "\x00")
+		if ras, ok := bySubject[key]; ok {
+			return ras, nil
+		}
+		ras, err := lookup.AssignmentsFor(ctx, a.cache, u)
+		if err == nil {
+			bySubject[key] = ras
+		}
+		return ras, err
+	}
 	settingsSeen := map[policy.RoleID]bool{}
 	for _, ar := range in.Activations {
 		if policy.IsFinal(ar.Status.State) {
@@ -146,9 +162,10 @@ func (a *accessAuthorizer) decide(ctx context.Context, spec authorizationv1.Subj
 		if err := addRole(id); err != nil {
 			return policy.AccessDecision{}, err
 		}
-		if !rolesOfActivations[ar.Spec.RoleRef] {
-			rolesOfActivations[ar.Spec.RoleRef] = true
-			ras, err := lookup.AssignmentsOf(ctx, a.cache, ar.Spec.RoleRef)
+		// The requester as kubepim's webhook stamped them (their groups
+		// then), which is whom the eligibility check matches.
+		if ar.Spec.Requester != nil {
+			ras, err := assignmentsFor(*ar.Spec.Requester)
 			if err != nil {
 				return policy.AccessDecision{}, err
 			}
@@ -167,7 +184,7 @@ func (a *accessAuthorizer) decide(ctx context.Context, spec authorizationv1.Subj
 		return d, nil
 	}
 	// Denied: what could the user activate that would allow it?
-	own, err := lookup.AssignmentsFor(ctx, a.cache, user)
+	own, err := assignmentsFor(user)
 	if err != nil {
 		return policy.AccessDecision{}, err
 	}

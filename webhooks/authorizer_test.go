@@ -1,7 +1,9 @@
 package webhooks
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,7 +14,9 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 )
@@ -90,5 +94,58 @@ func TestAccessAuthorizer(t *testing.T) {
 	a.ServeHTTP(w, httptest.NewRequest(http.MethodGet, AuthorizerPath, nil))
 	if w.Code != http.StatusMethodNotAllowed {
 		t.Errorf("GET: status %d", w.Code)
+	}
+}
+
+// The eligibility an activation relies on is read by the requester's
+// subjects (name, the groups stamped on the request, ServiceAccount), not
+// by role: each of those must still count, and only those.
+func TestAccessAuthorizerEligibilityBySubject(t *testing.T) {
+	debugger := pimv1.RoleRef{Kind: pimv1.RoleKindClusterRole, Name: "pod-debugger"}
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "pod-debugger"},
+		Rules: []rbacv1.PolicyRule{{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"pods"}}}}
+	created := metav1.NewTime(testNow.Add(-time.Hour))
+	eligible := func(name string, s pimv1.Subject) *pimv1.RoleAssignment {
+		return &pimv1.RoleAssignment{ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID(name), CreationTimestamp: created},
+			Spec: pimv1.RoleAssignmentSpec{Subject: s, RoleRef: debugger, Type: pimv1.AssignmentEligible}}
+	}
+	from, to := metav1.NewTime(testNow.Add(-time.Minute)), metav1.NewTime(testNow.Add(time.Minute))
+	active := func(name string, requester pimv1.UserInfo) *pimv1.ActivationRequest {
+		return &pimv1.ActivationRequest{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec:   pimv1.ActivationRequestSpec{RoleRef: debugger, Namespace: "prod", Requester: &requester},
+			Status: pimv1.ActivationRequestStatus{State: pimv1.ActivationStateActive, ActivatedAt: &from, ExpiresAt: &to}}
+	}
+	sa := "system:serviceaccount:ci:deployer"
+	objs := []client.Object{role,
+		eligible("devs", pimv1.Subject{Kind: pimv1.SubjectKindGroup, Name: "devs"}),
+		eligible("deployer", pimv1.Subject{Kind: pimv1.SubjectKindServiceAccount, Namespace: "ci", Name: "deployer"}),
+		eligible("carol", pimv1.Subject{Kind: pimv1.SubjectKindUser, Name: "carol"}),
+		// bob's request was stamped with the group devs; dave's was not
+		// (he joined it later); erin's eligibility is another user's.
+		active("bob-prod", pimv1.UserInfo{Username: "bob", Groups: []string{"devs"}}),
+		active("dave-prod", pimv1.UserInfo{Username: "dave"}),
+		active("deployer-prod", pimv1.UserInfo{Username: sa}),
+		active("erin-prod", pimv1.UserInfo{Username: "erin"}),
+	}
+	for i := range 50 { // others eligible for the same role do not matter
+		objs = append(objs, eligible(fmt.Sprintf("other-%d", i), pimv1.Subject{Kind: pimv1.SubjectKindUser, Name: fmt.Sprintf("other-%d", i)}))
+	}
+	a := &accessAuthorizer{cache: fakeClient(objs...), clock: clocktesting.NewFakePassiveClock(testNow), log: logr.Discard()}
+	for _, c := range []struct {
+		user   string
+		groups []string
+		want   bool
+	}{
+		{"bob", []string{"devs"}, true},
+		{"bob", nil, true}, // the stamped groups count, as the controller judges
+		{"dave", []string{"devs"}, false},
+		{sa, nil, true},
+		{"erin", nil, false},
+	} {
+		d, err := a.decide(context.Background(), authorizationv1.SubjectAccessReviewSpec{User: c.user, Groups: c.groups,
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "get", Resource: "pods", Namespace: "prod"}})
+		if err != nil || d.Allowed != c.want {
+			t.Errorf("%s %v: allowed %v (%s), %v; want %v", c.user, c.groups, d.Allowed, d.Reason, err, c.want)
+		}
 	}
 }

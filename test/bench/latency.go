@@ -131,8 +131,8 @@ func (b *bench) bare(ctx context.Context, res *results) error {
 		revoke = append(revoke, t3.Sub(t2))
 	}
 	b.bareGrant = grant
-	res.add(latencyRow("Physical limit: bare ClusterRoleBinding create → SAR allowed", grant, 0))
-	res.add(latencyRow("Physical limit: bare ClusterRoleBinding delete → SAR denied", revoke, 0))
+	res.add(latencyRow(b.label+"Physical limit: bare ClusterRoleBinding create → SAR allowed", grant, 0))
+	res.add(latencyRow(b.label+"Physical limit: bare ClusterRoleBinding delete → SAR denied", revoke, 0))
 	return nil
 }
 
@@ -170,10 +170,10 @@ func (b *bench) grant(ctx context.Context, res *results) error {
 			return err
 		}
 	}
-	res.add(latencyRow("Grant: ActivationRequest create → SAR allowed", s, 0))
+	res.add(latencyRow(b.label+"Grant: ActivationRequest create → SAR allowed", s, 0))
 	if len(b.bareGrant) > 0 {
 		ratio := float64(s.quantile(0.99)) / float64(b.bareGrant.quantile(0.99))
-		res.add(row{Metric: "Grant p99 / bare p99", P50: fmt.Sprintf("%.2f×", float64(s.quantile(0.5))/float64(b.bareGrant.quantile(0.5))),
+		res.add(row{Metric: b.label + "Grant p99 / bare p99", P50: fmt.Sprintf("%.2f×", float64(s.quantile(0.5))/float64(b.bareGrant.quantile(0.5))),
 			P99: fmt.Sprintf("%.2f×", ratio), Max: "—", Target: "p99 ≤ 1.5×", Verdict: verdict(ratio <= 1.5, ratio/1.5)})
 	}
 	return nil
@@ -331,14 +331,14 @@ func (b *bench) revokeRun(ctx context.Context, res *results, set string, n int, 
 	if firstErr != nil && len(lags) == 0 {
 		return firstErr
 	}
-	res.add(latencyRow(fmt.Sprintf("Revoke lag: status.expiresAt → SAR denied, %g started/s", rate), lags, 100*time.Millisecond))
+	res.add(latencyRow(fmt.Sprintf("%sRevoke lag: status.expiresAt → SAR denied, %g started/s", b.label, rate), lags, 100*time.Millisecond))
 	_, lagSum1, lagCount1 := gather("kubepim_revocation_lag_seconds", nil)
 	controllerMean := "n/a"
 	if c := lagCount1 - lagCount0; c > 0 {
 		controllerMean = ms(time.Duration((lagSum1 - lagSum0) / float64(c) * float64(time.Second)))
 	}
-	res.note("Revoke lag run: %d activations of 2 s and 3 s started at %.0f/s (so about %.0f share each whole-second expiry), SAR polled every 5 ms from 30 ms before expiresAt by at most %d pollers (longest wait for a poller %s); min %s; %d revoked before expiresAt, %d active too late to measure, %d failed%s. The controller's own kubepim_revocation_lag_seconds (expiresAt → binding deleted) averaged %s.",
-		len(users), rate, rate, *flagRevokePoll, ms(waitedForPoller), ms(lags.min()), early, missed, failed, errSuffix(firstErr), controllerMean)
+	res.note("%sRevoke lag run: %d activations of 2 s and 3 s started at %.0f/s (so about %.0f share each whole-second expiry), SAR polled every 5 ms from 30 ms before expiresAt by at most %d pollers (longest wait for a poller %s); min %s; %d revoked before expiresAt, %d active too late to measure, %d failed%s. The controller's own kubepim_revocation_lag_seconds (expiresAt → binding deleted) averaged %s.",
+		b.label, len(users), rate, rate, *flagRevokePoll, ms(waitedForPoller), ms(lags.min()), early, missed, failed, errSuffix(firstErr), controllerMean)
 	return nil
 }
 

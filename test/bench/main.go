@@ -37,6 +37,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/internal/grant"
 	"github.com/kubepim/kubepim/test/kubepimtest"
 )
 
@@ -56,7 +57,7 @@ var (
 	flagScaleSmall      = flag.Int("scale-small", 1000, "RoleAssignments in the small scale step")
 	flagActiveShare     = flag.Float64("active-share", 0.2, "share of Active (rather than Eligible) RoleAssignments in the scale steps")
 	flagWriters         = flag.Int("writers", 16, "concurrent writers when creating many objects")
-	flagOnly            = flag.String("only", "", "comma-separated subset of: lifecycle,bare,grant,approval,revoke,throughput,scale,review,outside")
+	flagOnly            = flag.String("only", "", "comma-separated subset of: lifecycle,bare,grant,approval,revoke,throughput,scale,review,outside,authorizer")
 	flagOutsideRemovals = flag.Int("outside-removals", 50, "outside bindings of a governed role whose removal (enforce mode) is timed in the outside step")
 	flagOutside         = flag.Int("outside-bindings", 50000, "unrelated RoleBindings and ClusterRoleBindings created in the outside step (after the scale steps, on their control plane)")
 	flagTrace           = flag.Bool("trace-writes", false, "print every write the manager sends during the counted lifecycles")
@@ -113,7 +114,7 @@ func run(ctx context.Context, res *results) error {
 		return err
 	}
 	if enabled("lifecycle") || enabled("bare") || enabled("grant") || enabled("approval") || enabled("revoke") || enabled("throughput") {
-		b, err := setup(ctx, root, true)
+		b, err := setup(ctx, root, true, kubepimtest.Options{}, grant.AccessModeBindings)
 		if err != nil {
 			return err
 		}
@@ -128,7 +129,7 @@ func run(ctx context.Context, res *results) error {
 		// assignments. The manager runs as its own process (cmd/manager),
 		// so that its memory and CPU are measured without the benchmark's.
 		// The outside step measures on top of what the scale steps made.
-		b, err := setup(ctx, root, false)
+		b, err := setup(ctx, root, false, kubepimtest.Options{}, grant.AccessModeBindings)
 		if err != nil {
 			return err
 		}
@@ -147,6 +148,22 @@ func run(ctx context.Context, res *results) error {
 		b.teardown()
 		if err != nil {
 			return err
+		}
+	}
+	if enabled("authorizer") {
+		// The same grant and revoke runs, and the bare binding beside them,
+		// on a control plane of their own whose kube-apiserver asks
+		// kubepim's authorization webhook (config/authorizer), with the
+		// manager in --access-mode=authorizer.
+		logf("--- authorizer")
+		b, err := setup(ctx, root, true, kubepimtest.Options{Authorizer: true}, grant.AccessModeAuthorizer)
+		if err != nil {
+			return err
+		}
+		err = b.authorizer(ctx, res)
+		b.teardown()
+		if err != nil {
+			return fmt.Errorf("authorizer: %w", err)
 		}
 	}
 	return nil
@@ -188,16 +205,19 @@ type bench struct {
 	bareGrant sample
 	// proc is the manager as a process of its own (scale steps), or nil.
 	proc *managerProcess
+	// label prefixes the rows of a run in another access mode.
+	label string
 }
 
-// setup starts a control plane and, with inProcess, kubepim's manager in
-// this process.
-func setup(ctx context.Context, root string, inProcess bool) (*bench, error) {
+// setup starts a control plane with opts and, with inProcess, kubepim's
+// manager in this process in access mode mode.
+func setup(ctx context.Context, root string, inProcess bool, opts kubepimtest.Options, mode grant.AccessMode) (*bench, error) {
 	logf("starting kube-apiserver and etcd")
-	env, err := kubepimtest.Start(root)
+	env, err := kubepimtest.StartWith(root, opts)
 	if err != nil {
 		return nil, fmt.Errorf("starting the control plane (is KUBEBUILDER_ASSETS set? `make bench` sets it): %w", err)
 	}
+	env.AccessMode = mode
 	b := &bench{env: env, counter: newWriteCounter()}
 	adminCfg := rest.CopyConfig(env.Config)
 	adminCfg.QPS, adminCfg.Burst = qps, burst

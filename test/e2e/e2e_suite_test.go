@@ -180,10 +180,10 @@ func (u user) kubectlIn(stdin string, args ...string) (string, error) {
 // SelfSubjectAccessReview).
 func (u user) can(verb, resource, ns string) (bool, error) {
 	out, err := u.kubectl("auth", "can-i", verb, resource, "-n", ns)
-	switch out {
-	case "yes":
+	switch {
+	case out == "yes":
 		return true, nil
-	case "no":
+	case out == "no", strings.HasPrefix(out, "no - "): // "no - REASON": kubepim's hint in authorizer mode
 		return false, nil
 	}
 	return false, err
