@@ -206,9 +206,10 @@ func (r *AccessReviewReconciler) start(ctx context.Context, rev *pimv1.AccessRev
 	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(rev), stored); err != nil {
 		return err
 	}
-	if stored.Status.Instance == rev.Status.Instance && stored.Status.StartedAt != nil {
-		rev.Status.Total = stored.Status.Total
-		return nil
+	if stored.ResourceVersion != rev.ResourceVersion {
+		// The cache is behind: decide on the stored review, next pass (an
+		// error, so the retry follows at once, on the wall clock).
+		return fmt.Errorf("AccessReview %s changed since the cache saw it; starting its instance on the next pass", rev.Name)
 	}
 	earlier, err := labels.Parse(fmt.Sprintf("%s=%s,%s!=%d", pimv1.LabelReviewUID, rev.UID, pimv1.LabelReviewInstance, rev.Status.Instance))
 	if err != nil {
