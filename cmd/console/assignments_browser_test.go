@@ -53,9 +53,8 @@ var _ = Describe("Assignments in a browser", Ordered, func() {
 		Expect(carol.text("#total")).To(Equal("0 assignments."))
 		Expect(eval[bool](carol, `document.getElementById("may-not-write") === null`)).To(BeTrue(), "carol may create assignments")
 		end := time.Now().UTC().Add(2 * time.Hour).Truncate(time.Second)
-		carol.do(chromedp.SetValue(chromedp.ID("type"), "Active"), chromedp.SendKeys(chromedp.ID("subject"), "grace"),
-			chromedp.SetValue(chromedp.ID("namespace"), "prod"), chromedp.SetValue(chromedp.ID("end"), end.Format("2006-01-02T15:04:05")),
-			chromedp.SendKeys(chromedp.ID("justification"), "cache warm-up for the migration"))
+		fill(carol, map[string]string{"type": "Active", "subject": "grace", "namespace": "prod", "end": inputTime(end),
+			"justification": "cache warm-up for the migration"})
 		carol.clickAndLoad("#add")
 		Expect(carol.text("#flash")).To(And(ContainSubstring("created"), ContainSubstring("User grace is active for")))
 		var ra pimv1.RoleAssignment
@@ -81,7 +80,7 @@ var _ = Describe("Assignments in a browser", Ordered, func() {
 
 		// The escalation guard: carol may not bind vault-admin, nor does she
 		// hold what it allows. kubepim's webhook says so; nothing is created.
-		carol.do(chromedp.SendKeys(chromedp.ID("subject"), "grace"), chromedp.SetValue(chromedp.ID("role"), "vault-admin"))
+		fill(carol, map[string]string{"subject": "grace", "role": "vault-admin"})
 		carol.clickAndLoad("#add")
 		Expect(carol.text("#error")).To(And(ContainSubstring("carol may not grant"), ContainSubstring("vault-admin"), ContainSubstring(`verb "bind"`)))
 		Expect(eval[string](carol, `document.getElementById("role").value`)).To(Equal("vault-admin"), "the form keeps what was typed")
@@ -101,7 +100,7 @@ var _ = Describe("Assignments in a browser", Ordered, func() {
 		mallory.signIn()
 		mallory.do(chromedp.Navigate(consoleURL+"/assignments"), chromedp.WaitVisible(chromedp.ID("add-assignment")))
 		Expect(mallory.text("#may-not-write")).To(ContainSubstring("does not let you create RoleAssignments"))
-		mallory.do(chromedp.SendKeys(chromedp.ID("subject"), "mallory"), chromedp.SetValue(chromedp.ID("role"), "cache-reader"))
+		fill(mallory, map[string]string{"subject": "mallory", "role": "cache-reader"})
 		mallory.clickAndLoad("#add")
 		Expect(mallory.text("#error")).To(And(ContainSubstring("The assignment was refused"), ContainSubstring(`User "mallory" cannot create resource "roleassignments"`)))
 		mallory.do(chromedp.Navigate(consoleURL+"/assignments?role=pod-debugger"), chromedp.WaitVisible(chromedp.ID("add-assignment")))

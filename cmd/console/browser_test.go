@@ -80,7 +80,7 @@ var _ = Describe("The console in a browser", Ordered, func() {
 		Expect(alice.text("#duration-help")).To(ContainSubstring("Default 1h, at most 4h"))
 		start := time.Now().UTC().Add(4 * time.Second).Truncate(time.Second)
 		alice.do(chromedp.SetValue(chromedp.ID("namespace"), "prod"), chromedp.SetValue(chromedp.ID("duration"), "30m"),
-			chromedp.SetValue(chromedp.ID("start"), start.Format("2006-01-02T15:04:05")),
+			chromedp.SetValue(chromedp.ID("start"), inputTime(start)),
 			chromedp.SendKeys(chromedp.ID("justification"), "INC-4711: pods crash-looping in prod"),
 			chromedp.Click(chromedp.ID("submit")), chromedp.WaitVisible(chromedp.ID("state")))
 		Expect(alice.text("#flash")).To(ContainSubstring("created"))

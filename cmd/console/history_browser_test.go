@@ -69,8 +69,8 @@ var _ = Describe("Access history in a browser", Ordered, func() {
 		auditor.signIn()
 		auditor.do(chromedp.Navigate(consoleURL+"/history"), chromedp.WaitVisible(chromedp.ID("history-filter")),
 			chromedp.SetValue(chromedp.ID("role"), "db-admin"),
-			chromedp.SetValue(chromedp.ID("from"), from.Format("2006-01-02T15:04:05")),
-			chromedp.SetValue(chromedp.ID("until"), time.Now().UTC().Add(time.Minute).Format("2006-01-02T15:04:05")))
+			chromedp.SetValue(chromedp.ID("from"), inputTime(from)),
+			chromedp.SetValue(chromedp.ID("until"), inputTime(time.Now().UTC().Add(time.Minute))))
 		auditor.clickAndLoad("#ask")
 		Expect(auditor.text("#summary")).To(And(ContainSubstring("2 grants to 2 subjects"), ContainSubstring("kubectl pim audit who --role db-admin --from ")))
 		// The timeline: an SVG drawn by the server, one row per subject.

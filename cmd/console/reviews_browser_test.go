@@ -175,7 +175,7 @@ var _ = Describe("Access reviews and the audit trail in a browser", Ordered, fun
 		auditor := newTab("auditor")
 		auditor.signIn()
 		auditor.do(chromedp.Navigate(consoleURL+"/audit"), chromedp.WaitVisible(chromedp.ID("audit-filter")),
-			chromedp.SetValue(chromedp.ID("until"), until.Format("2006-01-02T15:04:05")),
+			chromedp.SetValue(chromedp.ID("until"), inputTime(until)),
 			chromedp.SetValue(chromedp.ID("action"), pimv1.AuditAssignmentCreated))
 		auditor.clickAndLoad("#filter")
 		Expect(eval[string](auditor, `location.search`)).To(ContainSubstring("action=AssignmentCreated"))

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -279,6 +280,28 @@ func eval[T any](t *tab, expr string) T {
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
 	Expect(err).NotTo(HaveOccurred(), "evaluating %s", expr)
 	return v
+}
+
+// inputTime is t as a datetime-local input holds it: Chrome drops ":00"
+// seconds, and chromedp's SetValue (which reads the value back) would fail
+// once a minute on a time at a whole minute.
+func inputTime(t time.Time) string {
+	if t.Second() == 0 {
+		return t.Format("2006-01-02T15:04")
+	}
+	return t.Format("2006-01-02T15:04:05")
+}
+
+// fill sets form fields by id in one script run and checks they hold the
+// values (chromedp's SetValue, one node at a time, lost a race with the
+// page's layout under load: "could not set value on node").
+func fill(t *tab, fields map[string]string) {
+	GinkgoHelper()
+	body, err := json.Marshal(fields)
+	Expect(err).NotTo(HaveOccurred())
+	ok := eval[bool](t, `(() => { const f = `+string(body)+`; for (const [id, v] of Object.entries(f)) { document.getElementById(id).value = v; }
+		return Object.entries(f).every(([id, v]) => document.getElementById(id).value === v); })()`)
+	Expect(ok).To(BeTrue(), "fields %v", fields)
 }
 
 // signIn goes to the console, is sent to the provider's login page,
