@@ -57,6 +57,10 @@ type AccessReviewReconciler struct {
 	// Controller configures the controller (workers; the tests' queue that
 	// follows a fake clock).
 	Controller controller.Options
+	// UsageTracked: kubepim's authorizer records every use of an activation
+	// (--access-mode=authorizer), so an activation never used counts as
+	// unused in recommendations (policy.Recommend).
+	UsageTracked bool
 }
 
 // itemCreators is how many items of a starting instance are created at
@@ -318,7 +322,7 @@ func (r *AccessReviewReconciler) snapshot(ctx context.Context, rev *pimv1.Access
 				continue
 			}
 			seen[ra.UID] = true
-			decision, reason, last := policy.Recommend(ra, activations.Items, now, rev.Spec.Settings.Recommendation.InactiveDays)
+			decision, reason, last := policy.Recommend(ra, activations.Items, now, rev.Spec.Settings.Recommendation.InactiveDays, r.UsageTracked)
 			id := policy.ReviewItemID(string(ra.UID))
 			items = append(items, &pimv1.AccessReviewItem{
 				ObjectMeta: metav1.ObjectMeta{

@@ -172,7 +172,44 @@ func (r *ActivationRequestReconciler) advance(ctx context.Context, ar *pimv1.Act
 	case policy.Ended:
 		return r.end(ctx, ar, now, pimv1.ActivationStateExpired, pimv1.ReasonExpired, "expired at "+ar.Status.ExpiresAt.UTC().Format(time.RFC3339))
 	}
-	return r.grant(ctx, ar, now, eligible)
+	idle, err := r.idleDeadline(ctx, ar)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if !idle.IsZero() && !now.Before(idle) {
+		last := "never used"
+		if ar.Status.LastUsedAt != nil && !ar.Status.LastUsedAt.Before(ar.Status.ActivatedAt) {
+			last = "last used " + ar.Status.LastUsedAt.UTC().Format(time.RFC3339)
+		}
+		return r.end(ctx, ar, now, pimv1.ActivationStateDeactivated, ReasonIdleTimeout,
+			fmt.Sprintf("deactivated by kubepim: unused for the role's idle timeout of %s (%s)", idle.Sub(policy.LastActivity(ar)), last))
+	}
+	next, err := r.grant(ctx, ar, now, eligible)
+	return policy.Earliest(next, idle), err
+}
+
+// ReasonIdleTimeout: an activation ended by its role's
+// activation.idleTimeout (authorizer mode).
+const ReasonIdleTimeout = "IdleTimeout"
+
+// idleDeadline is when ar ends for want of use (activation.idleTimeout of
+// its role), zero when none applies (in bindings mode uses are not seen).
+// Called for a request in force, which this pass makes (or keeps) Active.
+func (r *ActivationRequestReconciler) idleDeadline(ctx context.Context, ar *pimv1.ActivationRequest) (time.Time, error) {
+	if r.AccessMode.BindsActivations() {
+		return time.Time{}, nil
+	}
+	setting, _, err := lookup.EffectiveSetting(ctx, r.Client, ar.Spec.RoleRef, ar.Spec.Namespace)
+	if err != nil {
+		// Conflicting settings are judged (and end the request) by the
+		// eligibility check; here they just set no idle deadline.
+		var conflict *policy.ErrConflictingSettings
+		if errors.As(err, &conflict) {
+			return time.Time{}, nil
+		}
+		return time.Time{}, err
+	}
+	return policy.IdleDeadline(ar, setting.Activation.IdleTimeout), nil
 }
 
 // approval applies the role's approval policy to a request that has not

@@ -209,6 +209,7 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 	if err := (&AccessReviewReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Keys: keys, Recorder: eventRecorder(mgr, "kubepim-accessreview"),
 		Clock: opts.Clock, Audit: opts.Audit, MaxRequeue: opts.MaxRequeue, Controller: opts.Controller,
+		UsageTracked: !opts.AccessMode.BindsActivations(),
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

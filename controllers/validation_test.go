@@ -78,6 +78,9 @@ var _ = Describe("CRD validation", func() {
 		Entry("whose maxDuration exceeds 24h", func(rs *pimv1.RoleSetting) {
 			rs.Spec.Activation.MaxDuration = metav1.Duration{Duration: 25 * time.Hour}
 		}, "activation.maxDuration must be more than 0s and at most 24h"),
+		Entry("whose idleTimeout is under 5m", func(rs *pimv1.RoleSetting) {
+			rs.Spec.Activation.IdleTimeout = &metav1.Duration{Duration: time.Minute}
+		}, "activation.idleTimeout must be at least 5m and at most 24h"),
 		Entry("that requires approval from nobody", func(rs *pimv1.RoleSetting) {
 			rs.Spec.Activation.Approval.Required = true
 		}, "approval.approvers must name at least one User or Group"),

@@ -65,6 +65,9 @@ type accessAuthorizer struct {
 	cache client.Reader
 	clock clock.PassiveClock
 	log   logr.Logger
+	// usage records when each activation (and its eligibility) was last
+	// used; nil records nothing.
+	usage *usageRecorder
 }
 
 func (a *accessAuthorizer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -95,6 +98,7 @@ func (a *accessAuthorizer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case d.Allowed:
 		authorizerDecisions.WithLabelValues("allowed").Inc()
 		a.log.V(1).Info("authorizer: allowed", "user", sar.Spec.User, "activation", d.Activation)
+		a.usage.Record(d.Activation, d.Eligibility, a.clock.Now())
 	default:
 		authorizerDecisions.WithLabelValues("no-opinion").Inc()
 	}

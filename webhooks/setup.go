@@ -106,7 +106,11 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 				return err
 			}
 		}
-		server.Register(AuthorizerPath, &accessAuthorizer{cache: mgr.GetClient(), clock: cfg.Clock, log: mgr.GetLogger().WithName("authorizer")})
+		usage := newUsageRecorder(mgr.GetClient(), cfg.Clock, mgr.GetLogger().WithName("authorizer-usage"))
+		if err := mgr.Add(usage); err != nil {
+			return err
+		}
+		server.Register(AuthorizerPath, &accessAuthorizer{cache: mgr.GetClient(), clock: cfg.Clock, log: mgr.GetLogger().WithName("authorizer"), usage: usage})
 	}
 	return nil
 }

@@ -222,6 +222,13 @@ type ActivationRequestStatus struct {
 	// +optional
 	Binding *BindingReference `json:"binding,omitempty"`
 
+	// lastUsedAt is, in --access-mode=authorizer, when kubepim's authorizer
+	// last allowed a request through this activation, to within the rate
+	// limit of its status writes (a minute). Written only by kubepim; only
+	// moves forward. Unset in bindings mode, where uses are not seen.
+	// +optional
+	LastUsedAt *metav1.Time `json:"lastUsedAt,omitempty"`
+
 	// message says in words why the request is in its state.
 	// +optional
 	// +kubebuilder:validation:MinLength=1

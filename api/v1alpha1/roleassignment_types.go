@@ -101,6 +101,13 @@ type RoleAssignmentStatus struct {
 	// Active assignment while it is in force.
 	// +optional
 	Binding *BindingReference `json:"binding,omitempty"`
+
+	// lastUsedAt is, for an Eligible assignment in --access-mode=authorizer,
+	// when kubepim's authorizer last allowed a request through an activation
+	// that relied on it, to within the rate limit of its status writes (a
+	// minute). Written only by kubepim; only moves forward.
+	// +optional
+	LastUsedAt *metav1.Time `json:"lastUsedAt,omitempty"`
 }
 
 // RoleAssignment makes a subject Eligible for, or Active in, a Role or

@@ -57,6 +57,7 @@ type ApprovalPolicy struct {
 
 // ActivationPolicy is what activating the role requires.
 // +kubebuilder:validation:XValidation:rule="!has(self.maxDuration) || (duration(self.maxDuration) > duration('0s') && duration(self.maxDuration) <= duration('24h'))",message="activation.maxDuration must be more than 0s and at most 24h"
+// +kubebuilder:validation:XValidation:rule="!has(self.idleTimeout) || (duration(self.idleTimeout) >= duration('5m') && duration(self.idleTimeout) <= duration('24h'))",message="activation.idleTimeout must be at least 5m and at most 24h"
 type ActivationPolicy struct {
 	// maxDuration is the longest an activation may last.
 	// +kubebuilder:default="8h"
@@ -85,6 +86,15 @@ type ActivationPolicy struct {
 	// +kubebuilder:default={}
 	// +optional
 	Approval ApprovalPolicy `json:"approval"`
+
+	// idleTimeout ends an Active activation (Deactivated, reason
+	// IdleTimeout) that kubepim's authorizer has not seen used for this
+	// long: since its last recorded use (status.lastUsedAt, kept to within a
+	// minute), or since it began when never used. At least 5m, at most 24h.
+	// Only in --access-mode=authorizer; ignored in bindings mode, where uses
+	// are not seen.
+	// +optional
+	IdleTimeout *metav1.Duration `json:"idleTimeout,omitempty"`
 }
 
 // EligibleAssignmentPolicy bounds eligible assignments.

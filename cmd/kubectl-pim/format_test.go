@@ -37,3 +37,20 @@ func TestParseSince(t *testing.T) {
 		t.Errorf("parseSince(yesterday) should be a usage error, got %v", err)
 	}
 }
+
+func TestAgo(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	for in, want := range map[string]string{
+		"":                     "-",
+		"nonsense":             "-",
+		"2026-11-24T11:59:30Z": "just now",
+		"2026-11-24T12:00:30Z": "just now", // a clock behind
+		"2026-11-24T11:48:00Z": "12m ago",
+		"2026-11-24T09:30:10Z": "2h29m ago",
+		"2026-11-21T12:00:00Z": "3d ago",
+	} {
+		if got := ago(now, in); got != want {
+			t.Errorf("ago(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -24,6 +24,9 @@ type roleRow struct {
 	Ends      string `json:"ends"`
 	Requires  string `json:"requires"`
 	Request   string `json:"request,omitempty"`
+	// LastUsedAt is when kubepim's authorizer last allowed a request
+	// through it (--access-mode=authorizer; RFC 3339), empty when unknown.
+	LastUsedAt string `json:"lastUsedAt,omitempty"`
 }
 
 func (r roleRow) namespace() string { return r.Namespace }
@@ -34,13 +37,13 @@ func (p *pim) rolesCommand() *cobra.Command {
 		short:  "My eligible and active roles, and what activating each requires (--all: everyone's)",
 		all:    "Show everyone's eligible and active roles, not only mine.",
 		rows:   p.roleRows,
-		header: "ROLE\tKIND\tNAMESPACE\tTYPE\tVIA\tSTATE\tENDS IN\tACTIVATION REQUIRES",
+		header: "ROLE\tKIND\tNAMESPACE\tTYPE\tVIA\tSTATE\tENDS IN\tLAST USED\tACTIVATION REQUIRES",
 		cells: func(r roleRow) []string {
 			req := r.Requires
 			if r.Request != "" {
 				req = "request " + r.Request
 			}
-			return []string{r.Role, r.Kind, r.Namespace, r.Type, r.Via, p.paint(r.State), dash(r.Ends), dash(req)}
+			return []string{r.Role, r.Kind, r.Namespace, r.Type, r.Via, p.paint(r.State), dash(r.Ends), ago(p.clock.Now(), r.LastUsedAt), dash(req)}
 		},
 		empty: func(scope listScope) string {
 			if scope.all {
@@ -75,6 +78,9 @@ func (p *pim) roleRows(ctx context.Context, scope listScope) ([]roleRow, error) 
 		if ra.Spec.EndTime != nil {
 			row.Ends = left(now, ra.Spec.EndTime.Time)
 		}
+		if ra.Status.LastUsedAt != nil {
+			row.LastUsedAt = ra.Status.LastUsedAt.UTC().Format(time.RFC3339)
+		}
 		if ra.Spec.Type == pimv1.AssignmentEligible {
 			row.Requires = requirements(policy.SettingFor(settings.Items, ra.Spec.RoleRef, ra.Spec.Namespace))
 		}
@@ -88,6 +94,9 @@ func (p *pim) roleRows(ctx context.Context, scope listScope) ([]roleRow, error) 
 			Type: "Activation", Via: "User " + ar.Spec.Requester.Username, State: string(ar.Status.State), Request: ar.Name}
 		if ar.Status.ExpiresAt != nil {
 			row.Ends = left(now, ar.Status.ExpiresAt.Time)
+		}
+		if ar.Status.LastUsedAt != nil {
+			row.LastUsedAt = ar.Status.LastUsedAt.UTC().Format(time.RFC3339)
 		}
 		rows = append(rows, row)
 	}
@@ -129,6 +138,23 @@ func shortDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// ago says how long ago an RFC 3339 time was ("12m ago", "3d ago"), "-"
+// when there is none.
+func ago(now time.Time, rfc3339 string) string {
+	t, err := time.Parse(time.RFC3339, rfc3339)
+	if err != nil {
+		return "-"
+	}
+	d := now.Sub(t)
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+	}
+	return shortDuration(d.Truncate(time.Minute)) + " ago"
 }
 
 func orAll(ns string) string {

@@ -59,6 +59,9 @@ type AccessDecision struct {
 	Allowed bool
 	// Activation names the request that allows it.
 	Activation string
+	// Eligibility names the Eligible RoleAssignment that activation relies
+	// on now (what its "last used" is recorded on).
+	Eligibility string
 	// Reason says why, in words the user reads in a 403 (or the API
 	// server's audit log for an allowed request): what to activate, or why
 	// an activation that would allow it does not count now. Empty when
@@ -95,7 +98,12 @@ func DecideAccess(in AccessInput) AccessDecision {
 			}
 			continue
 		}
-		return AccessDecision{Allowed: true, Activation: ar.Name, Reason: Truncate(fmt.Sprintf("kubepim: allowed by ActivationRequest %s (%s) until %s",
+		eligibility := ""
+		instant := Window{Start: in.Now, End: &in.Now}
+		if ra, err := EligibilityFor(*ar.Spec.Requester, ar.Spec.RoleRef, ar.Spec.Namespace, instant, in.Now, in.Assignments); err == nil && ra != nil {
+			eligibility = ra.Name
+		}
+		return AccessDecision{Allowed: true, Activation: ar.Name, Eligibility: eligibility, Reason: Truncate(fmt.Sprintf("kubepim: allowed by ActivationRequest %s (%s) until %s",
 			ar.Name, RoleDescription(ar.Spec.RoleRef, ar.Spec.Namespace), ar.Status.ExpiresAt.UTC().Format(time.RFC3339)), MaxAccessReason)}
 	}
 	reasons := suspended

@@ -263,3 +263,12 @@ func TestActivateCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestDecideAccessNamesTheEligibility(t *testing.T) {
+	in := AccessInput{Now: actNow, User: pimv1.UserInfo{Username: "alice"}, Attributes: getPods("prod"),
+		Activations: []pimv1.ActivationRequest{accessAR("a1")}, Rules: accessRules,
+		Assignments: []pimv1.RoleAssignment{actRA("other-role", raRole(secretReader)), actRA("alice-pod-debugger", raRole(podDebugger))}}
+	if got := DecideAccess(in); !got.Allowed || got.Activation != "a1" || got.Eligibility != "alice-pod-debugger" {
+		t.Fatalf("DecideAccess = %+v, want a1 through alice-pod-debugger", got)
+	}
+}

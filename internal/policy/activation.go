@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 )
 
@@ -259,4 +261,28 @@ func stateOrPending(s pimv1.ActivationState) pimv1.ActivationState {
 		return pimv1.ActivationStatePending
 	}
 	return s
+}
+
+// IdleDeadline is when an Active activation unused for idleTimeout ends
+// (RoleSetting activation.idleTimeout, authorizer mode): LastActivity plus
+// idleTimeout. Zero when no idle timeout applies.
+func IdleDeadline(ar *pimv1.ActivationRequest, idleTimeout *metav1.Duration) time.Time {
+	if idleTimeout == nil || idleTimeout.Duration <= 0 || ar.Status.ActivatedAt == nil {
+		return time.Time{}
+	}
+	return LastActivity(ar).Add(idleTimeout.Duration)
+}
+
+// LastActivity is what an idle timeout counts from: the activation's last
+// recorded use, or its start when never used since (or when the recorded
+// use is older); zero before it starts.
+func LastActivity(ar *pimv1.ActivationRequest) time.Time {
+	if ar.Status.ActivatedAt == nil {
+		return time.Time{}
+	}
+	last := ar.Status.ActivatedAt.Time
+	if u := ar.Status.LastUsedAt; u != nil && u.After(last) {
+		last = u.Time
+	}
+	return last
 }

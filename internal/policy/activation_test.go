@@ -597,3 +597,31 @@ func TestEligibilityEndingBeforeTheRequestedStart(t *testing.T) {
 		t.Fatalf("err = %v, want a message about the start, not a negative duration", err)
 	}
 }
+
+func TestIdleDeadline(t *testing.T) {
+	start := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *metav1.Time { return &metav1.Time{Time: start.Add(d)} }
+	ar := func(activated, used *metav1.Time) *pimv1.ActivationRequest {
+		return &pimv1.ActivationRequest{Status: pimv1.ActivationRequestStatus{ActivatedAt: activated, LastUsedAt: used}}
+	}
+	thirty := &metav1.Duration{Duration: 30 * time.Minute}
+	for _, tc := range []struct {
+		name string
+		ar   *pimv1.ActivationRequest
+		idle *metav1.Duration
+		want time.Time
+	}{
+		{"no idle timeout", ar(at(0), nil), nil, time.Time{}},
+		{"a zero idle timeout is none", ar(at(0), nil), &metav1.Duration{}, time.Time{}},
+		{"not started", ar(nil, nil), thirty, time.Time{}},
+		{"never used: from its start", ar(at(0), nil), thirty, start.Add(30 * time.Minute)},
+		{"from its last use", ar(at(0), at(20*time.Minute)), thirty, start.Add(50 * time.Minute)},
+		{"a use before its start (an older request's, carried over) counts from the start", ar(at(0), at(-time.Hour)), thirty, start.Add(30 * time.Minute)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := IdleDeadline(tc.ar, tc.idle); !got.Equal(tc.want) {
+				t.Fatalf("IdleDeadline = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -98,6 +98,7 @@ func Weakens(old, updated pimv1.RoleSettingSpec) []string {
 	}{
 		{"assignment.eligible.maxDuration", durationPtr(old.Assignment.Eligible.MaxDuration), durationPtr(updated.Assignment.Eligible.MaxDuration)},
 		{"assignment.active.maxDuration", durationPtr(old.Assignment.Active.MaxDuration), durationPtr(updated.Assignment.Active.MaxDuration)},
+		{"activation.idleTimeout", durationPtr(oa.IdleTimeout), durationPtr(na.IdleTimeout)},
 	} {
 		if b.old != nil && (b.new == nil || *b.new > *b.old) {
 			out = append(out, b.name+" raised or removed")

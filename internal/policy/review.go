@@ -81,23 +81,42 @@ func HasInstance(spec pimv1.AccessReviewSpec, firstStart time.Time, n int32) boo
 }
 
 // Recommend advises on keeping an assignment: Deny when its subject has
-// not activated the role within inactiveDays, else Approve. Usage of active
-// (standing) assignments is not tracked, so they are recommended by age.
-func Recommend(ra *pimv1.RoleAssignment, activations []pimv1.ActivationRequest, now time.Time, inactiveDays int32) (decision pimv1.ReviewDecision, reason string, last *metav1.Time) {
+// not used the role within inactiveDays, else Approve. Use is what
+// kubepim's authorizer recorded (status.lastUsedAt of the assignment, and
+// of the activations of its subject that it covers): when usageTracked
+// (--access-mode=authorizer, where every use is seen), an activation
+// within inactiveDays that was never used counts as unused. Without a
+// recorded use and untracked (bindings mode), activation stands for use.
+// Usage of active (standing) assignments is not tracked, so they are
+// recommended by age. last is the latest activation.
+func Recommend(ra *pimv1.RoleAssignment, activations []pimv1.ActivationRequest, now time.Time, inactiveDays int32, usageTracked bool) (decision pimv1.ReviewDecision, reason string, last *metav1.Time) {
 	idle := time.Duration(max(inactiveDays, 1)) * 24 * time.Hour
+	var used *metav1.Time
+	later := func(cur, t *metav1.Time) *metav1.Time {
+		if t == nil || t.After(now) || (cur != nil && !t.After(cur.Time)) {
+			return cur
+		}
+		return t.DeepCopy()
+	}
+	used = later(used, ra.Status.LastUsedAt)
 	for i := range activations {
 		ar := &activations[i]
 		if ar.Spec.Requester == nil || ar.Status.ActivatedAt == nil || !SubjectMatches(ra.Spec.Subject, *ar.Spec.Requester) ||
 			!Covers(ra, ar.Spec.RoleRef, ar.Spec.Namespace) || ar.Status.ActivatedAt.After(now) {
 			continue
 		}
-		if last == nil || ar.Status.ActivatedAt.After(last.Time) {
-			last = ar.Status.ActivatedAt.DeepCopy()
-		}
+		last = later(last, ar.Status.ActivatedAt)
+		used = later(used, ar.Status.LastUsedAt)
 	}
 	switch {
 	case ra.Spec.Type == pimv1.AssignmentActive:
 		return pimv1.ReviewDecisionApprove, "standing access: its use is not tracked", last
+	case used != nil && now.Sub(used.Time) < idle:
+		return pimv1.ReviewDecisionApprove, fmt.Sprintf("last used %s", used.UTC().Format(time.RFC3339)), last
+	case used != nil:
+		return pimv1.ReviewDecisionDeny, fmt.Sprintf("not used in the last %d days (last used %s)", inactiveDays, used.UTC().Format(time.RFC3339)), last
+	case usageTracked && last != nil && now.Sub(last.Time) < idle:
+		return pimv1.ReviewDecisionDeny, fmt.Sprintf("activated %s but never used", last.UTC().Format(time.RFC3339)), last
 	case last != nil && now.Sub(last.Time) < idle:
 		return pimv1.ReviewDecisionApprove, fmt.Sprintf("activated %s", last.UTC().Format(time.RFC3339)), last
 	case last != nil:

@@ -59,23 +59,49 @@ func TestRecommend(t *testing.T) {
 		return pimv1.ActivationRequest{Spec: pimv1.ActivationRequestSpec{Requester: &pimv1.UserInfo{Username: user}, RoleRef: pimv1.RoleRef{Kind: "ClusterRole", Name: role}},
 			Status: pimv1.ActivationRequestStatus{ActivatedAt: &metav1.Time{Time: now.Add(-ago)}}}
 	}
+	used := func(ar pimv1.ActivationRequest, ago time.Duration) pimv1.ActivationRequest {
+		ar.Status.LastUsedAt = &metav1.Time{Time: now.Add(-ago)}
+		return ar
+	}
+	eligibleUsed := func(assignedAgo, usedAgo time.Duration) *pimv1.RoleAssignment {
+		ra := eligible(assignedAgo)
+		ra.Status.LastUsedAt = &metav1.Time{Time: now.Add(-usedAgo)}
+		return ra
+	}
 	cases := []struct {
 		name        string
 		ra          *pimv1.RoleAssignment
 		activations []pimv1.ActivationRequest
 		want        pimv1.ReviewDecision
 		reason      string
+		tracked     bool
 	}{
-		{"used last week", eligible(100 * day), []pimv1.ActivationRequest{activated("alice", "ops", 7*day)}, pimv1.ReviewDecisionApprove, "activated"},
-		{"last used long ago", eligible(100 * day), []pimv1.ActivationRequest{activated("alice", "ops", 60*day)}, pimv1.ReviewDecisionDeny, "not activated in the last 30 days"},
-		{"never used, assigned long ago", eligible(100 * day), nil, pimv1.ReviewDecisionDeny, "never activated"},
-		{"never used, newly assigned", eligible(2 * day), nil, pimv1.ReviewDecisionApprove, "assigned within"},
-		{"someone else's activation does not count", eligible(100 * day), []pimv1.ActivationRequest{activated("bob", "ops", day)}, pimv1.ReviewDecisionDeny, "never activated"},
-		{"another role's activation does not count", eligible(100 * day), []pimv1.ActivationRequest{activated("alice", "other", day)}, pimv1.ReviewDecisionDeny, "never activated"},
+		{"used last week", eligible(100 * day), []pimv1.ActivationRequest{activated("alice", "ops", 7*day)}, pimv1.ReviewDecisionApprove, "activated", false},
+		{"last used long ago", eligible(100 * day), []pimv1.ActivationRequest{activated("alice", "ops", 60*day)}, pimv1.ReviewDecisionDeny, "not activated in the last 30 days", false},
+		{"never used, assigned long ago", eligible(100 * day), nil, pimv1.ReviewDecisionDeny, "never activated", false},
+		{"never used, newly assigned", eligible(2 * day), nil, pimv1.ReviewDecisionApprove, "assigned within", false},
+		{"someone else's activation does not count", eligible(100 * day), []pimv1.ActivationRequest{activated("bob", "ops", day)}, pimv1.ReviewDecisionDeny, "never activated", false},
+		{"another role's activation does not count", eligible(100 * day), []pimv1.ActivationRequest{activated("alice", "other", day)}, pimv1.ReviewDecisionDeny, "never activated", false},
+		// Authorizer mode: kubepim sees each use.
+		{name: "used last week through the eligibility", ra: eligibleUsed(100*day, 7*day), want: pimv1.ReviewDecisionApprove, reason: "last used 2026-11-17T12:00:00Z", tracked: true},
+		{name: "used last week through an activation", ra: eligible(100 * day), activations: []pimv1.ActivationRequest{used(activated("alice", "ops", 8*day), 7*day)},
+			want: pimv1.ReviewDecisionApprove, reason: "last used", tracked: true},
+		{name: "activated last week, last used long ago", ra: eligibleUsed(100*day, 60*day), activations: []pimv1.ActivationRequest{activated("alice", "ops", 7*day)},
+			want: pimv1.ReviewDecisionDeny, reason: "not used in the last 30 days (last used 2026-09-25T12:00:00Z)", tracked: true},
+		{name: "activated last week, never used", ra: eligible(100 * day), activations: []pimv1.ActivationRequest{activated("alice", "ops", 7*day)},
+			want: pimv1.ReviewDecisionDeny, reason: "activated 2026-11-17T12:00:00Z but never used", tracked: true},
+		{name: "the latest use wins", ra: eligibleUsed(100*day, 60*day), activations: []pimv1.ActivationRequest{used(activated("alice", "ops", 3*day), 2*day)},
+			want: pimv1.ReviewDecisionApprove, reason: "last used 2026-11-22", tracked: true},
+		{name: "someone else's use does not count", ra: eligible(100 * day), activations: []pimv1.ActivationRequest{used(activated("bob", "ops", 3*day), 2*day)},
+			want: pimv1.ReviewDecisionDeny, reason: "never activated", tracked: true},
+		{name: "a use in the future (a clock ahead) does not count", ra: eligibleUsed(100*day, -day), want: pimv1.ReviewDecisionDeny, reason: "never activated", tracked: true},
+		{name: "never used, newly assigned", ra: eligible(2 * day), want: pimv1.ReviewDecisionApprove, reason: "assigned within", tracked: true},
+		{name: "a recorded use counts untracked too (mode switched back)", ra: eligibleUsed(100*day, 60*day), activations: []pimv1.ActivationRequest{activated("alice", "ops", 60*day)},
+			want: pimv1.ReviewDecisionDeny, reason: "not used in the last 30 days"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, reason, _ := Recommend(tc.ra, tc.activations, now, 30)
+			got, reason, _ := Recommend(tc.ra, tc.activations, now, 30, tc.tracked)
 			if got != tc.want || !strings.Contains(reason, tc.reason) {
 				t.Fatalf("Recommend = %s (%s), want %s (%s)", got, reason, tc.want, tc.reason)
 			}

@@ -137,3 +137,30 @@ func TestSettingRoleRef(t *testing.T) {
 		})
 	}
 }
+
+func TestWeakensIdleTimeout(t *testing.T) {
+	with := func(d time.Duration) pimv1.RoleSettingSpec {
+		s := pimv1.RoleSettingSpec{}
+		if d > 0 {
+			s.Activation.IdleTimeout = &metav1.Duration{Duration: d}
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name     string
+		old, new time.Duration
+		weakens  bool
+	}{
+		{"added", 0, 30 * time.Minute, false},
+		{"shortened", time.Hour, 30 * time.Minute, false},
+		{"raised", 30 * time.Minute, time.Hour, true},
+		{"removed", 30 * time.Minute, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Weakens(with(tc.old), with(tc.new))
+			if (len(got) > 0) != tc.weakens || (tc.weakens && got[0] != "activation.idleTimeout raised or removed") {
+				t.Fatalf("Weakens = %q, want weakening %v", got, tc.weakens)
+			}
+		})
+	}
+}

@@ -230,6 +230,39 @@ var _ = Describe("Access mode authorizer", func() {
 		Expect(lag).To(BeNumerically("<", time.Second))
 	})
 
+	It("records when an activation and its eligibility were last used, and only kubepim may write it", func() {
+		alice := uniq("alice")
+		role, ra := eligible(alice)
+		ar := activate(alice, role, "prod", time.Hour)
+		active := activeRequest(ar)
+		Expect(active.Status.LastUsedAt).To(BeNil())
+		Eventually(func() bool { return allowed(alice, "get", "pods", "prod") }).Should(BeTrue())
+		used := time.Now()
+		gotAR, gotRA := &pimv1.ActivationRequest{}, &pimv1.RoleAssignment{}
+		Eventually(func(g Gomega) {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(ar), gotAR)).To(Succeed())
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(ra), gotRA)).To(Succeed())
+			g.Expect(gotAR.Status.LastUsedAt).NotTo(BeNil())
+			g.Expect(gotRA.Status.LastUsedAt).NotTo(BeNil())
+		}).Should(Succeed())
+		AddReportEntry("authorizer: first use → lastUsedAt written", time.Since(used).String())
+		// The first use is written at once (seconds: what metav1.Time keeps).
+		Expect(gotAR.Status.LastUsedAt.Time).To(BeTemporally("~", used, 2*time.Second))
+		Expect(gotRA.Status.LastUsedAt.Time).To(Equal(gotAR.Status.LastUsedAt.Time))
+		// A second use within the minute is held back: still the first.
+		time.Sleep(1100 * time.Millisecond)
+		Expect(allowed(alice, "get", "pods", "prod")).To(BeTrue())
+		Consistently(func(g Gomega) *metav1.Time {
+			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(ar), gotAR)).To(Succeed())
+			return gotAR.Status.LastUsedAt
+		}).WithTimeout(time.Second).Should(Equal(gotRA.Status.LastUsedAt))
+		// The requester cannot set it (the status subresource is kubepim's).
+		later := metav1.NewTime(time.Now().Add(24 * time.Hour).Truncate(time.Second))
+		patch := client.MergeFrom(gotAR.DeepCopy())
+		gotAR.Status.LastUsedAt = &later
+		Expect(apierrors.IsForbidden(as(alice).Status().Patch(ctx, gotAR, patch))).To(BeTrue())
+	})
+
 	It("ends at once when the eligibility is removed", func() {
 		alice := uniq("alice")
 		role, ra := eligible(alice)
