@@ -284,8 +284,8 @@ func populate(b *testing.B, e *kubepimtest.Env, scale int) {
 	prev := ""
 	for i := range specs {
 		s := pimv1.AuditEventSpec{
-			Time:    metav1.NewTime(now.Add(-30 * 24 * time.Hour).Add(time.Duration(i) * 30 * 24 * time.Hour / time.Duration(scale)).Truncate(time.Second)),
-			Action:  pimv1.AuditActivated, Actor: &audit.ControllerActor,
+			Time:   metav1.NewTime(now.Add(-30 * 24 * time.Hour).Add(time.Duration(i) * 30 * 24 * time.Hour / time.Duration(scale)).Truncate(time.Second)),
+			Action: pimv1.AuditActivated, Actor: &audit.ControllerActor,
 			Subject: &pimv1.Subject{Kind: pimv1.SubjectKindUser, Name: user(i)}, RoleRef: &pimv1.RoleRef{Kind: pimv1.RoleKindClusterRole, Name: fmt.Sprintf("bench-role-%02d", i%roles)},
 			Justification: "benchmark", Outcome: pimv1.AuditOutcomeSuccess, Sequence: int64(i + 1), PreviousHash: prev,
 		}
