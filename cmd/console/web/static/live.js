@@ -14,6 +14,15 @@
   var source = new EventSource(state.getAttribute("data-live"));
   var pending = null;
 
+  // otherwise shows the latest state alone.
+  function otherwise() {
+    var el = document.querySelector("#state");
+    if (el) {
+      el.textContent = shown;
+      el.className = "state " + shown.toLowerCase();
+    }
+  }
+
   function refreshPage() {
     // One fetch at a time; a change that comes meanwhile fetches again.
     if (pending) {
@@ -28,19 +37,30 @@
       })
       .then(function (html) {
         if (!html) {
+          otherwise();
           return;
         }
         var doc = new DOMParser().parseFromString(html, "text/html");
         var fresh = doc.querySelector("main");
         var main = document.querySelector("main");
         if (!fresh || !main) {
+          otherwise();
           return;
         }
         // Keep what the user is typing: the swap waits while a field of
         // the page has the focus and holds text.
         var active = document.activeElement;
         if (active && main.contains(active) && active.value) {
+          otherwise();
           return;
+        }
+        // The message the previous action left (shown once) stays.
+        var flash = main.querySelector("#flash");
+        if (flash && !fresh.querySelector("#flash")) {
+          var h1 = fresh.querySelector("h1");
+          if (h1) {
+            h1.after(flash.cloneNode(true));
+          }
         }
         main.replaceWith(document.importNode(fresh, true));
         var next = document.querySelector("#state");
@@ -48,7 +68,7 @@
           shown = next.textContent;
         }
       })
-      .catch(function () {})
+      .catch(otherwise)
       .then(function () {
         var again = pending && pending.again;
         pending = null;
@@ -69,11 +89,8 @@
       return;
     }
     shown = d.state;
-    var el = document.querySelector("#state");
-    if (el) {
-      el.textContent = d.state;
-      el.className = "state " + d.state.toLowerCase();
-    }
+    // The whole page at once, so that the state and what goes with it
+    // never disagree on screen; the state alone if that fails.
     refreshPage();
   });
   source.addEventListener("end", function () {
