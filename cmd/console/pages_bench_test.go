@@ -20,12 +20,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/internal/audit"
@@ -59,6 +61,7 @@ func BenchmarkPages(b *testing.B) {
 			b.Fatalf("CONSOLE_BENCH_SCALE=%q: want a number ≥ 100", s)
 		}
 	}
+	logf.SetLogger(logr.Discard())
 	ctx := context.Background()
 	p, err := oidcprovider.Start(oidcprovider.Options{})
 	if err != nil {
