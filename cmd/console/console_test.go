@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -148,6 +149,8 @@ func TestSignedOutAndCrossSite(t *testing.T) {
 }
 
 // The CSP allows no inline script or style: the templates have none.
+var externalScript = regexp.MustCompile(`<script src="/static/[a-z]+\.js" defer></script>`)
+
 func TestTemplatesHaveNoInlineScriptOrStyle(t *testing.T) {
 	err := fs.WalkDir(templateFS, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -157,8 +160,10 @@ func TestTemplatesHaveNoInlineScriptOrStyle(t *testing.T) {
 		if err != nil {
 			return err
 		}
+		// The one script is a file of the console's own, without inline code.
+		lower := strings.ToLower(externalScript.ReplaceAllString(string(raw), ""))
 		for _, bad := range []string{"<script", "<style", " style=", " onclick=", " onload=", "javascript:", "http://", "https://"} {
-			if strings.Contains(strings.ToLower(string(raw)), bad) {
+			if strings.Contains(lower, bad) {
 				t.Errorf("%s contains %q", path, bad)
 			}
 		}

@@ -62,6 +62,13 @@ func (k *kube) as(token string) (client.Client, error) {
 	return client.New(k.cfg, client.Options{Scheme: k.scheme, Mapper: k.mapper, HTTPClient: hc})
 }
 
+// watchAs is as, with watches (the live state of a request).
+func (k *kube) watchAs(token string) (client.WithWatch, error) {
+	// No client timeout: a watch lasts as long as its context.
+	hc := &http.Client{Transport: transport.NewBearerAuthRoundTripper(token, k.base)}
+	return client.NewWithWatch(k.cfg, client.Options{Scheme: k.scheme, Mapper: k.mapper, HTTPClient: hc})
+}
+
 // whoami asks the API server who the token's holder is: the user, groups
 // and extra exactly as RBAC and kubepim's webhooks see them.
 func whoami(ctx context.Context, c client.Client) (pimv1.UserInfo, error) {

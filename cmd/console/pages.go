@@ -301,7 +301,7 @@ func (s *Server) requestPage(q *request) {
 	}
 	p := page{Title: "Request " + ar.Name, Nav: "requests", Data: s.viewRequest(q, ar, settings.Items)}
 	if !policy.IsFinal(ar.Status.State) && ar.Status.State != pimv1.ActivationStateActive {
-		p.Refresh = 2
+		p.Refresh, p.Live = 2, "/requests/"+url.PathEscape(ar.Name)+"/events"
 	}
 	q.page(s, http.StatusOK, "request", p)
 }

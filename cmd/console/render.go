@@ -22,10 +22,13 @@ type page struct {
 	FlashError bool
 	Error      string
 	// Refresh, when set, reloads the page after that many seconds (a
-	// request on its way to Active), without script.
+	// request on its way to Active) in a browser without script.
 	Refresh int
-	Now     time.Time
-	Data    any
+	// Live, when set, is the request's Server-Sent Events stream, which
+	// live.js follows to update the page in place (instead of Refresh).
+	Live string
+	Now  time.Time
+	Data any
 }
 
 var pageNames = []string{"signin", "error", "roles", "activate", "requests", "request", "approvals", "reviews", "review", "audit", "history", "settings", "alerts", "assignments"}

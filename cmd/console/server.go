@@ -170,6 +170,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /activate", s.user(s.activate))
 	mux.HandleFunc("GET /requests", s.user(s.myRequests))
 	mux.HandleFunc("GET /requests/{name}", s.user(s.requestPage))
+	mux.HandleFunc("GET /requests/{name}/events", s.user(s.requestEvents))
 	mux.HandleFunc("POST /requests/{name}/{action}", s.user(s.requestAction))
 	mux.HandleFunc("GET /approvals", s.user(s.approvals))
 	mux.HandleFunc("GET /reviews", s.user(s.reviews))

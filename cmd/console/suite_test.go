@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -261,14 +262,28 @@ func (t *tab) do(steps ...chromedp.Action[chromedp.Void]) {
 	Expect(chromedp.Do(ctx, steps...)).To(Succeed())
 }
 
-// text returns the visible text of the first element matching a CSS selector.
+// text returns the visible text of the first element matching a CSS
+// selector, waiting up to 20 s for one. It is read in one evaluation in
+// the page: a request's page swaps its content in place (live.js), and a
+// node found first and read after could be gone by then.
 func (t *tab) text(sel string) string {
 	GinkgoHelper()
 	ctx, cancel := context.WithTimeout(t.ctx, 20*time.Second)
 	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-	Expect(err).NotTo(HaveOccurred(), "reading %s", sel)
-	return s
+	expr := `(() => { const e = document.querySelector(` + strconv.Quote(sel) + `); return e === null ? null : e.innerText; })()`
+	for {
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[*string](expr))
+		if err == nil && s != nil {
+			return *s
+		}
+		select {
+		case <-ctx.Done():
+			Expect(err).NotTo(HaveOccurred(), "reading %s", sel)
+			Fail("no element " + sel + " on the page")
+			return ""
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // eval runs a JavaScript expression in the page (the test's own, through
