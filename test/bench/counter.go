@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // writeCounter counts the requests the manager sends to the API server, by
@@ -30,15 +31,21 @@ func newWriteCounter() *writeCounter { return &writeCounter{counts: map[string]i
 
 func (c *writeCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+		tracing := false
 		if req.Method != http.MethodGet && req.Method != http.MethodHead {
 			c.mu.Lock()
 			c.counts[req.Method+" "+resourceOf(req.URL.Path)]++
-			if c.tracing {
+			if tracing = c.tracing; tracing {
 				logf("write: %s %s", req.Method, req.URL.Path)
 			}
 			c.mu.Unlock()
 		}
-		return rt.RoundTrip(req)
+		start := time.Now()
+		resp, err := rt.RoundTrip(req)
+		if tracing {
+			logf("write: %s %s answered after %s", req.Method, req.URL.Path, ms(time.Since(start)))
+		}
+		return resp, err
 	})
 }
 
