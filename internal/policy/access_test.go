@@ -122,7 +122,7 @@ func TestDecideAccess(t *testing.T) {
 			activations: []pimv1.ActivationRequest{accessAR("s1", arGrant(secretReader, "prod"), func(ar *pimv1.ActivationRequest) { ar.Spec.Requester.Groups = []string{"sre"} })},
 			assignments: []pimv1.RoleAssignment{eligibleSecrets}, allowed: true},
 		{name: "a reduced scope allows what its permissions allow",
-			attrs: rules.Attributes{ResourceRequest: true, Verb: "get", Namespace: "prod", Resource: "pods", Subresource: "log", Name: "web"},
+			attrs:       rules.Attributes{ResourceRequest: true, Verb: "get", Namespace: "prod", Resource: "pods", Subresource: "log", Name: "web"},
 			activations: []pimv1.ActivationRequest{accessAR("r1", arScope(pimv1.PermissionRule{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"pods/log"}}))},
 			assignments: []pimv1.RoleAssignment{eligible}, allowed: true, reason: "r1"},
 		{name: "and nothing else the role allows",
