@@ -174,7 +174,7 @@ type PermissionRule struct {
 	// +kubebuilder:validation:items:MaxLength=253
 	APIGroups []string `json:"apiGroups,omitempty"`
 
-	// resources, for example pods or pods/log; "*" is every resource.
+	// resources allowed, for example pods or pods/log; "*" is every resource.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MinItems=1
@@ -192,7 +192,7 @@ type PermissionRule struct {
 	// +kubebuilder:validation:items:MaxLength=253
 	ResourceNames []string `json:"resourceNames,omitempty"`
 
-	// nonResourceURLs, for example /healthz or /logs/*, in a cluster-wide
+	// nonResourceURLs allowed, for example /healthz or /logs/*, in a cluster-wide
 	// request only.
 	// +optional
 	// +listType=atomic
