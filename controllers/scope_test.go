@@ -69,6 +69,21 @@ var _ = Describe("A reduced-scope ActivationRequest", func() {
 		Expect(got.Status.GeneratedRole).NotTo(BeNil())
 		Expect(got.Status.GeneratedRole.Kind).To(Equal(pimv1.RoleKindRole))
 
+		// The audit trail records what was asked, and what was granted with.
+		var requested, activated *pimv1.AuditEvent
+		for _, ev := range eventsAbout(string(got.UID)) {
+			switch ev.Spec.Action {
+			case pimv1.AuditActivationRequested:
+				requested = &ev
+			case pimv1.AuditActivated:
+				activated = &ev
+			}
+		}
+		Expect(requested).NotTo(BeNil())
+		Expect(requested.Spec.Details).To(HaveKeyWithValue("scope", "get pods"))
+		Expect(activated).NotTo(BeNil())
+		Expect(activated.Spec.Details).To(HaveKeyWithValue("generatedRole", "Role/"+grant.ScopedRoleName(got)))
+
 		// Exactly the subset: get pods in default, nothing else the role allows.
 		Expect(canI(alice, nil, "get", "pods", "default")).To(BeTrue())
 		Expect(canI(alice, nil, "delete", "pods", "default")).To(BeFalse())
