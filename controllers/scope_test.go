@@ -10,6 +10,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
@@ -211,6 +212,34 @@ var _ = Describe("A reduced-scope ActivationRequest", func() {
 		Eventually(gone(gen)).Should(BeTrue())
 		Eventually(func() bool { return canI(mallory, nil, "get", "pods", "default") }).Should(BeFalse())
 		Expect(canI(alice, nil, "get", "pods", "default")).To(BeFalse())
+	})
+
+	It("removes, for a role governed in enforce mode, a binding someone makes to the generated role, and keeps the activation's own", func() {
+		alice, mallory := uniq("alice"), uniq("mallory")
+		role := podAdmin(alice)
+		rs := roleSetting(uniq("enforcing"), role)
+		rs.Spec.Alerts.RemoveOutsideBindings = ptr.To(true)
+		create(rs)
+		Eventually(settingObserved(rs)).Should(BeTrue())
+		ar := scoped(role, "default", getPods)
+		Expect(as(alice, nil, nil).Create(ctx, ar)).To(Succeed())
+		DeferCleanup(func() { _ = k8s.Delete(ctx, ar) })
+		Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStateActive))
+		got := getActivation(ar)
+
+		// Someone who may create bindings binds the generated Role to mallory.
+		copied := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: uniq("copy"), Namespace: "default"},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: mallory}},
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: grant.ScopedRoleName(got)}}
+		create(copied)
+		Eventually(gone(copied)).Should(BeTrue())
+		Expect(canI(mallory, nil, "get", "pods", "default")).To(BeFalse())
+		Eventually(func() []string { return actionsAndActors(eventsAbout(string(getSetting(rs).UID))) }).
+			Should(ContainElement("OutsideBindingRemoved by kubepim:controller"))
+
+		// The activation's own binding is kubepim's: it stays.
+		Consistently(func() bool { return canI(alice, nil, "get", "pods", "default") }, "500ms").Should(BeTrue())
+		Expect(activationState(ar)()).To(Equal(pimv1.ActivationStateActive))
 	})
 
 	It("never binds a generated-looking role it did not write as it stands", func() {

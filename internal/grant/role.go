@@ -24,6 +24,10 @@ import (
 // reference to the request (the garbage collector removes it with the
 // request), and is removed after the binding when the activation ends.
 
+// ScopedRolePrefix begins the name of every role generated for a
+// reduced-scope activation.
+const ScopedRolePrefix = "kubepim-scope-"
+
 // ScopedRoleName is the name of the role generated for ar.
 func ScopedRoleName(ar *pimv1.ActivationRequest) string {
 	uid := string(ar.UID)
