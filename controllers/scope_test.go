@@ -127,6 +127,35 @@ var _ = Describe("A reduced-scope ActivationRequest", func() {
 		Expect(canName(alice, "get", "secrets", "prod", "web")).To(BeFalse())
 	})
 
+	It("narrows a namespaced Role too, and ends when that Role shrinks", func() {
+		alice := uniq("alice")
+		role := uniq("ns-pod-admin")
+		r := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: role, Namespace: "default"}, Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"pods", "pods/log"}, Verbs: []string{"get", "list"}}}}
+		create(r)
+		ra := assignment(uniq("eligible"), alice, role, pimv1.AssignmentEligible, nil, nil)
+		ra.Spec.RoleRef.Kind, ra.Spec.Namespace = pimv1.RoleKindRole, "default"
+		create(ra)
+		Eventually(stateOf(ra)).Should(Equal(pimv1.AssignmentStateEligible))
+		ar := scoped(role, "default", pimv1.PermissionRule{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"pods/log"}})
+		ar.Spec.RoleRef.Kind = pimv1.RoleKindRole
+		Expect(as(alice, nil, nil).Create(ctx, ar)).To(Succeed())
+		DeferCleanup(func() { _ = k8s.Delete(ctx, ar) })
+		Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStateActive))
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{User: alice,
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "get", Resource: "pods", Subresource: "log", Namespace: "default", Name: "web"}}}
+		Expect(k8s.Create(ctx, sar)).To(Succeed())
+		Expect(sar.Status.Allowed).To(BeTrue())
+		Expect(canI(alice, nil, "get", "pods", "default")).To(BeFalse())
+
+		Expect(k8s.Get(ctx, keyOf(r), r)).To(Succeed())
+		r.Rules[0].Resources = []string{"pods"}
+		Expect(k8s.Update(ctx, r)).To(Succeed())
+		Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStateFailed))
+		Expect(getActivation(ar).Status.Message).To(ContainSubstring("Role " + role + " in namespace default does not allow get pods/log"))
+		Eventually(gone(generated(getActivation(ar)))).Should(BeTrue())
+	})
+
 	It("is refused when it asks for what the role does not allow, naming it", func() {
 		alice := uniq("alice")
 		role := podAdmin(alice)
