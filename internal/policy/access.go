@@ -221,7 +221,9 @@ func hintFor(in AccessInput, roleRef pimv1.RoleRef, namespace string) string {
 	for i := range in.Activations {
 		ar := &in.Activations[i]
 		if ar.Spec.RoleRef == roleRef && ar.Spec.Namespace == namespace && !IsFinal(ar.Status.State) && ar.DeletionTimestamp.IsZero() &&
-			ar.Status.State != pimv1.ActivationStateActive {
+			ar.Status.State != pimv1.ActivationStateActive &&
+			// A reduced scope that would not allow it is not the way.
+			(!IsReduced(ar) || rules.GrantAllows(PermissionRules(ar.Spec.Permissions), namespace, in.Attributes)) {
 			return fmt.Sprintf("your ActivationRequest %s for %s, which allows this, is %s", ar.Name, what, stateOrPending(ar.Status.State))
 		}
 	}
