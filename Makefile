@@ -135,7 +135,7 @@ e2e-authorizer: build control-plane ## The authorizer-mode e2e specs (kube-apise
 ci: test ## Same as make test.
 
 .PHONY: bench
-bench: control-plane ## Benchmark the manager end to end against a real API server, ~9 min (BENCH_FLAGS="-scale 5000" for less; docs/performance.md).
+bench: control-plane ## Benchmark the manager end to end against a real API server, ~16 min (BENCH_FLAGS="-scale 5000" for less; docs/performance.md).
 	KUBEBUILDER_ASSETS="$$(hack/install-control-plane.sh)" go run ./test/bench $(BENCH_FLAGS)
 
 ##@ Build

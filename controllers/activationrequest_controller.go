@@ -535,7 +535,9 @@ func (r *ActivationRequestReconciler) eligibility(ctx context.Context, ar *pimv1
 	if ar.Spec.Requester == nil || ar.Spec.Requester.Username == "" {
 		return nil, &policyError{errors.New("the request has no requester: it was not admitted by kubepim's webhook")}
 	}
-	assignments, err := lookup.AssignmentsOf(ctx, r.Client, ar.Spec.RoleRef)
+	// The requester's own assignments, not every assignment of the role
+	// (thousands may be eligible for one role; see the admission webhook).
+	assignments, err := lookup.AssignmentsFor(ctx, r.Client, *ar.Spec.Requester)
 	if err != nil {
 		return nil, err
 	}

@@ -56,7 +56,13 @@ var _ = Describe("activation.idleTimeout", Ordered, func() {
 		// In the cluster a use is written minutes before the old deadline;
 		// here the clock jumps past it at once: let the manager's cache see
 		// the use first.
-		time.Sleep(time.Second)
+		Eventually(func() *metav1.Time {
+			var cached pimv1.ActivationRequest
+			if err := env.ManagerCache.Get(ctx, client.ObjectKeyFromObject(ar), &cached); err != nil {
+				return nil
+			}
+			return cached.Status.LastUsedAt
+		}).Should(HaveField("Time", BeTemporally("==", used.Time)))
 		fakeClock.Step(7 * time.Minute) // 12 minutes in: idle for 7
 		Consistently(activationState(ar), "500ms").Should(Equal(pimv1.ActivationStateActive))
 

@@ -41,7 +41,8 @@ const (
 // or DefaultNotificationGiveUp has passed.
 type NotificationReconciler struct {
 	client.Client
-	// APIReader reads channel Secrets, which the manager does not cache.
+	// APIReader reads channel Secrets, which the manager does not cache,
+	// and the Notification itself right before a send.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	// Retention is how long finished Notifications are kept.
@@ -78,6 +79,19 @@ func (r *NotificationReconciler) Reconcile(ctx context.Context, req reconcile.Re
 		return reconcile.Result{RequeueAfter: next.Sub(now)}, nil
 	}
 
+	// The cache may be a write behind: a pass woken by the echo of an older
+	// status would then send a delivered message again. Decide on the
+	// stored object; one read per attempt is cheap next to a send.
+	if err := r.APIReader.Get(ctx, req.NamespacedName, n); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if n.Status.Phase == pimv1.NotificationDelivered || n.Status.Phase == pimv1.NotificationFailed {
+		return r.expire(ctx, n, now)
+	}
+	if next := n.Status.NextAttemptTime; next != nil && now.Before(next.Time) {
+		return reconcile.Result{RequeueAfter: next.Sub(now)}, nil
+	}
+
 	before := n.DeepCopy()
 	result := r.attempt(ctx, n, now)
 	r.record(n, result, now)
@@ -85,7 +99,9 @@ func (r *NotificationReconciler) Reconcile(ctx context.Context, req reconcile.Re
 	// graceful shutdown must not turn a delivery into a repeat.
 	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := writeStatus(recordCtx, r.Client, before, n); err != nil {
+	// Optimistic lock: a second writer (an old leader finishing its pass)
+	// must not turn a recorded delivery back into a pending one.
+	if err := writeStatus(recordCtx, r.Client, before, n, client.MergeFromWithOptimisticLock{}); err != nil {
 		return reconcile.Result{}, err
 	}
 	if n.Status.Phase == pimv1.NotificationPending {

@@ -52,7 +52,7 @@ func main() {
 		os.Exit(auditCommand(os.Args[2:]))
 	}
 	var (
-		metricsAddr, probeAddr, webhookHost, certDir string
+		metricsAddr, probeAddr, pprofAddr, webhookHost, certDir string
 		webhookPort                                  int
 		leaderElect, enableWebhooks, secureMetrics   bool
 		certManagement                               string
@@ -71,6 +71,7 @@ func main() {
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address Go's pprof profiles (/debug/pprof/) are served on, for diagnosing CPU and memory; empty disables it. Bind it to loopback: profiles are not authenticated.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one of several replicas acts at a time.")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: --namespace).")
 	// How fast a standby takes over bounds how late an expiry can be
@@ -188,6 +189,7 @@ func main() {
 		Cache:                               controllers.CacheOptions(namespace),
 		Metrics:                             metricsOpts,
 		HealthProbeBindAddress:              probeAddr,
+		PprofBindAddress:                    pprofAddr,
 		LeaderElection:                      leaderElect,
 		LeaderElectionID:                    leaderElectionID,
 		LeaderElectionNamespace:             leaderElectionNamespace,

@@ -112,7 +112,9 @@ type ActivationCheck struct {
 	Setting pimv1.RoleSettingSpec
 	// MFASatisfied is true when the requester proved a second factor.
 	MFASatisfied bool
-	// Assignments are the RoleAssignments of the role (any subject).
+	// Assignments include the requester's RoleAssignments (whose subject
+	// is the requester by name, group or ServiceAccount); others, and
+	// those of other roles, count for nothing.
 	Assignments []pimv1.RoleAssignment
 	// OpenRequests are the requester's other requests for the same role and
 	// namespace that are not final.

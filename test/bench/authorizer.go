@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
@@ -61,26 +62,31 @@ type hist struct {
 }
 
 func histogram(name string) hist {
-	var h hist
 	families, err := metrics.Registry.Gather()
 	if err != nil {
-		return h
+		return hist{}
 	}
 	for _, f := range families {
-		if f.GetName() != name {
-			continue
+		if f.GetName() == name {
+			return histogramOf(f)
 		}
-		for _, m := range f.GetMetric() {
-			mh := m.GetHistogram()
-			h.count += mh.GetSampleCount()
-			h.sum += mh.GetSampleSum()
-			for i, bk := range mh.GetBucket() {
-				if len(h.bounds) <= i {
-					h.bounds = append(h.bounds, bk.GetUpperBound())
-					h.cum = append(h.cum, 0)
-				}
-				h.cum[i] += bk.GetCumulativeCount()
+	}
+	return hist{}
+}
+
+// histogramOf sums a histogram family's series.
+func histogramOf(f *dto.MetricFamily) hist {
+	var h hist
+	for _, m := range f.GetMetric() {
+		mh := m.GetHistogram()
+		h.count += mh.GetSampleCount()
+		h.sum += mh.GetSampleSum()
+		for i, bk := range mh.GetBucket() {
+			if len(h.bounds) <= i {
+				h.bounds = append(h.bounds, bk.GetUpperBound())
+				h.cum = append(h.cum, 0)
 			}
+			h.cum[i] += bk.GetCumulativeCount()
 		}
 	}
 	return h

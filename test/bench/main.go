@@ -57,11 +57,12 @@ var (
 	flagScaleSmall      = flag.Int("scale-small", 1000, "RoleAssignments in the small scale step")
 	flagActiveShare     = flag.Float64("active-share", 0.2, "share of Active (rather than Eligible) RoleAssignments in the scale steps")
 	flagWriters         = flag.Int("writers", 16, "concurrent writers when creating many objects")
-	flagOnly            = flag.String("only", "", "comma-separated subset of: lifecycle,bare,grant,approval,revoke,throughput,scale,review,outside,authorizer")
+	flagOnly            = flag.String("only", "", "comma-separated subset of: lifecycle,bare,grant,approval,revoke,throughput,scale,review,outside,authorizer,authorizer-scale")
 	flagOutsideRemovals = flag.Int("outside-removals", 50, "outside bindings of a governed role whose removal (enforce mode) is timed in the outside step")
 	flagOutside         = flag.Int("outside-bindings", 50000, "unrelated RoleBindings and ClusterRoleBindings created in the outside step (after the scale steps, on their control plane)")
 	flagTrace           = flag.Bool("trace-writes", false, "print every write the manager sends during the counted lifecycles")
 	flagMemLimit        = flag.String("manager-gomemlimit", "", "GOMEMLIMIT for the cmd/manager process of the scale steps (e.g. 120MiB; empty: none)")
+	flagPprof           = flag.String("manager-pprof", "", "a directory: serve pprof from the cmd/manager process and save its CPU and heap profiles there during the authorizer-scale step")
 	flagTimeout         = flag.Duration("timeout", 20*time.Minute, "give up after this long")
 )
 
@@ -166,6 +167,22 @@ func run(ctx context.Context, res *results) error {
 			return fmt.Errorf("authorizer: %w", err)
 		}
 	}
+	if enabled("authorizer-scale") {
+		// Authorizer mode at scale, the manager as a process of its own.
+		logf("--- authorizer-scale")
+		b, err := setup(ctx, root, false, kubepimtest.Options{Authorizer: true}, grant.AccessModeAuthorizer)
+		if err != nil {
+			return err
+		}
+		err = b.startProcess(ctx, root, "--access-mode="+string(grant.AccessModeAuthorizer))
+		if err == nil {
+			err = b.authorizerScale(ctx, res)
+		}
+		b.teardown()
+		if err != nil {
+			return fmt.Errorf("authorizer-scale: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -266,12 +283,13 @@ func setup(ctx context.Context, root string, inProcess bool, opts kubepimtest.Op
 
 // startProcess builds and starts cmd/manager as a process of its own and
 // waits until its webhooks admit an assignment.
-func (b *bench) startProcess(ctx context.Context, root string) error {
+func (b *bench) startProcess(ctx context.Context, root string, args ...string) error {
 	logf("building and starting cmd/manager as its own process")
 	var err error
 	if b.proc, err = newManagerProcess(ctx, root, b.env); err != nil {
 		return err
 	}
+	b.proc.args = append(b.proc.args, args...)
 	if err := b.proc.start(); err != nil {
 		return err
 	}

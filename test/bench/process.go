@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -33,8 +34,10 @@ type managerProcess struct {
 	bin, dir    string
 	args        []string
 	metricsAddr string
-	cmd         *exec.Cmd
-	exited      chan error
+	// pprofAddr serves the process's pprof profiles (with -manager-pprof).
+	pprofAddr string
+	cmd       *exec.Cmd
+	exited    chan error
 }
 
 // newManagerProcess builds cmd/manager and writes its kubeconfig.
@@ -69,7 +72,40 @@ func newManagerProcess(ctx context.Context, root string, env *kubepimtest.Env) (
 		"--webhook-cert-dir=" + wh.LocalServingCertDir,
 		"--zap-log-level=error",
 	}
+	if *flagPprof != "" {
+		if m.pprofAddr, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		m.args = append(m.args, "--pprof-bind-address="+m.pprofAddr)
+	}
 	return m, nil
+}
+
+// profile saves one of the process's pprof profiles (e.g. "heap",
+// "profile?seconds=20") into the -manager-pprof directory as file; nothing
+// without that flag.
+func (m *managerProcess) profile(ctx context.Context, which, file string) {
+	if m.pprofAddr == "" {
+		return
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.pprofAddr+"/debug/pprof/"+which, nil)
+	if err != nil {
+		return
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		logf("pprof %s: %v", which, err)
+		return
+	}
+	defer func() { _ = resp.Body.Close() }()
+	out, err := os.Create(filepath.Join(*flagPprof, file))
+	if err != nil {
+		logf("pprof %s: %v", which, err)
+		return
+	}
+	defer func() { _ = out.Close() }()
+	_, _ = io.Copy(out, resp.Body)
+	logf("pprof: %s saved to %s", which, out.Name())
 }
 
 func writeKubeconfig(c *rest.Config, path string) error {

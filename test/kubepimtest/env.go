@@ -69,6 +69,10 @@ type Env struct {
 	authzDir string
 	// ConsoleURL is the manager's --console-url.
 	ConsoleURL string
+	// ManagerCache is the running manager's cache (set by StartManager):
+	// a test that must not move the fake clock before the manager has seen
+	// a write waits on it with Eventually instead of sleeping.
+	ManagerCache client.Reader
 }
 
 // Options change how the control plane starts.
@@ -343,6 +347,7 @@ func (e *Env) StartManager(clk clock.WithTicker) (func(), error) {
 		stop()
 		return nil, errors.New("the manager's cache did not sync")
 	}
+	e.ManagerCache = mgr.GetCache()
 	err = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		return mgr.GetWebhookServer().StartedChecker()(nil) == nil, nil
 	})
