@@ -65,6 +65,10 @@ type ActivationRequestReconciler struct {
 
 // +kubebuilder:rbac:groups=kubepim.io,resources=activationrequests,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=kubepim.io,resources=activationrequests/status,verbs=get;update;patch
+// A reduced-scope activation is granted, in bindings mode, with a Role or
+// ClusterRole kubepim generates: creating a role with rules the manager
+// does not hold itself takes the escalate verb (docs/threat-model.md).
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles;roles,verbs=get;list;watch;create;update;delete;escalate
 
 // Reconcile advances one ActivationRequest at this instant and asks to be
 // called again at its next deadline.
@@ -79,8 +83,10 @@ func (r *ActivationRequestReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		return ctrl.Result{}, err
 	}
 	if !ar.DeletionTimestamp.IsZero() {
-		_, err := r.Bindings.Sync(ctx, r.owner(ar), nil)
-		return ctrl.Result{}, err
+		if _, err := r.Bindings.Sync(ctx, r.owner(ar), nil); err != nil {
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{}, r.revokeScopedRole(ctx, ar, true)
 	}
 
 	before := ar.DeepCopy()
@@ -118,6 +124,10 @@ func (r *ActivationRequestReconciler) advance(ctx context.Context, ar *pimv1.Act
 	}
 	if ar.Status.State == "" {
 		r.setState(ar, now, pimv1.ActivationStatePending, "Requested", "waiting to be activated")
+	}
+	ar.Status.Scope = pimv1.ScopeRole
+	if policy.IsReduced(ar) {
+		ar.Status.Scope = pimv1.ScopeReduced
 	}
 
 	if reason, ok := ar.Annotations[pimv1.AnnotationDeactivate]; ok && ar.Status.State == pimv1.ActivationStateActive {
@@ -167,8 +177,10 @@ func (r *ActivationRequestReconciler) advance(ctx context.Context, ar *pimv1.Act
 	switch phase {
 	case policy.BeforeStart:
 		r.setState(ar, now, pimv1.ActivationStateScheduled, pimv1.ReasonScheduled, "activates at "+ar.Status.ActivatedAt.UTC().Format(time.RFC3339))
-		_, err := r.Bindings.Sync(ctx, r.owner(ar), nil)
-		return ar.Status.ActivatedAt.Time, err
+		if _, err := r.Bindings.Sync(ctx, r.owner(ar), nil); err != nil {
+			return time.Time{}, err
+		}
+		return ar.Status.ActivatedAt.Time, r.revokeScopedRole(ctx, ar, false)
 	case policy.Ended:
 		return r.end(ctx, ar, now, pimv1.ActivationStateExpired, pimv1.ReasonExpired, "expired at "+ar.Status.ExpiresAt.UTC().Format(time.RFC3339))
 	}
@@ -305,8 +317,24 @@ func approverNames(records []pimv1.ApprovalRecord, decision pimv1.ApprovalDecisi
 // mode none: the Active status with its window is the grant, and any
 // binding left from bindings mode goes).
 func (r *ActivationRequestReconciler) grant(ctx context.Context, ar *pimv1.ActivationRequest, now time.Time, eligible *pimv1.RoleAssignment) (time.Time, error) {
+	if problems, err := r.scopeProblems(ctx, ar); err != nil {
+		return time.Time{}, err
+	} else if len(problems) > 0 {
+		// Deny by default: a subset the role no longer covers is not
+		// granted (nor kept) at all.
+		return r.end(ctx, ar, now, pimv1.ActivationStateFailed, ReasonScopeNotCovered,
+			"the role no longer allows the reduced scope this request asked for: "+policy.ScopeError(problems).Error())
+	}
 	var want client.Object
 	if r.AccessMode.BindsActivations() {
+		if role := grant.ForScope(ar); role != nil {
+			// The role first, then the binding to it.
+			ref, err := r.Bindings.EnsureRole(ctx, r.owner(ar), role, ar.Status.GeneratedRole)
+			if err != nil {
+				return time.Time{}, err
+			}
+			ar.Status.GeneratedRole = ref
+		}
 		key, err := r.Keys.Key(ctx)
 		if err != nil {
 			return time.Time{}, err
@@ -318,9 +346,21 @@ func (r *ActivationRequestReconciler) grant(ctx context.Context, ar *pimv1.Activ
 		return time.Time{}, err
 	}
 	ar.Status.Binding = outcome.Binding
+	if !r.AccessMode.BindsActivations() {
+		// A role generated in bindings mode goes with its binding.
+		if err := r.revokeScopedRole(ctx, ar, false); err != nil {
+			return time.Time{}, err
+		}
+	}
 	grantedBy := "granted by kubepim's authorizer (no binding)"
 	if outcome.Binding != nil {
 		grantedBy = "bound by " + outcome.Binding.Kind + " " + outcome.Binding.Name
+	}
+	if policy.IsReduced(ar) {
+		grantedBy += "; reduced scope: " + policy.ScopeSummary(ar.Spec.Permissions)
+		if ar.Status.GeneratedRole != nil {
+			grantedBy += " (" + ar.Status.GeneratedRole.Kind + " " + ar.Status.GeneratedRole.Name + ")"
+		}
 	}
 	if ar.Status.State != pimv1.ActivationStateActive {
 		activationGrantSeconds.Observe(now.Sub(latest(ar.CreationTimestamp.Time, ar.Status.ActivatedAt.Time)).Seconds())
@@ -333,6 +373,40 @@ func (r *ActivationRequestReconciler) grant(ctx context.Context, ar *pimv1.Activ
 		eligibleEnd = eligible.Spec.EndTime.Time
 	}
 	return policy.Earliest(ar.Status.ExpiresAt.Time, eligibleEnd), nil
+}
+
+// ReasonScopeNotCovered: a reduced-scope activation whose role no longer
+// allows all it asked for is ended (it is never granted more than the
+// role).
+const ReasonScopeNotCovered = "ScopeNotCovered"
+
+// scopeProblems checks a reduced-scope request against its role's
+// current rules (none for a request of the whole role).
+func (r *ActivationRequestReconciler) scopeProblems(ctx context.Context, ar *pimv1.ActivationRequest) ([]policy.ScopeProblem, error) {
+	if !policy.IsReduced(ar) {
+		return nil, nil
+	}
+	rs, _, err := lookup.RoleRules(ctx, r.Client, ar.Spec.RoleRef.Kind, ar.Spec.RoleRef.Name, ar.Spec.Namespace)
+	if client.IgnoreNotFound(err) != nil {
+		return nil, err
+	}
+	return policy.CheckScope(ar.Spec.RoleRef, ar.Spec.Namespace, rs, err == nil, ar.Spec.Permissions), nil
+}
+
+// revokeScopedRole deletes the role generated for a reduced-scope request
+// (after its binding: callers revoke that first), read from the API
+// server: always when the request ends or goes, otherwise only while its
+// status records one (no read per pass for nothing).
+func (r *ActivationRequestReconciler) revokeScopedRole(ctx context.Context, ar *pimv1.ActivationRequest, always bool) error {
+	role := grant.ForScope(ar)
+	if role == nil || (!always && ar.Status.GeneratedRole == nil) {
+		return nil
+	}
+	if _, err := r.Bindings.RevokeRole(ctx, r.owner(ar), role); err != nil {
+		return err
+	}
+	ar.Status.GeneratedRole = nil
+	return nil
 }
 
 // fixTiming sets activatedAt and expiresAt, in whole seconds. They are
@@ -420,6 +494,10 @@ func (r *ActivationRequestReconciler) end(ctx context.Context, ar *pimv1.Activat
 		// Until the DELETE returned, not the pass's start.
 		revocationLagSeconds.Observe(r.Clock.Now().Sub(ar.Status.ExpiresAt.Time).Seconds())
 	}
+	// The binding first, then the role it refers to.
+	if err := r.revokeScopedRole(ctx, ar, true); err != nil {
+		return time.Time{}, err
+	}
 	ar.Status.Binding = nil
 	ar.Status.EndedAt = &metav1.Time{Time: now.Truncate(time.Second)}
 	activationsTotal.WithLabelValues(ar.Spec.RoleRef.Name, string(state)).Inc()
@@ -432,6 +510,9 @@ func (r *ActivationRequestReconciler) end(ctx context.Context, ar *pimv1.Activat
 // once its retention has passed.
 func (r *ActivationRequestReconciler) keepHistory(ctx context.Context, ar *pimv1.ActivationRequest, now time.Time) (time.Time, error) {
 	if _, err := r.Bindings.Sync(ctx, r.owner(ar), nil); err != nil {
+		return time.Time{}, err
+	}
+	if err := r.revokeScopedRole(ctx, ar, false); err != nil {
 		return time.Time{}, err
 	}
 	if ar.Status.EndedAt == nil {
@@ -589,11 +670,20 @@ func (r *ActivationRequestReconciler) auditEntry(ar *pimv1.ActivationRequest, st
 		if ar.Spec.Extends != "" {
 			e.Details["extends"] = ar.Spec.Extends
 		}
+		if policy.IsReduced(ar) {
+			e.Details["scope"] = policy.ScopeSummary(ar.Spec.Permissions)
+		}
 	case pimv1.ActivationStateActive:
 		e.Action = pimv1.AuditActivated
 		e.Details = map[string]string{"activatedAt": ar.Status.ActivatedAt.UTC().Format(time.RFC3339), "expiresAt": ar.Status.ExpiresAt.UTC().Format(time.RFC3339)}
 		if ar.Status.Binding != nil {
 			e.Details["binding"] = ar.Status.Binding.Kind + "/" + ar.Status.Binding.Name
+		}
+		if policy.IsReduced(ar) {
+			e.Details["scope"] = policy.ScopeSummary(ar.Spec.Permissions)
+		}
+		if ar.Status.GeneratedRole != nil {
+			e.Details["generatedRole"] = ar.Status.GeneratedRole.Kind + "/" + ar.Status.GeneratedRole.Name
 		}
 	case pimv1.ActivationStateExpired:
 		e.Action = pimv1.AuditExpired
@@ -661,10 +751,35 @@ func (r *ActivationRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}
 		return nil
 	})
+	// A role that changes may no longer cover a reduced scope granted
+	// from it; a generated role that changes (or goes) is repaired by its
+	// request.
+	byRole := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+		if name := grant.OwnerName(obj, "ActivationRequest"); name != "" {
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
+		}
+		kind := pimv1.RoleKindClusterRole
+		if _, ok := obj.(*rbacv1.Role); ok {
+			kind = pimv1.RoleKindRole
+		}
+		var list pimv1.ActivationRequestList
+		if err := r.List(ctx, &list, client.MatchingFields{lookup.ActivationByRole: lookup.RoleKey(pimv1.RoleRef{Kind: kind, Name: obj.GetName()})}); err != nil {
+			return nil
+		}
+		var reqs []reconcile.Request
+		for _, ar := range list.Items {
+			if policy.IsReduced(&ar) && !policy.IsFinal(ar.Status.State) && (kind == pimv1.RoleKindClusterRole || ar.Spec.Namespace == obj.GetNamespace()) {
+				reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: ar.Name}})
+			}
+		}
+		return reqs
+	})
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&pimv1.ActivationRequest{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&pimv1.ActivationRequest{}, extended).
 		Watches(&pimv1.RoleAssignment{}, byAssignment).
+		Watches(&rbacv1.ClusterRole{}, byRole).
+		Watches(&rbacv1.Role{}, byRole).
 		Watches(&rbacv1.ClusterRoleBinding{}, ownedBindings).
 		Watches(&rbacv1.RoleBinding{}, ownedBindings).
 		WithOptions(r.Controller).

@@ -144,38 +144,56 @@ func (r *RoleSettingReconciler) outsideBindings(ctx context.Context, ref pimv1.R
 	var out []client.Object
 	var recheck time.Time
 	seen := map[trackKey]bool{}
-	for _, kb := range []struct {
-		kind    string
-		entries []bindingEntry
-	}{{"ClusterRoleBinding", crbs}, {"RoleBinding", rbs}} {
-		for _, e := range kb.entries {
-			tk := trackKey{kind: kb.kind, bindingKey: e.bindingKey}
-			b, err := r.bindingFor(ctx, tk, e.ResourceVersion, role)
-			if err != nil {
-				return nil, time.Time{}, err
-			}
-			if b == nil {
-				continue // gone since
-			}
-			claim, err := r.claimFor(ctx, b, now)
-			if err != nil {
-				return nil, time.Time{}, err
-			}
-			seen[tk] = true
-			verdict := grant.Judge(b, claim)
-			if verdict == grant.Unsettled {
-				since := r.unsettledSince(tk, role, now)
-				if now.Sub(since) < unsettledGrace {
-					recheck = policy.Earliest(recheck, since.Add(unsettledGrace))
-					continue
+	judge := func(role string, crbs, rbs []bindingEntry) error {
+		for _, kb := range []struct {
+			kind    string
+			entries []bindingEntry
+		}{{"ClusterRoleBinding", crbs}, {"RoleBinding", rbs}} {
+			for _, e := range kb.entries {
+				tk := trackKey{kind: kb.kind, bindingKey: e.bindingKey}
+				b, err := r.bindingFor(ctx, tk, e.ResourceVersion, role)
+				if err != nil {
+					return err
 				}
-				verdict = grant.Outside
-			} else {
-				r.unsettledSince(tk, role, time.Time{})
+				if b == nil {
+					continue // gone since
+				}
+				claim, err := r.claimFor(ctx, b, now)
+				if err != nil {
+					return err
+				}
+				seen[tk] = true
+				verdict := grant.Judge(b, claim)
+				if verdict == grant.Unsettled {
+					since := r.unsettledSince(tk, role, now)
+					if now.Sub(since) < unsettledGrace {
+						recheck = policy.Earliest(recheck, since.Add(unsettledGrace))
+						continue
+					}
+					verdict = grant.Outside
+				} else {
+					r.unsettledSince(tk, role, time.Time{})
+				}
+				if verdict == grant.Outside {
+					out = append(out, b)
+				}
 			}
-			if verdict == grant.Outside {
-				out = append(out, b)
-			}
+		}
+		return nil
+	}
+	if err := judge(role, crbs, rbs); err != nil {
+		return nil, time.Time{}, err
+	}
+	// The roles kubepim generated for reduced-scope activations of this
+	// role are part of it: a binding to one that is not the activation's
+	// own is an outside binding of the role (issue #19).
+	generated, err := r.generatedRoleKeys(ctx, ref)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	for _, key := range generated {
+		if err := judge(key, r.Outside.crbs.bindingsOf(key, ""), r.Outside.rbs.bindingsOf(key, "")); err != nil {
+			return nil, time.Time{}, err
 		}
 	}
 	r.forget(role, seen)
@@ -183,6 +201,25 @@ func (r *RoleSettingReconciler) outsideBindings(ctx context.Context, ref pimv1.R
 	// message names them, and a message that changed would be a new status.
 	slices.SortFunc(out, func(a, b client.Object) int { return strings.Compare(bindingName(a), bindingName(b)) })
 	return out, recheck, nil
+}
+
+// generatedRoleKeys are the RoleSetting index keys of the roles kubepim
+// generated for the reduced-scope activations of the setting's role that
+// have not ended (bindings of them are judged with the role's).
+func (r *RoleSettingReconciler) generatedRoleKeys(ctx context.Context, ref pimv1.RoleSettingRoleRef) ([]string, error) {
+	var list pimv1.ActivationRequestList
+	if err := r.List(ctx, &list, client.MatchingFields{lookup.ActivationByRole: lookup.RoleKey(pimv1.RoleRef{Kind: ref.Kind, Name: ref.Name})}); err != nil {
+		return nil, err
+	}
+	var keys []string
+	for i := range list.Items {
+		ar := &list.Items[i]
+		if !policy.IsReduced(ar) || policy.IsFinal(ar.Status.State) || (ref.Namespace != "" && ar.Spec.Namespace != ref.Namespace) {
+			continue
+		}
+		keys = append(keys, lookup.SettingKey(policy.SettingRoleRef(grant.ScopedRoleRef(ar), ar.Spec.Namespace)))
+	}
+	return keys, nil
 }
 
 // trackKey names a binding of a kind.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/internal/grant"
 	"github.com/kubepim/kubepim/internal/lookup"
 	"github.com/kubepim/kubepim/internal/policy"
 )
@@ -76,6 +78,7 @@ func (w *outsideWatch) Start(ctx context.Context, queue workqueue.TypedRateLimit
 	}
 	log := logf.FromContext(ctx).WithName("outside-bindings")
 	enqueue := func(settingKey string) {
+		settingKey = w.governingKey(ctx, settingKey)
 		var list pimv1.RoleSettingList
 		if err := w.reader.List(ctx, &list, client.MatchingFields{lookup.RoleSettingByRole: settingKey}); err != nil {
 			log.Error(err, "looking up the RoleSettings of a role", "role", settingKey)
@@ -212,6 +215,33 @@ func (w *outsideWatch) lookup(ref pimv1.RoleSettingRoleRef) (crbs, rbs []binding
 		return crbs, w.rbs.bindingsOf(key, ref.Namespace)
 	}
 	return nil, w.rbs.bindingsOf(key, "")
+}
+
+// governingKey maps the key of a role kubepim generated for a
+// reduced-scope activation to the key of the activation's role, whose
+// RoleSettings judge the bindings of both; any other key is its own.
+func (w *outsideWatch) governingKey(ctx context.Context, key string) string {
+	kind, rest, _ := strings.Cut(key, "/")
+	namespace, name, _ := strings.Cut(rest, "/")
+	if !strings.HasPrefix(name, grant.ScopedRolePrefix) {
+		return key
+	}
+	var role client.Object = &rbacv1.ClusterRole{}
+	if kind == pimv1.RoleKindRole {
+		role = &rbacv1.Role{}
+	}
+	if err := w.reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, role); err != nil {
+		return key
+	}
+	owner := grant.OwnerName(role, "ActivationRequest")
+	if owner == "" {
+		return key
+	}
+	ar := &pimv1.ActivationRequest{}
+	if err := w.reader.Get(ctx, client.ObjectKey{Name: owner}, ar); err != nil || grant.ScopedRoleName(ar) != name {
+		return key
+	}
+	return lookup.SettingKey(policy.SettingRoleRef(ar.Spec.RoleRef, ar.Spec.Namespace))
 }
 
 // roleKeyOf is the RoleSetting index key of the role a setting governs.

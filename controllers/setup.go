@@ -51,9 +51,10 @@ func CacheOptions(namespace string) cache.Options {
 			&rbacv1.ClusterRoleBinding{}: {Label: managed},
 			&rbacv1.RoleBinding{}:        {Label: managed},
 			&corev1.Secret{}:             {Namespaces: map[string]cache.Config{namespace: {}}, Label: enrollments, Transform: dropSecretData},
-			// Roles are cached only in --access-mode=authorizer (the
-			// authorizer reads their rules at each request); only what a
-			// decision reads is kept.
+			// Roles are cached for their rules: the authorizer reads them
+			// at each request (--access-mode=authorizer), and a
+			// reduced-scope activation is checked against its role's
+			// whenever the role changes. Only what those read is kept.
 			&rbacv1.ClusterRole{}: {Transform: keepRoleRules},
 			&rbacv1.Role{}:        {Transform: keepRoleRules},
 		},
@@ -62,13 +63,26 @@ func CacheOptions(namespace string) cache.Options {
 
 // keepRoleRules keeps of a cached Role or ClusterRole its identity, rules
 // and aggregation rule: annotations (a kubectl apply's last-applied copy
-// of the whole role), labels and owner references are dropped.
+// of the whole role), labels and owner references are dropped — but for
+// the labels and owner-name annotation of a role kubepim generated for a
+// reduced-scope activation, which say whose it is.
 func keepRoleRules(obj any) (any, error) {
+	o, ok := obj.(client.Object)
+	if !ok {
+		return obj, nil
+	}
+	var labels, annotations map[string]string
+	if o.GetLabels()[pimv1.LabelManagedBy] == pimv1.ManagedByValue {
+		labels = o.GetLabels()
+		if name, ok := o.GetAnnotations()[pimv1.AnnotationOwnerName]; ok {
+			annotations = map[string]string{pimv1.AnnotationOwnerName: name}
+		}
+	}
 	switch r := obj.(type) {
 	case *rbacv1.ClusterRole:
-		r.Annotations, r.Labels, r.ManagedFields, r.OwnerReferences = nil, nil, nil, nil
+		r.Annotations, r.Labels, r.ManagedFields, r.OwnerReferences = annotations, labels, nil, nil
 	case *rbacv1.Role:
-		r.Annotations, r.Labels, r.ManagedFields, r.OwnerReferences = nil, nil, nil, nil
+		r.Annotations, r.Labels, r.ManagedFields, r.OwnerReferences = annotations, labels, nil, nil
 	}
 	return obj, nil
 }

@@ -101,7 +101,31 @@ func (v *activationValidator) validateCreate(ctx context.Context, ar *pimv1.Acti
 		OpenRequests: open,
 		Extended:     extended,
 	})
-	return policyRefusals(specPath, err)
+	if errs := policyRefusals(specPath, err); len(errs) > 0 {
+		return errs
+	}
+	return v.checkScope(ctx, ar)
+}
+
+// checkScope refuses a reduced-scope request (spec.permissions) that asks
+// for anything its role does not allow now, naming each rule, verb and
+// resource that is not in the role (policy.CheckScope). The role's rules
+// are read from the API server, an aggregated ClusterRole's as
+// aggregated; the controller checks them again at every grant.
+func (v *activationValidator) checkScope(ctx context.Context, ar *pimv1.ActivationRequest) field.ErrorList {
+	if !policy.IsReduced(ar) {
+		return nil
+	}
+	path := specPath.Child("permissions")
+	rs, _, err := lookup.RoleRules(ctx, v.direct, ar.Spec.RoleRef.Kind, ar.Spec.RoleRef.Name, ar.Spec.Namespace)
+	if client.IgnoreNotFound(err) != nil {
+		return internalError(path, err)
+	}
+	var errs field.ErrorList
+	for _, p := range policy.CheckScope(ar.Spec.RoleRef, ar.Spec.Namespace, rs, err == nil, ar.Spec.Permissions) {
+		errs = append(errs, field.Forbidden(path.Index(p.Index), p.Message))
+	}
+	return errs
 }
 
 func (v *activationValidator) validateUpdate(ctx context.Context, old, ar *pimv1.ActivationRequest, user *pimv1.UserInfo) field.ErrorList {

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 )
 
@@ -147,4 +150,43 @@ func TestActivationValidatorAcceptsTheMutatorsRecord(t *testing.T) {
 	allowed.check(t, v.validate(context.Background(), update(bob, old, ar)))
 	refused("metadata.annotations[kubepim.io/decisions]", "written by kubepim alone").
 		check(t, v.validate(context.Background(), update(user("carol"), old, ar)))
+}
+
+func TestActivationValidatorCreateReducedScope(t *testing.T) {
+	alice := user("alice")
+	podAdmin := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "pod-admin"}, Rules: []rbacv1.PolicyRule{
+		{Verbs: []string{"get", "list", "delete"}, APIGroups: []string{""}, Resources: []string{"pods"}},
+		{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"secrets"}},
+	}}
+	scoped := func(ns string, ps ...pimv1.PermissionRule) *pimv1.ActivationRequest {
+		ar := activation("a", "alice")
+		ar.Spec.RoleRef, ar.Spec.Namespace, ar.Spec.Permissions = clusterRole("pod-admin"), ns, ps
+		return ar
+	}
+	getPods := pimv1.PermissionRule{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"pods"}}
+	for _, tc := range []struct {
+		name string
+		ar   *pimv1.ActivationRequest
+		want want
+	}{
+		{"allows a subset of the role", scoped("prod", getPods), allowed},
+		{"refuses a verb the role lacks, naming the rule", scoped("prod", getPods,
+			pimv1.PermissionRule{Verbs: []string{"list"}, APIGroups: []string{""}, Resources: []string{"secrets"}}),
+			refused("spec.permissions[1]", "ClusterRole pod-admin in namespace prod does not allow list secrets")},
+		{"refuses a resource the role lacks", scoped("prod", pimv1.PermissionRule{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"pods/exec"}}),
+			refused("spec.permissions[0]", "does not allow get pods/exec")},
+		{"refuses a non-resource URL in a namespace", scoped("prod", pimv1.PermissionRule{Verbs: []string{"get"}, NonResourceURLs: []string{"/healthz"}}),
+			refused("spec.permissions[0]", "nonResourceURLs are granted only cluster-wide")},
+		{"refuses a role that does not exist", func() *pimv1.ActivationRequest {
+			ar := scoped("prod", getPods)
+			ar.Spec.RoleRef = clusterRole("gone")
+			return ar
+		}(), refused("spec.permissions[0]", "ClusterRole gone in namespace prod does not exist")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := fakeClient(podAdmin, eligible("alice-pod-admin", "alice", clusterRole("pod-admin")), eligible("alice-gone", "alice", clusterRole("gone")))
+			v := &activationValidator{handlerBase: testBase(c, allowing()), keys: testKeys(c)}
+			tc.want.check(t, v.validate(context.Background(), create(alice, tc.ar)))
+		})
+	}
 }

@@ -135,7 +135,81 @@ type ActivationRequestSpec struct {
 	// kubepim's admission webhook; whatever a client sends here is replaced.
 	// +optional
 	MFA *MFAProof `json:"mfa,omitempty"`
+
+	// permissions narrows the activation to a subset of the role (a
+	// "reduced scope"): only what these rules allow, and only while the
+	// role itself still allows it. Absent means the whole role. Each rule
+	// must be covered by the role's rules when the request is made; in
+	// bindings mode kubepim grants them with a Role (namespaced request)
+	// or ClusterRole (cluster-wide) it generates for this request.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	Permissions []PermissionRule `json:"permissions,omitempty"`
 }
+
+// PermissionRule is one rule of a reduced-scope activation, with the
+// meaning of an RBAC PolicyRule: either a resource rule (verbs, apiGroups,
+// resources, optionally resourceNames) or a non-resource rule (verbs,
+// nonResourceURLs, cluster-wide requests only).
+// +kubebuilder:validation:XValidation:rule="has(self.nonResourceURLs) != has(self.resources)",message="a rule has either resources (with apiGroups) or nonResourceURLs, not both"
+// +kubebuilder:validation:XValidation:rule="has(self.resources) == has(self.apiGroups)",message="a resource rule needs both apiGroups and resources"
+// +kubebuilder:validation:XValidation:rule="!has(self.resourceNames) || has(self.resources)",message="resourceNames apply to resources only"
+type PermissionRule struct {
+	// verbs allowed, for example get, list, delete; "*" is every verb.
+	// +required
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=64
+	Verbs []string `json:"verbs,omitempty"`
+
+	// apiGroups of the resources: "" is the core group, "*" every group.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=253
+	APIGroups []string `json:"apiGroups,omitempty"`
+
+	// resources allowed, for example pods or pods/log; "*" is every resource.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=253
+	Resources []string `json:"resources,omitempty"`
+
+	// resourceNames limits the rule to these objects; absent means all.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=253
+	ResourceNames []string `json:"resourceNames,omitempty"`
+
+	// nonResourceURLs allowed, for example /healthz or /logs/*, in a cluster-wide
+	// request only.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=1024
+	NonResourceURLs []string `json:"nonResourceURLs,omitempty"`
+}
+
+// Activation scopes (status.scope).
+const (
+	// ScopeRole: the activation grants the whole role.
+	ScopeRole = "Role"
+	// ScopeReduced: the activation grants only spec.permissions.
+	ScopeReduced = "Reduced"
+)
 
 // MFA methods.
 const (
@@ -173,6 +247,29 @@ type ApprovalRecord struct {
 	// time of the decision.
 	// +required
 	Time metav1.Time `json:"time,omitzero"`
+}
+
+// GeneratedRoleReference names a role kubepim generated.
+type GeneratedRoleReference struct {
+	// kind is Role or ClusterRole.
+	// +required
+	// +kubebuilder:validation:Enum=Role;ClusterRole
+	Kind string `json:"kind,omitempty"`
+	// name of the role.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name,omitempty"`
+	// namespace of a Role.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace,omitempty"`
+	// uid of the role kubepim created.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	UID string `json:"uid,omitempty"`
 }
 
 // ActivationRequestStatus is what kubepim observed of an ActivationRequest.
@@ -222,6 +319,19 @@ type ActivationRequestStatus struct {
 	// +optional
 	Binding *BindingReference `json:"binding,omitempty"`
 
+	// scope is Role when the activation grants the whole role, Reduced
+	// when only spec.permissions (a subset of the role).
+	// +optional
+	// +kubebuilder:validation:Enum=Role;Reduced
+	Scope string `json:"scope,omitempty"`
+
+	// generatedRole is the Role or ClusterRole kubepim generated for a
+	// reduced-scope activation in bindings mode, holding only
+	// spec.permissions, while the request is Active. Written only by
+	// kubepim: a role of that name with another UID is not kubepim's.
+	// +optional
+	GeneratedRole *GeneratedRoleReference `json:"generatedRole,omitempty"`
+
 	// lastUsedAt is, in --access-mode=authorizer, when kubepim's authorizer
 	// last allowed a request through this activation, to within the rate
 	// limit of its status writes (a minute). Written only by kubepim; only
@@ -245,6 +355,7 @@ type ActivationRequestStatus struct {
 // +kubebuilder:selectablefield:JSONPath=`.status.state`
 // +kubebuilder:printcolumn:name="Role",type=string,JSONPath=`.spec.roleRef.name`
 // +kubebuilder:printcolumn:name="Namespace",type=string,JSONPath=`.spec.namespace`
+// +kubebuilder:printcolumn:name="Scope",type=string,JSONPath=`.status.scope`
 // +kubebuilder:printcolumn:name="Requester",type=string,JSONPath=`.spec.requester.username`
 // +kubebuilder:printcolumn:name="Duration",type=string,JSONPath=`.spec.duration`,priority=1
 // +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.state`

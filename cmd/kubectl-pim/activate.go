@@ -18,6 +18,53 @@ type activateOptions struct {
 	kind, reason, ticket, at, mfaCode string
 	duration, timeout                 time.Duration
 	wait                              bool
+	scope                             scopeFlags
+	// permissions, when set, are used as they are (extend).
+	permissions []pimv1.PermissionRule
+}
+
+// scopeFlags narrow an activation to a subset of the role (a reduced
+// scope, spec.permissions): one resource rule (--verbs with --resources,
+// --api-groups, --resource-names) and/or one non-resource rule (--verbs
+// with --non-resource-urls).
+type scopeFlags struct {
+	verbs, apiGroups, resources, resourceNames, nonResourceURLs []string
+}
+
+func (f *scopeFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringSliceVar(&f.verbs, "verbs", nil, "Reduced scope: only these verbs of the role (with --resources or --non-resource-urls), for example get,list.")
+	cmd.Flags().StringSliceVar(&f.resources, "resources", nil, "Reduced scope: only these resources, for example pods,pods/log.")
+	cmd.Flags().StringSliceVar(&f.apiGroups, "api-groups", nil, `Reduced scope: the API groups of --resources (default "", the core group).`)
+	cmd.Flags().StringSliceVar(&f.resourceNames, "resource-names", nil, "Reduced scope: only the objects of --resources with these names.")
+	cmd.Flags().StringSliceVar(&f.nonResourceURLs, "non-resource-urls", nil, "Reduced scope: only these non-resource URLs, for example /healthz (cluster-wide only).")
+}
+
+// permissions builds spec.permissions from the flags (nil: the whole role).
+func (f *scopeFlags) permissions() ([]pimv1.PermissionRule, error) {
+	if len(f.verbs) == 0 && len(f.resources) == 0 && len(f.apiGroups) == 0 && len(f.resourceNames) == 0 && len(f.nonResourceURLs) == 0 {
+		return nil, nil
+	}
+	if len(f.verbs) == 0 {
+		return nil, usage("a reduced scope needs --verbs")
+	}
+	if len(f.resources) == 0 && len(f.nonResourceURLs) == 0 {
+		return nil, usage("a reduced scope needs --resources or --non-resource-urls with --verbs")
+	}
+	if len(f.resources) == 0 && (len(f.apiGroups) > 0 || len(f.resourceNames) > 0) {
+		return nil, usage("--api-groups and --resource-names go with --resources")
+	}
+	var out []pimv1.PermissionRule
+	if len(f.resources) > 0 {
+		groups := f.apiGroups
+		if len(groups) == 0 {
+			groups = []string{""}
+		}
+		out = append(out, pimv1.PermissionRule{Verbs: f.verbs, APIGroups: groups, Resources: f.resources, ResourceNames: f.resourceNames})
+	}
+	if len(f.nonResourceURLs) > 0 {
+		out = append(out, pimv1.PermissionRule{Verbs: f.verbs, NonResourceURLs: f.nonResourceURLs})
+	}
+	return out, nil
 }
 
 func (p *pim) activateCommand() *cobra.Command {
@@ -38,6 +85,7 @@ func (p *pim) activateCommand() *cobra.Command {
 	cmd.Flags().StringVar(&o.mfaCode, "mfa-code", "", "A one-time code from your kubepim TOTP enrollment.")
 	cmd.Flags().BoolVar(&o.wait, "wait", false, "Wait until the role is active, or the request refused.")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 10*time.Minute, "How long --wait waits.")
+	o.scope.register(cmd)
 	return cmd
 }
 
@@ -54,6 +102,8 @@ func (p *pim) extendCommand() *cobra.Command {
 			}
 			o.kind = old.Spec.RoleRef.Kind
 			p.namespace = old.Spec.Namespace
+			// An extension keeps the reduced scope of what it extends.
+			o.permissions = old.Spec.Permissions
 			if o.ticket == "" && old.Spec.Ticket != nil {
 				o.ticket = old.Spec.Ticket.System + ":" + old.Spec.Ticket.Number
 			}
@@ -80,6 +130,12 @@ func (p *pim) activate(ctx context.Context, role string, o *activateOptions, ext
 	if err != nil {
 		return err
 	}
+	permissions := o.permissions
+	if permissions == nil {
+		if permissions, err = o.scope.permissions(); err != nil {
+			return err
+		}
+	}
 	roleRef := pimv1.RoleRef{Kind: o.kind, Name: role}
 	var settings pimv1.RoleSettingList
 	if err := p.c.List(ctx, &settings); err != nil {
@@ -90,12 +146,15 @@ func (p *pim) activate(ctx context.Context, role string, o *activateOptions, ext
 		return refused("%v", err)
 	}
 	p.say("%s %s for %s; the policy requires: %s", verbFor(extends), policy.RoleDescription(roleRef, p.namespace), o.duration, requirements(spec, nil))
+	if len(permissions) > 0 {
+		p.say("reduced scope: only %s", policy.ScopeSummary(permissions))
+	}
 
 	ar := &pimv1.ActivationRequest{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: policy.RequestGenerateName(me.Username, role)},
 		Spec: pimv1.ActivationRequestSpec{
 			RoleRef: roleRef, Namespace: p.namespace, Duration: metav1.Duration{Duration: o.duration},
-			Justification: o.reason, Extends: extends,
+			Justification: o.reason, Extends: extends, Permissions: permissions,
 		},
 	}
 	if o.ticket != "" {

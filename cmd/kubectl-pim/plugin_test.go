@@ -186,6 +186,34 @@ var _ = Describe("kubectl pim", Ordered, func() {
 		Eventually(func() string { o, _ := run("alice", nil, "requests"); return o }).Should(ContainSubstring("Deactivated"))
 	})
 
+	It("activates a reduced scope of a role, shows it, and refuses a scope the role does not allow", func() {
+		out, code := run("alice", nil, "activate", "pod-debugger", "-n", "prod", "--for", "1h", "--reason", "INC-19",
+			"--verbs", "delete", "--resources", "pods")
+		Expect(code).To(Equal(exitRefused), out)
+		Expect(out).To(ContainSubstring("spec.permissions[0]: Forbidden: ClusterRole pod-debugger in namespace prod does not allow delete pods"))
+
+		out, code = run("alice", nil, "activate", "pod-debugger", "-n", "prod", "--for", "1h", "--reason", "INC-19",
+			"--verbs", "get", "--resources", "pods", "--resource-names", "web", "--wait")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(ContainSubstring("reduced scope: only get pods [web]"))
+		Expect(out).To(ContainSubstring("Active: active until"))
+
+		out, code = run("alice", nil, "requests", "-o", "json")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(ContainSubstring(`"scope": "reduced: get pods [web]"`))
+		var rows []map[string]string
+		Expect(json.Unmarshal([]byte(out), &rows)).To(Succeed())
+		for _, r := range rows {
+			if r["state"] == "Active" {
+				out, code = run("alice", nil, "deactivate", r["name"], "--reason", "done")
+				Expect(code).To(Equal(0), out)
+			}
+		}
+		out, _ = run("alice", nil, "requests")
+		Expect(out).To(ContainSubstring("SCOPE"))
+		Expect(out).To(ContainSubstring("reduced: get pods [web]"))
+	})
+
 	It("lets a requester wait for approval and an approver approve", func() {
 		done := make(chan string)
 		go func() {

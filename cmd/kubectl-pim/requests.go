@@ -15,6 +15,8 @@ type requestRow struct {
 	Name      string `json:"name"`
 	Role      string `json:"role"`
 	Namespace string `json:"namespace"`
+	// Scope is "role" for the whole role, else the reduced scope asked for.
+	Scope     string `json:"scope"`
 	Requester string `json:"requester"`
 	State     string `json:"state"`
 	Duration  string `json:"duration"`
@@ -67,10 +69,10 @@ func (p *pim) approvalsCommand() *cobra.Command {
 	})
 }
 
-const requestHeader = "NAME\tROLE\tNAMESPACE\tREQUESTER\tSTATE\tDURATION\tLEFT\tJUSTIFICATION"
+const requestHeader = "NAME\tROLE\tNAMESPACE\tREQUESTER\tSTATE\tDURATION\tLEFT\tJUSTIFICATION\tSCOPE"
 
 func (p *pim) requestCells(r requestRow) []string {
-	return []string{r.Name, r.Role, r.Namespace, r.Requester, p.paint(dash(r.State)), r.Duration, dash(r.Left), r.Reason}
+	return []string{r.Name, r.Role, r.Namespace, r.Requester, p.paint(dash(r.State)), r.Duration, dash(r.Left), r.Reason, r.Scope}
 }
 
 func (p *pim) requestRows(ctx context.Context, keep func(*pimv1.ActivationRequest) bool, opts ...client.ListOption) ([]requestRow, error) {
@@ -86,7 +88,7 @@ func (p *pim) requestRows(ctx context.Context, keep func(*pimv1.ActivationReques
 			continue
 		}
 		row := requestRow{Name: ar.Name, Role: ar.Spec.RoleRef.Kind + "/" + ar.Spec.RoleRef.Name, Namespace: orAll(ar.Spec.Namespace),
-			Requester: requesterOf(ar), State: string(ar.Status.State), Duration: shortDuration(ar.Spec.Duration.Duration),
+			Scope: scopeOf(ar), Requester: requesterOf(ar), State: string(ar.Status.State), Duration: shortDuration(ar.Spec.Duration.Duration),
 			Reason: ar.Spec.Justification, Message: ar.Status.Message}
 		if ar.Status.State == pimv1.ActivationStateActive && ar.Status.ExpiresAt != nil {
 			row.Left = left(now, ar.Status.ExpiresAt.Time)
@@ -95,6 +97,15 @@ func (p *pim) requestRows(ctx context.Context, keep func(*pimv1.ActivationReques
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
 	return rows, nil
+}
+
+// scopeOf is what a request grants of its role: "role" (all of it) or
+// its reduced scope.
+func scopeOf(ar *pimv1.ActivationRequest) string {
+	if !policy.IsReduced(ar) {
+		return "role"
+	}
+	return "reduced: " + policy.ScopeSummary(ar.Spec.Permissions)
 }
 
 func requesterOf(ar *pimv1.ActivationRequest) string {

@@ -53,21 +53,21 @@ func main() {
 	}
 	var (
 		metricsAddr, probeAddr, pprofAddr, webhookHost, certDir string
-		webhookPort                                  int
-		leaderElect, enableWebhooks, secureMetrics   bool
-		certManagement                               string
-		certOpts                                     certs.Options
-		leaderElectionNamespace, namespace           string
-		leaderElectionIdentity                       string
-		mfaClaim, mfaClaimValues, auditSinkURL       string
-		activationRetention, auditRetention          time.Duration
-		leaseDuration, renewDeadline, retryPeriod    time.Duration
-		maxConcurrentReconciles                      int
-		kubeAPIQPS                                   float64
-		kubeAPIBurst                                 int
-		totpMaxFailures                              int
-		totpFailureWindow                            time.Duration
-		accessModeFlag                               string
+		webhookPort                                             int
+		leaderElect, enableWebhooks, secureMetrics              bool
+		certManagement                                          string
+		certOpts                                                certs.Options
+		leaderElectionNamespace, namespace                      string
+		leaderElectionIdentity                                  string
+		mfaClaim, mfaClaimValues, auditSinkURL                  string
+		activationRetention, auditRetention                     time.Duration
+		leaseDuration, renewDeadline, retryPeriod               time.Duration
+		maxConcurrentReconciles                                 int
+		kubeAPIQPS                                              float64
+		kubeAPIBurst                                            int
+		totpMaxFailures                                         int
+		totpFailureWindow                                       time.Duration
+		accessModeFlag                                          string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")

@@ -238,7 +238,8 @@ func OwnerOfAssignment(ra *pimv1.RoleAssignment) Owner {
 }
 
 // ForActivation is the binding an activation grants with: the requester
-// alone, as a User (even when eligible through a group), to the role, in
+// alone, as a User (even when eligible through a group), to the role (for
+// a reduced scope, to the role generated for the request: ForScope), in
 // the request's namespace (cluster-wide when none). The controller that
 // grants it and the judge of outside bindings build it here, so they
 // cannot disagree.
@@ -249,7 +250,7 @@ func ForActivation(ar *pimv1.ActivationRequest, annotations map[string]string) c
 	}
 	return Desired(OwnerOfActivation(ar), Name("ar", ar.Name), Grant{
 		Subject:     rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: requester},
-		RoleRef:     ar.Spec.RoleRef,
+		RoleRef:     ScopedRoleRef(ar),
 		Namespace:   ar.Spec.Namespace,
 		Annotations: annotations,
 	})

@@ -48,8 +48,9 @@ func OpenRequestsOf(ctx context.Context, c client.Reader, username string, roleR
 }
 
 // RoleRules reads the rules of the Role name in namespace (kind Role) or of
-// the ClusterRole name (roles are not cached: pass a reader of the API
-// server). aggregated reports a ClusterRole with an aggregation rule, whose
+// the ClusterRole name, from c: the manager's cache holds roles with their
+// rules (the authorizer and the reduced-scope check read it); the
+// admission webhooks pass a reader of the API server. aggregated reports a ClusterRole with an aggregation rule, whose
 // rules change as other roles appear. A missing role is a NotFound error.
 func RoleRules(ctx context.Context, c client.Reader, kind, name, namespace string) (rules []rbacv1.PolicyRule, aggregated bool, err error) {
 	if kind == pimv1.RoleKindRole {

@@ -61,6 +61,9 @@ func RequestPath(name string) string { return "/requests/" + url.PathEscape(name
 func ActivationContent(ar *pimv1.ActivationRequest, occ policy.Occurrence, audience string) Content {
 	who := ar.RequesterName()
 	grant := policy.RoleDescription(ar.Spec.RoleRef, ar.Spec.Namespace)
+	if policy.IsReduced(ar) {
+		grant += " (reduced scope)"
+	}
 	var c Content
 	switch occ.Event {
 	case pimv1.EventApprovalNeeded:
@@ -79,6 +82,8 @@ func ActivationContent(ar *pimv1.ActivationRequest, occ policy.Occurrence, audie
 	c.fact("Requester", who)
 	c.fact("Role", ar.Spec.RoleRef.Kind+"/"+ar.Spec.RoleRef.Name)
 	c.fact("Scope", scope(ar.Spec.Namespace))
+	// A reduced scope: what approvers are asked to grant of the role.
+	c.fact("Permissions", policy.ScopeSummary(ar.Spec.Permissions))
 	c.fact("Duration", ShortDuration(ar.Spec.Duration.Duration))
 	if ar.Status.ActivatedAt != nil {
 		c.fact("Starts", stamp(ar.Status.ActivatedAt.Time))

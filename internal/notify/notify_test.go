@@ -84,6 +84,28 @@ func approvalNeeded() *pimv1.Notification {
 	}
 }
 
+func TestActivationContentReducedScope(t *testing.T) {
+	ar := &pimv1.ActivationRequest{
+		ObjectMeta: metav1.ObjectMeta{Name: "alice-admin-x8"},
+		Spec: pimv1.ActivationRequestSpec{
+			RoleRef: pimv1.RoleRef{Kind: "ClusterRole", Name: "admin"}, Namespace: "prod",
+			Duration: metav1.Duration{Duration: time.Hour}, Requester: &pimv1.UserInfo{Username: "alice"},
+			Permissions: []pimv1.PermissionRule{{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"pods", "pods/log"}}},
+		},
+	}
+	c := ActivationContent(ar, policy.Occurrence{Event: pimv1.EventApprovalNeeded, At: t0}, pimv1.AudienceApprovers)
+	if want := "Approval needed: alice requests ClusterRole admin in namespace prod (reduced scope) for 1h"; c.Title != want {
+		t.Errorf("title %q, want %q", c.Title, want)
+	}
+	found := false
+	for _, f := range c.Facts {
+		found = found || (f.Name == "Permissions" && f.Value == "get pods,pods/log")
+	}
+	if !found {
+		t.Errorf("no Permissions fact: %v", c.Facts)
+	}
+}
+
 func TestActivationContent(t *testing.T) {
 	n := approvalNeeded()
 	if want := "Approval needed: alice requests ClusterRole admin in namespace prod for 2h"; n.Spec.Title != want {

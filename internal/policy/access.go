@@ -78,7 +78,9 @@ const maxHints = 3
 // DecideAccess is the authorizer's decision: allowed iff the user has an
 // ActivationRequest in force now (ActivationInForce) whose role's rules
 // allow these attributes in its scope — the namespace of a namespaced
-// grant, everywhere for a cluster-wide one — exactly as a binding would.
+// grant, everywhere for a cluster-wide one — exactly as a binding would;
+// for a reduced-scope request, its permissions must allow them too
+// (ScopeAllows).
 // Denied, the reason names the roles the user is eligible for that would
 // allow it, with the command that activates one.
 func DecideAccess(in AccessInput) AccessDecision {
@@ -89,7 +91,7 @@ func DecideAccess(in AccessInput) AccessDecision {
 			continue
 		}
 		rs, ok := in.Rules[RoleOf(ar.Spec.RoleRef, ar.Spec.Namespace)]
-		if !ok || !rules.GrantAllows(rs, ar.Spec.Namespace, in.Attributes) {
+		if !ok || !ScopeAllows(ar, rs, in.Attributes) {
 			continue
 		}
 		if err := ActivationInForce(ar, in.Now, in.Assignments, in.Settings); err != nil {
@@ -219,7 +221,9 @@ func hintFor(in AccessInput, roleRef pimv1.RoleRef, namespace string) string {
 	for i := range in.Activations {
 		ar := &in.Activations[i]
 		if ar.Spec.RoleRef == roleRef && ar.Spec.Namespace == namespace && !IsFinal(ar.Status.State) && ar.DeletionTimestamp.IsZero() &&
-			ar.Status.State != pimv1.ActivationStateActive {
+			ar.Status.State != pimv1.ActivationStateActive &&
+			// A reduced scope that would not allow it is not the way.
+			(!IsReduced(ar) || rules.GrantAllows(PermissionRules(ar.Spec.Permissions), namespace, in.Attributes)) {
 			return fmt.Sprintf("your ActivationRequest %s for %s, which allows this, is %s", ar.Name, what, stateOrPending(ar.Status.State))
 		}
 	}

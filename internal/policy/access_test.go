@@ -63,6 +63,10 @@ func arGrant(ref pimv1.RoleRef, ns string) func(*pimv1.ActivationRequest) {
 	return func(ar *pimv1.ActivationRequest) { ar.Spec.RoleRef, ar.Spec.Namespace = ref, ns }
 }
 
+func arScope(ps ...pimv1.PermissionRule) func(*pimv1.ActivationRequest) {
+	return func(ar *pimv1.ActivationRequest) { ar.Spec.Permissions = ps }
+}
+
 func arAnnotated(key string) func(*pimv1.ActivationRequest) {
 	return func(ar *pimv1.ActivationRequest) { ar.Annotations = map[string]string{key: "done"} }
 }
@@ -117,6 +121,31 @@ func TestDecideAccess(t *testing.T) {
 			attrs:       rules.Attributes{ResourceRequest: true, Verb: "get", Namespace: "prod", Resource: "secrets", Name: "db"},
 			activations: []pimv1.ActivationRequest{accessAR("s1", arGrant(secretReader, "prod"), func(ar *pimv1.ActivationRequest) { ar.Spec.Requester.Groups = []string{"sre"} })},
 			assignments: []pimv1.RoleAssignment{eligibleSecrets}, allowed: true},
+		{name: "a reduced scope allows what its permissions allow",
+			attrs:       rules.Attributes{ResourceRequest: true, Verb: "get", Namespace: "prod", Resource: "pods", Subresource: "log", Name: "web"},
+			activations: []pimv1.ActivationRequest{accessAR("r1", arScope(pimv1.PermissionRule{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"pods/log"}}))},
+			assignments: []pimv1.RoleAssignment{eligible}, allowed: true, reason: "r1"},
+		{name: "and nothing else the role allows",
+			attrs:       getPods("prod"),
+			activations: []pimv1.ActivationRequest{accessAR("r1", arScope(pimv1.PermissionRule{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"pods/log"}}))},
+			assignments: []pimv1.RoleAssignment{eligible}, reason: "activate it with"},
+		{name: "nor another name than its resourceNames",
+			attrs:       getPods("prod"),
+			activations: []pimv1.ActivationRequest{accessAR("r1", arScope(pimv1.PermissionRule{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"pods"}, ResourceNames: []string{"db"}}))},
+			assignments: []pimv1.RoleAssignment{eligible}, reason: "activate it with"},
+		{name: "nor what its permissions name but the role no longer allows",
+			attrs:       rules.Attributes{ResourceRequest: true, Verb: "delete", Namespace: "prod", Resource: "pods", Name: "web"},
+			activations: []pimv1.ActivationRequest{accessAR("r1", arScope(pimv1.PermissionRule{Verbs: []string{"delete"}, APIGroups: []string{""}, Resources: []string{"pods"}}))},
+			assignments: []pimv1.RoleAssignment{eligible}},
+		{name: "nor in another namespace",
+			attrs:       getPods("dev"),
+			activations: []pimv1.ActivationRequest{accessAR("r1", arScope(pimv1.PermissionRule{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"pods"}}))},
+			assignments: []pimv1.RoleAssignment{eligible}, reason: "activate it with"},
+		{name: "hint: a pending reduced scope that would not allow it is not named",
+			attrs: getPods("prod"),
+			activations: []pimv1.ActivationRequest{accessAR("r1", arState(pimv1.ActivationStatePendingApproval), arScope(pimv1.PermissionRule{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"pods/log"}}),
+				func(ar *pimv1.ActivationRequest) { ar.Status.ActivatedAt, ar.Status.ExpiresAt = nil, nil })},
+			assignments: []pimv1.RoleAssignment{eligible}, reason: "you are eligible for ClusterRole pod-debugger in namespace prod"},
 		{name: "a role that does not exist grants nothing",
 			attrs:       getPods("prod"),
 			activations: []pimv1.ActivationRequest{accessAR("a1", arGrant(pimv1.RoleRef{Kind: pimv1.RoleKindClusterRole, Name: "gone"}, "prod"))},
