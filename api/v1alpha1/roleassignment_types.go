@@ -119,6 +119,7 @@ type RoleAssignmentStatus struct {
 // +kubebuilder:resource:scope=Cluster,shortName=pimra,categories=pim
 // +kubebuilder:selectablefield:JSONPath=`.spec.subject.kind`
 // +kubebuilder:selectablefield:JSONPath=`.spec.subject.name`
+// +kubebuilder:selectablefield:JSONPath=`.spec.roleRef.name`
 // +kubebuilder:printcolumn:name="Subject-Kind",type=string,JSONPath=`.spec.subject.kind`,priority=1
 // +kubebuilder:printcolumn:name="Subject",type=string,JSONPath=`.spec.subject.name`
 // +kubebuilder:printcolumn:name="Role",type=string,JSONPath=`.spec.roleRef.name`

@@ -32,7 +32,7 @@ func main() {
 		issuerURL, issuerCAFile, clientID, clientSecretFile string
 		sessionKeyFile, kubeconfig, mfaClaim, mfaValues     string
 		namespace                                           string
-		reviewPageSize                                      int
+		reviewPageSize, assignmentPageSize                  int
 		apiserverURL, apiserverCAFile                       string
 		sessionMaxAge                                       time.Duration
 	)
@@ -53,13 +53,14 @@ func main() {
 	flag.StringVar(&mfaValues, "mfa-claim-values", "mfa,otp,hwk,swk", "The manager's --mfa-claim-values.")
 	flag.StringVar(&namespace, "kubepim-namespace", "kubepim-system", "kubepim's namespace, where the audit trail's anchor is (read as the user, to verify the chain).")
 	flag.IntVar(&reviewPageSize, "review-page-size", 50, "AccessReviewItems asked for per list call, and about how many a page of a review shows.")
+	flag.IntVar(&assignmentPageSize, "assignment-page-size", 100, "RoleAssignments per page of Assignments (the API's limit).")
 	flag.Parse()
 
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	if err := run(log, listen, certFile, keyFile, Options{
 		URL: consoleURL, IssuerURL: issuerURL, ClientID: clientID, SessionMaxAge: sessionMaxAge,
 		MFAClaim: mfaClaim, MFAClaimValues: strings.Split(mfaValues, ","), Log: log,
-		Namespace: namespace, ReviewPageSize: reviewPageSize,
+		Namespace: namespace, ReviewPageSize: reviewPageSize, AssignmentPageSize: assignmentPageSize,
 	}, issuerCAFile, clientSecretFile, sessionKeyFile, kubeconfig, apiserverURL, apiserverCAFile); err != nil {
 		log.Error("console", "error", err.Error())
 		os.Exit(1)

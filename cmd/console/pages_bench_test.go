@@ -114,7 +114,7 @@ func BenchmarkPages(b *testing.B) {
 		}
 		sess.Started, sess.CSRF = time.Now(), randomToken()
 		rec := httptest.NewRecorder()
-		if err := s.saveSession(rec, sess); err != nil {
+		if err := s.saveSession(rec, nil, sess); err != nil {
 			b.Fatal(err)
 		}
 		c := rec.Result().Cookies()[0]
