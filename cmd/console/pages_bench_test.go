@@ -125,12 +125,16 @@ func BenchmarkPages(b *testing.B) {
 	}
 
 	from := time.Now().AddDate(0, -1, 0).UTC().Format("2006-01-02T15:04")
+	dayAgo := time.Now().Add(-24 * time.Hour).UTC().Format("2006-01-02T15:04")
 	hc := &http.Client{Transport: srv.Client().Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	asset := regexp.MustCompile(`(?:href|src)="(/static/[^"]+)"`)
 	for _, pg := range []struct{ name, user, path, want string }{
 		{"MyRoles", "alice", "/roles", "bench-role-"},
 		{"ApproveRequests", "carol", "/approvals", "bench-role-"},
 		{"Audit1Month", "auditor", "/audit?since=" + url.QueryEscape(from), "bench-role-"},
+		{"Audit1Day", "auditor", "/audit?since=" + url.QueryEscape(dayAgo), "bench-role-"},
+		{"AccessHistory", "auditor", "/history?role=bench-role-07&from=" + url.QueryEscape(from), "bench-role-07"},
+		{"MyRequests", "alice", "/requests", "bench-role-"},
 	} {
 		b.Run(pg.name, func(b *testing.B) {
 			view := func() (ttfb, full time.Duration, api int64) {
@@ -296,7 +300,9 @@ func populate(b *testing.B, e *kubepimtest.Env, scale int) {
 		prev, specs[i] = s.Hash, s
 	}
 	parallel(b, scale, func(i int) error {
-		return c.Create(ctx, &pimv1.AuditEvent{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench-%06d", i)}, Spec: specs[i]})
+		// Labelled as kubepim labels what it writes (internal/audit).
+		return c.Create(ctx, &pimv1.AuditEvent{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench-%06d", i),
+			Labels: audit.Labels(specs[i], audit.Day(specs[i].Time.Time))}, Spec: specs[i]})
 	})
 }
 
