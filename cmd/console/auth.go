@@ -78,7 +78,17 @@ func (s *Server) sessionFrom(ctx context.Context, tok *oauth2.Token, nonce strin
 	if nonce != "" && !sameToken(id.Nonce, nonce) {
 		return nil, errors.New("the ID token was not issued for this sign-in (nonce)")
 	}
-	return &session{IDToken: raw, RefreshToken: tok.RefreshToken, Expiry: id.Expiry}, nil
+	sess := &session{IDToken: raw, RefreshToken: tok.RefreshToken, Expiry: id.Expiry}
+	if s.opts.AccessTokenBearer {
+		if tok.AccessToken == "" {
+			return nil, errors.New("the identity provider sent no access token (--apiserver-token access-token)")
+		}
+		sess.AccessToken = tok.AccessToken
+		if !tok.Expiry.IsZero() && tok.Expiry.Before(sess.Expiry) {
+			sess.Expiry = tok.Expiry
+		}
+	}
+	return sess, nil
 }
 
 // refresh gets a new ID token with the refresh token.
@@ -95,7 +105,7 @@ func (s *Server) refresh(ctx context.Context, sess *session) error {
 	if err != nil {
 		return err
 	}
-	sess.IDToken, sess.Expiry = fresh.IDToken, fresh.Expiry
+	sess.IDToken, sess.AccessToken, sess.Expiry = fresh.IDToken, fresh.AccessToken, fresh.Expiry
 	if fresh.RefreshToken != "" {
 		sess.RefreshToken = fresh.RefreshToken
 	}

@@ -46,6 +46,15 @@ type Options struct {
 	// Scopes to ask for besides openid; default profile, email, groups,
 	// offline_access.
 	Scopes []string
+	// ExtraScopes are asked for besides Scopes: with AccessTokenBearer,
+	// the API server's resource (AKS-managed Entra ID:
+	// 6dae42f8-4368-4678-94ff-3960e28e3630/.default).
+	ExtraScopes []string
+	// AccessTokenBearer sends the user's OAuth access token to the API
+	// server instead of the ID token: for an API server that accepts
+	// access tokens of another audience than the console's client (AKS
+	// with AKS-managed Entra ID). The ID token still proves the sign-in.
+	AccessTokenBearer bool
 	// SessionKeys seal the cookies; the first seals, all open.
 	SessionKeys [][]byte
 	// SessionMaxAge ends a session however often it was refreshed.
@@ -138,7 +147,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		s.endSession, s.revocation = extra.EndSession, extra.Revocation
 	}
 	s.oauth = &oauth2.Config{ClientID: o.ClientID, ClientSecret: o.ClientSecret, Endpoint: provider.Endpoint(),
-		RedirectURL: o.URL + "/auth/callback", Scopes: append([]string{oidc.ScopeOpenID}, o.Scopes...)}
+		RedirectURL: o.URL + "/auth/callback", Scopes: append(append([]string{oidc.ScopeOpenID}, o.Scopes...), o.ExtraScopes...)}
 	s.verifier = provider.VerifierContext(oidc.ClientContext(context.WithoutCancel(ctx), s.idpClient),
 		&oidc.Config{ClientID: o.ClientID, Now: o.Clock.Now})
 	if s.codecs, err = cookieCodecs(o.SessionKeys, o.SessionMaxAge); err != nil {
@@ -279,7 +288,7 @@ func (s *Server) user(h func(*request)) http.HandlerFunc {
 			}
 			dirty = true
 		}
-		c, err := s.kube.as(sess.IDToken)
+		c, err := s.kube.as(sess.bearer())
 		if err != nil {
 			s.renderError(w, r, http.StatusInternalServerError, err.Error())
 			return

@@ -35,7 +35,10 @@ type session struct {
 	IDToken string `json:"id"`
 	// RefreshToken gets a new ID token when this one is about to expire.
 	RefreshToken string `json:"rt,omitempty"`
-	// Expiry of IDToken.
+	// AccessToken is the bearer token instead, with --apiserver-token
+	// access-token (AKS-managed Entra ID); "" otherwise.
+	AccessToken string `json:"at,omitempty"`
+	// Expiry of IDToken (and of AccessToken, whichever comes first).
 	Expiry time.Time `json:"exp"`
 	// Started is when the user signed in; the session ends --session-max-age
 	// later whatever the refreshes.
@@ -45,6 +48,15 @@ type session struct {
 	// Flash is a message for the next page (after a redirect).
 	Flash      string `json:"fl,omitempty"`
 	FlashError bool   `json:"fe,omitempty"`
+}
+
+// bearer is the token the API server is given: the access token when the
+// console is configured to send it, the ID token otherwise.
+func (s *session) bearer() string {
+	if s.AccessToken != "" {
+		return s.AccessToken
+	}
+	return s.IDToken
 }
 
 // loginState is the short-lived cookie of a sign-in under way: what the

@@ -101,7 +101,7 @@ var _ = Describe("Sessions in a browser", Ordered, func() {
 		Expect(n).To(BeNumerically("<=", maxSessionChunks))
 		var names []string
 		for name, c := range cookies {
-			Expect(len(c.Name) + len(c.Value)).To(BeNumerically("<=", 4096), "every cookie fits a browser's limit")
+			Expect(len(c.Name)+len(c.Value)).To(BeNumerically("<=", 4096), "every cookie fits a browser's limit")
 			Expect(c.Secure && c.HTTPOnly).To(BeTrue())
 			names = append(names, name)
 		}
