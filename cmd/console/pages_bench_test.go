@@ -137,6 +137,7 @@ func BenchmarkPages(b *testing.B) {
 		{"MyRequests", "alice", "/requests", "bench-role-"},
 	} {
 		b.Run(pg.name, func(b *testing.B) {
+			logMatched := true
 			view := func() (ttfb, full time.Duration, api int64) {
 				before := apiRequests.Load()
 				var first time.Time
@@ -152,9 +153,17 @@ func BenchmarkPages(b *testing.B) {
 				body, _ := io.ReadAll(resp.Body)
 				_ = resp.Body.Close()
 				if resp.StatusCode != http.StatusOK || !regexp.MustCompile(pg.want).Match(body) {
-					b.Fatalf("%s: %s, %d bytes: %.2000s", pg.path, resp.Status, len(body), body)
+					main := body
+					if i := regexp.MustCompile(`<main`).FindIndex(body); i != nil {
+						main = body[i[0]:]
+					}
+					b.Fatalf("%s: %s, %d bytes: %.3000s", pg.path, resp.Status, len(body), main)
 				}
 				api = apiRequests.Load() - before
+				if m := matchedLine.FindSubmatch(body); m != nil && logMatched {
+					b.Logf("%s: %s", pg.name, m[1])
+					logMatched = false
+				}
 				for _, m := range asset.FindAllSubmatch(body, -1) {
 					r, err := hc.Get(consoleURL + string(m[1]))
 					if err != nil {
@@ -191,6 +200,9 @@ func BenchmarkPages(b *testing.B) {
 		})
 	}
 }
+
+// matchedLine is the Audit page's count of what it read and matched.
+var matchedLine = regexp.MustCompile(`id="matched">([^<]*)`)
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
@@ -291,7 +303,9 @@ func populate(b *testing.B, e *kubepimtest.Env, scale int) {
 	prev := ""
 	for i := range specs {
 		s := pimv1.AuditEventSpec{
-			Time:   metav1.NewTime(now.Add(-30 * 24 * time.Hour).Add(time.Duration(i) * 30 * 24 * time.Hour / time.Duration(scale)).Truncate(time.Second)),
+			// (30 days / scale) × i: the product first would overflow
+			// int64 nanoseconds past i = 3,558.
+			Time:   metav1.NewTime(now.Add(-30 * 24 * time.Hour).Add(30 * 24 * time.Hour / time.Duration(scale) * time.Duration(i)).Truncate(time.Second)),
 			Action: pimv1.AuditActivated, Actor: &audit.ControllerActor,
 			Subject: &pimv1.Subject{Kind: pimv1.SubjectKindUser, Name: user(i)}, RoleRef: &pimv1.RoleRef{Kind: pimv1.RoleKindClusterRole, Name: fmt.Sprintf("bench-role-%02d", i%roles)},
 			Justification: "benchmark", Outcome: pimv1.AuditOutcomeSuccess, Sequence: int64(i + 1), PreviousHash: prev,
