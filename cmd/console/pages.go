@@ -320,10 +320,6 @@ func (s *Server) requestPage(q *request) {
 	q.page(s, http.StatusOK, "request", p)
 }
 
-// approvalsShown is how many requests one Approve requests page shows at
-// most; the rest are on the next page (the API's continue token).
-const approvalsShown = 50
-
 // approvalsView is one page of the requests waiting for the user.
 type approvalsView struct {
 	Rows []requestView
@@ -349,7 +345,7 @@ func (s *Server) approvals(q *request) {
 	for calls := 0; calls < maxReviewListCalls; calls++ {
 		var requests pimv1.ActivationRequestList
 		if err := q.c.List(ctx, &requests, client.MatchingFields{pimv1.FieldState: string(pimv1.ActivationStatePendingApproval)},
-			client.Limit(int64(approvalsShown-len(v.Rows))), client.Continue(cont)); err != nil {
+			client.Limit(int64(s.opts.ApprovalPageSize-len(v.Rows))), client.Continue(cont)); err != nil {
 			if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
 				q.page(s, http.StatusGone, "approvals", page{Title: "Approve requests", Nav: "approvals", Data: v,
 					Error: "The list has changed too much since the previous page was read (its continue token expired). Start again from the first page."})
@@ -364,7 +360,7 @@ func (s *Server) approvals(q *request) {
 			}
 		}
 		cont = requests.Continue
-		if cont == "" || len(v.Rows) >= approvalsShown {
+		if cont == "" || len(v.Rows) >= s.opts.ApprovalPageSize {
 			break
 		}
 	}

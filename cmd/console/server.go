@@ -76,8 +76,11 @@ type Options struct {
 	// AssignmentPageSize is how many RoleAssignments a page of Assignments
 	// shows (one list call with the API's limit); default 100.
 	AssignmentPageSize int
-	Clock              clock.PassiveClock
-	Log                *slog.Logger
+	// ApprovalPageSize is how many requests a page of Approve requests
+	// shows at most (the rest: next page); default 50.
+	ApprovalPageSize int
+	Clock            clock.PassiveClock
+	Log              *slog.Logger
 }
 
 // Server is the console: an http.Handler.
@@ -122,6 +125,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	if o.AssignmentPageSize <= 0 {
 		o.AssignmentPageSize = 100
+	}
+	if o.ApprovalPageSize <= 0 {
+		o.ApprovalPageSize = 50
 	}
 	if o.Scopes == nil {
 		o.Scopes = []string{"profile", "email", "groups", oidc.ScopeOfflineAccess}
