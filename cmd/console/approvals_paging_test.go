@@ -18,7 +18,6 @@ import (
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/test/kubepimtest"
-	"github.com/kubepim/kubepim/test/oidcprovider"
 )
 
 var _ = Describe("Approve requests, page by page", Ordered, func() {
@@ -116,7 +115,6 @@ var _ = Describe("Approve requests, page by page", Ordered, func() {
 		for _, name := range mine {
 			Expect(seen[name]).To(Equal(1), "request %s shown once", name)
 		}
-		_ = oidcprovider.ScopeGroups
 	})
 })
 
