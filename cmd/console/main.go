@@ -28,13 +28,13 @@ import (
 
 func main() {
 	var (
-		listen, certFile, keyFile, consoleURL               string
-		issuerURL, issuerCAFile, clientID, clientSecretFile string
-		sessionKeyFile, kubeconfig, mfaClaim, mfaValues     string
-		namespace, extraScopes, apiserverToken              string
+		listen, certFile, keyFile, consoleURL                string
+		issuerURL, issuerCAFile, clientID, clientSecretFile  string
+		sessionKeyFile, kubeconfig, mfaClaim, mfaValues      string
+		namespace, extraScopes, apiserverToken               string
 		reviewPageSize, assignmentPageSize, approvalPageSize int
-		apiserverURL, apiserverCAFile                       string
-		sessionMaxAge                                       time.Duration
+		apiserverURL, apiserverCAFile                        string
+		sessionMaxAge                                        time.Duration
 	)
 	flag.StringVar(&listen, "listen-address", ":8443", "Address to serve on.")
 	flag.StringVar(&certFile, "tls-cert-file", "", "Serving certificate (PEM). Without it the console serves plain HTTP, for a proxy or Ingress that terminates TLS: browsers must still reach it over https.")
