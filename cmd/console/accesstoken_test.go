@@ -76,7 +76,7 @@ var _ = Describe("A console giving the API server the access token", Ordered, fu
 			"the API server took the access token for bob, with his group sre")
 		mu.Lock()
 		defer mu.Unlock()
-		Expect(sent).To(HaveKey("Bearer "+sess.AccessToken))
+		Expect(sent).To(HaveKey("Bearer " + sess.AccessToken))
 		Expect(sent).NotTo(HaveKey("Bearer "+sess.IDToken), "the ID token never reaches the API server")
 		Expect(sent).To(HaveLen(1), "one credential only: %v", len(sent))
 	})

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
@@ -54,51 +52,6 @@ type auditView struct {
 	CSV, JSON string
 	// Days are the days read (a time range), "" when the whole trail was.
 	Days string
-}
-
-// maxAuditDays bounds the days a time range reads by label: a longer
-// range (or none) reads the whole trail, page by page.
-const maxAuditDays = 93
-
-// auditDays are the kubepim.io/day values of [since, until], and the day
-// after until (an event at midnight may be labelled with the next day);
-// nil when there are more than maxAuditDays.
-func auditDays(since, until time.Time) []string {
-	var days []string
-	for d := since.UTC().Truncate(24 * time.Hour); !d.After(until.UTC().Add(24 * time.Hour)); d = d.Add(24 * time.Hour) {
-		if len(days) == maxAuditDays {
-			return nil
-		}
-		days = append(days, audit.Day(d))
-	}
-	return days
-}
-
-// auditSelection is the label selector of the filter's days, or nil when
-// the whole trail must be read: no From, too long a range, or events
-// written before kubepim labelled them (before an upgrade; the manager
-// labels them within the hour).
-func (s *Server) auditSelection(q *request, f audit.Filter) (client.ListOption, string, error) {
-	if f.Since.IsZero() {
-		return nil, "", nil
-	}
-	until := f.Until
-	if until.IsZero() {
-		until = s.opts.Clock.Now()
-	}
-	days := auditDays(f.Since, until)
-	if days == nil {
-		return nil, "", nil
-	}
-	all, err := audit.AllLabelled(q.r.Context(), q.c)
-	if err != nil || !all {
-		return nil, "", err
-	}
-	req, err := labels.NewRequirement(audit.LabelDay, selection.In, days)
-	if err != nil {
-		return nil, "", err
-	}
-	return client.MatchingLabelsSelector{Selector: labels.NewSelector().Add(*req)}, days[0] + " to " + days[len(days)-1], nil
 }
 
 // auditFilter reads the filter from the query; times are the form's
@@ -176,7 +129,7 @@ func (s *Server) auditPage(q *request) {
 	// A time range reads only its days' events (the kubepim.io/day label,
 	// selected by the API server), when every event is labelled; the
 	// chain is then verified over those events.
-	sel, days, err := s.auditSelection(q, f)
+	sel, days, err := audit.RangeSelector(ctx, q.c, f.Since, f.Until, s.opts.Clock.Now())
 	if err != nil {
 		s.auditRefused(q, err)
 		return

@@ -338,6 +338,51 @@ func EachWhere(ctx context.Context, c client.Reader, fn func(*pimv1.AuditEvent) 
 	}
 }
 
+// MaxRangeDays bounds the days a time range selects by LabelDay: a
+// longer range (or one without a start) reads the whole trail.
+const MaxRangeDays = 93
+
+// RangeDays are the LabelDay values of [since, until] and of the day after
+// until (an event built just before midnight and linked just after is
+// labelled with the next day), or nil when there are more than
+// MaxRangeDays or since is zero.
+func RangeDays(since, until time.Time) []string {
+	if since.IsZero() {
+		return nil
+	}
+	var days []string
+	for d := since.UTC().Truncate(24 * time.Hour); !d.After(until.UTC().Add(24 * time.Hour)); d = d.Add(24 * time.Hour) {
+		if len(days) == MaxRangeDays {
+			return nil
+		}
+		days = append(days, Day(d))
+	}
+	return days
+}
+
+// RangeSelector is the label selector of the events of [since, until]
+// (until zero: now), or nil when the whole trail must be read: no since,
+// too long a range, or events written before kubepim labelled them (one
+// list call of at most one event says). days describes the days selected.
+func RangeSelector(ctx context.Context, c client.Reader, since, until, now time.Time) (sel client.ListOption, days string, err error) {
+	if until.IsZero() {
+		until = now
+	}
+	d := RangeDays(since, until)
+	if d == nil {
+		return nil, "", nil
+	}
+	all, err := AllLabelled(ctx, c)
+	if err != nil || !all {
+		return nil, "", err
+	}
+	req, err := labels.NewRequirement(LabelDay, selection.In, d)
+	if err != nil {
+		return nil, "", err
+	}
+	return client.MatchingLabelsSelector{Selector: labels.NewSelector().Add(*req)}, d[0] + " to " + d[len(d)-1], nil
+}
+
 // Unlabelled selects the events written before kubepim labelled them.
 func Unlabelled() (client.ListOption, error) {
 	req, err := labels.NewRequirement(LabelDay, selection.DoesNotExist, nil)

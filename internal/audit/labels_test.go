@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -102,5 +103,19 @@ func TestLabelOld(t *testing.T) {
 	}
 	if all, err := AllLabelled(ctx, c); err != nil || !all {
 		t.Fatalf("AllLabelled = %v, %v after LabelOld", all, err)
+	}
+}
+
+func TestRangeDays(t *testing.T) {
+	since := time.Date(2026, 11, 29, 13, 0, 0, 0, time.UTC)
+	got := RangeDays(since, time.Date(2026, 11, 30, 1, 0, 0, 0, time.UTC))
+	if want := []string{"2026-11-29", "2026-11-30", "2026-12-01"}; !slices.Equal(got, want) {
+		t.Errorf("RangeDays = %v, want %v (the day after until too)", got, want)
+	}
+	if got := RangeDays(since, since.Add(MaxRangeDays*24*time.Hour)); got != nil {
+		t.Errorf("a range over %d days: %d days, want nil (read the whole trail)", MaxRangeDays, len(got))
+	}
+	if got := RangeDays(time.Time{}, since); got != nil {
+		t.Errorf("no since: %v, want nil", got)
 	}
 }
