@@ -32,6 +32,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -415,26 +416,30 @@ func (r *Recorder) LabelOld(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var old []pimv1.AuditEvent
+	// Only each event's name and labels are kept: an old trail can be long.
+	type unlabelled struct {
+		name   string
+		labels map[string]string
+	}
+	var old []unlabelled
 	if err := EachWhere(ctx, r.Client, func(ev *pimv1.AuditEvent) error {
-		old = append(old, pimv1.AuditEvent{ObjectMeta: metav1.ObjectMeta{Name: ev.Name, Labels: ev.Labels}, Spec: ev.Spec})
+		old = append(old, unlabelled{ev.Name, Labels(ev.Spec, Day(ev.Spec.Time.Time))})
 		return nil
 	}, sel); err != nil {
 		return 0, err
 	}
 	n := 0
-	for i := range old {
-		ev := &old[i]
-		patch := client.MergeFrom(ev.DeepCopy())
-		if ev.Labels == nil {
-			ev.Labels = map[string]string{}
+	for _, ev := range old {
+		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": ev.labels}})
+		if err != nil {
+			return n, err
 		}
-		maps.Copy(ev.Labels, Labels(ev.Spec, Day(ev.Spec.Time.Time)))
-		if err := r.Client.Patch(ctx, ev, patch); err != nil {
+		obj := &pimv1.AuditEvent{ObjectMeta: metav1.ObjectMeta{Name: ev.name}}
+		if err := r.Client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
 			if apierrors.IsNotFound(err) {
 				continue // pruned meanwhile
 			}
-			return n, fmt.Errorf("labelling audit event %s: %w", ev.Name, err)
+			return n, fmt.Errorf("labelling audit event %s: %w", ev.name, err)
 		}
 		n++
 	}
