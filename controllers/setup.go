@@ -276,12 +276,19 @@ func setupNotifications(mgr manager.Manager, opts Options) error {
 	}).SetupWithManager(mgr)
 }
 
-// auditPruner prunes the audit trail every hour on the leader.
+// auditPruner labels unlabelled audit events and prunes the audit trail
+// every hour on the leader.
 func auditPruner(opts Options) manager.Runnable {
 	retention := opts.AuditRetention
 	return manager.RunnableFunc(func(ctx context.Context) error {
 		log := logf.FromContext(ctx).WithName("audit-retention")
 		wait.UntilWithContext(ctx, func(ctx context.Context) {
+			// Events written before kubepim labelled them (an upgrade).
+			if n, err := opts.Audit.LabelOld(ctx); err != nil {
+				log.Error(err, "labelling old audit events")
+			} else if n > 0 {
+				log.Info("labelled audit events written before the upgrade", "events", n)
+			}
 			if n, err := opts.Audit.Prune(ctx, opts.Namespace, retention); err != nil {
 				log.Error(err, "pruning the audit trail")
 			} else if n > 0 {

@@ -117,6 +117,9 @@ type RoleAssignmentStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=pimra,categories=pim
+// +kubebuilder:selectablefield:JSONPath=`.spec.subject.kind`
+// +kubebuilder:selectablefield:JSONPath=`.spec.subject.name`
+// +kubebuilder:selectablefield:JSONPath=`.spec.roleRef.name`
 // +kubebuilder:printcolumn:name="Subject-Kind",type=string,JSONPath=`.spec.subject.kind`,priority=1
 // +kubebuilder:printcolumn:name="Subject",type=string,JSONPath=`.spec.subject.name`
 // +kubebuilder:printcolumn:name="Role",type=string,JSONPath=`.spec.roleRef.name`

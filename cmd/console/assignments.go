@@ -10,6 +10,7 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
 	"github.com/kubepim/kubepim/internal/policy"
@@ -43,12 +44,22 @@ type assignmentsView struct {
 	Roles []string
 	// Filter is the role the list is limited to.
 	Filter string
-	Total  int
+	// Total is how many assignments this page shows.
+	Total int
+	// Next and Previous link to the next and previous pages ("" when
+	// there is none), FirstURL to the first; First says this is it.
+	Next, Previous, FirstURL string
+	First                    bool
 	// MayNotWrite: RBAC does not let the user create RoleAssignments (a
 	// SelfSubjectAccessReview says so); the form stays, and the refusal
 	// will come from the API server.
 	MayNotWrite bool
 }
+
+// maxPagesBack is how many pages back the Previous links go: the
+// continue tokens of the pages before travel in the links themselves
+// (no state on the server, no script), and only the newest are kept.
+const maxPagesBack = 20
 
 func (s *Server) assignmentsPage(q *request) {
 	f := assignmentForm{SubjectKind: pimv1.SubjectKindUser, RoleKind: pimv1.RoleKindClusterRole, Type: pimv1.AssignmentEligible,
@@ -56,18 +67,74 @@ func (s *Server) assignmentsPage(q *request) {
 	s.showAssignments(q, http.StatusOK, f, "")
 }
 
+// showAssignments shows one page of RoleAssignments: AssignmentPageSize
+// of them at most, in the API's order (by name), grouped by role on the
+// page; with a role filter, only that role's (the spec.roleRef.name
+// selectable field, so the API server selects them).
 func (s *Server) showAssignments(q *request, status int, f assignmentForm, errMsg string) {
 	ctx := q.r.Context()
-	v := assignmentsView{Form: f, Filter: strings.TrimSpace(q.r.URL.Query().Get("role"))}
+	query := q.r.URL.Query()
+	v := assignmentsView{Form: f, Filter: strings.TrimSpace(query.Get("role"))}
+	cont := query.Get("continue")
+	back := query["back"]
+	if len(back) > maxPagesBack {
+		back = back[len(back)-maxPagesBack:]
+	}
+	link := func(cont string, back []string) string {
+		p := url.Values{}
+		if v.Filter != "" {
+			p.Set("role", v.Filter)
+		}
+		if cont != "" {
+			p.Set("continue", cont)
+			p["back"] = back
+		}
+		if len(p) == 0 {
+			return "/assignments"
+		}
+		return "/assignments?" + p.Encode()
+	}
+	v.First, v.FirstURL = cont == "", link("", nil)
+	if !v.First {
+		if len(back) > 0 {
+			v.Previous = link(back[len(back)-1], back[:len(back)-1])
+		} else {
+			v.Previous = v.FirstURL
+		}
+	}
+	opts := []client.ListOption{client.Limit(int64(s.opts.AssignmentPageSize)), client.Continue(cont)}
+	if v.Filter != "" {
+		opts = append(opts, client.MatchingFields{fieldRoleName: v.Filter})
+	}
 	var list pimv1.RoleAssignmentList
-	if err := q.c.List(ctx, &list); err != nil {
-		if apierrors.IsForbidden(err) {
+	err := q.c.List(ctx, &list, opts...)
+	if apierrors.IsBadRequest(err) && v.Filter != "" {
+		// No such selectable field (the CRDs not upgraded): this page of
+		// every role's, filtered below.
+		err = q.c.List(ctx, &list, opts[:2]...)
+	}
+	if err != nil {
+		switch {
+		case apierrors.IsForbidden(err):
 			q.page(s, http.StatusForbidden, "assignments", page{Title: "Assignments", Nav: "assignments", Data: v,
 				Error: "You may not list RoleAssignments: this page is for kubepim's administrators (the kubepim-admin role). The Kubernetes API server said: " + err.Error()})
-			return
+		case apierrors.IsResourceExpired(err) || apierrors.IsGone(err):
+			q.page(s, http.StatusGone, "assignments", page{Title: "Assignments", Nav: "assignments", Data: v,
+				Error: "The list has changed too much since the previous page was read (its continue token expired). Start again from the first page."})
+		default:
+			s.apiError(q, err)
 		}
-		s.apiError(q, err)
 		return
+	}
+	if list.Continue != "" {
+		next := back
+		if cont != "" {
+			next = append(slices.Clip(back), cont)
+		}
+		if len(next) > maxPagesBack {
+			next = next[len(next)-maxPagesBack:]
+		}
+		v.Next = link(list.Continue, next)
 	}
 	ssar := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
 		ResourceAttributes: &authorizationv1.ResourceAttributes{Group: pimv1.GroupVersion.Group, Resource: "roleassignments", Verb: "create"}}}

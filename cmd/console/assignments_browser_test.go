@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -108,4 +111,71 @@ var _ = Describe("Assignments in a browser", Ordered, func() {
 		Expect(mallory.text("#flash")).To(ContainSubstring(`User "mallory" cannot delete resource "roleassignments"`))
 		Expect(env.Client.Get(ctx, client.ObjectKey{Name: "alice-pod-debugger"}, &pimv1.RoleAssignment{})).To(Succeed())
 	})
+
+	It("pages through a role's assignments with next and previous links, without JavaScript", func() {
+		ctx := context.Background()
+		// Nine assignments of one role (named so that the API's order is
+		// theirs), and one of another role that the filter leaves out.
+		Expect(env.Client.Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "pager-role"},
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"list"}}}})).To(Succeed())
+		var names []string
+		for i := 1; i <= 9; i++ {
+			ra := &pimv1.RoleAssignment{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("pager-%02d", i)}, Spec: pimv1.RoleAssignmentSpec{
+				Subject: pimv1.Subject{Kind: pimv1.SubjectKindUser, Name: fmt.Sprintf("pager-user-%02d", i)},
+				RoleRef: pimv1.RoleRef{Kind: pimv1.RoleKindClusterRole, Name: "pager-role"}, Type: pimv1.AssignmentEligible,
+				Justification: "paging"}}
+			Expect(env.Client.Create(ctx, ra)).To(Succeed())
+			names = append(names, ra.Name)
+			DeferCleanup(func() { _ = env.Client.Delete(context.Background(), ra) })
+		}
+		unbind, err := env.Bind(kubepimtest.RoleAdmin, rbacv1.GroupKind, "platform-leads")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(unbind)
+
+		carol := newTab("carol")
+		carol.signIn()
+		// No script from here on: the links alone page.
+		_, err = chromedp.Call(carol.ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() {
+			_, _ = chromedp.Call(carol.ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: false})
+		})
+		rows := func() []string {
+			return strings.Fields(eval[string](carol, `Array.from(document.querySelectorAll("tr[data-name]")).map(e => e.dataset.name).join(" ")`))
+		}
+		carol.do(chromedp.Navigate(consoleURL+"/assignments?role=pager-role"), chromedp.WaitVisible(chromedp.ID("next-page")))
+		Expect(rows()).To(Equal(names[0:4]))
+		Expect(carol.text("#total")).To(Equal("4 assignments on this page."))
+		Expect(eval[bool](carol, `document.getElementById("previous-page") === null`)).To(BeTrue(), "no previous page on the first")
+		carol.followLink("#next-page")
+		Expect(rows()).To(Equal(names[4:8]))
+		Expect(carol.attr("#previous-page", "href")).To(Equal("/assignments?role=pager-role"))
+		carol.followLink("#next-page")
+		Expect(rows()).To(Equal(names[8:9]))
+		Expect(carol.text("#last-page")).To(Equal("Last page."))
+		Expect(carol.text("#total")).To(Equal("1 assignment on this page."))
+		carol.followLink("#previous-page")
+		Expect(rows()).To(Equal(names[4:8]), "previous goes back one page")
+		carol.followLink("#previous-page")
+		Expect(rows()).To(Equal(names[0:4]))
+		Expect(eval[bool](carol, `document.getElementById("first-page") === null`)).To(BeTrue(), "back on the first page")
+	})
 })
+
+// followLink clicks a link and waits until the browser shows the page it
+// leads to (its href, absolute): no script of the page is needed.
+func (t *tab) followLink(sel string) {
+	GinkgoHelper()
+	href := eval[string](t, `document.querySelector(`+jsString(sel)+`).href`)
+	t.do(chromedp.Click(chromedp.CSS(sel)))
+	Eventually(func() bool {
+		ctx, cancel := context.WithTimeout(t.ctx, 3*time.Second)
+		defer cancel()
+		loc, err := chromedp.Run(ctx, chromedp.Location())
+		if err != nil || loc != href {
+			return false
+		}
+		done, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.readyState === "complete"`))
+		return err == nil && done
+	}).WithTimeout(30 * time.Second).Should(BeTrue())
+}

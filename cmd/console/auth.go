@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"strings"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -54,7 +57,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess.Started, sess.CSRF = s.opts.Clock.Now(), randomToken()
-	if err := s.saveSession(w, sess); err != nil {
+	if err := s.saveSession(w, r, sess); err != nil {
 		s.renderError(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
@@ -75,7 +78,17 @@ func (s *Server) sessionFrom(ctx context.Context, tok *oauth2.Token, nonce strin
 	if nonce != "" && !sameToken(id.Nonce, nonce) {
 		return nil, errors.New("the ID token was not issued for this sign-in (nonce)")
 	}
-	return &session{IDToken: raw, RefreshToken: tok.RefreshToken, Expiry: id.Expiry}, nil
+	sess := &session{IDToken: raw, RefreshToken: tok.RefreshToken, Expiry: id.Expiry}
+	if s.opts.AccessTokenBearer {
+		if tok.AccessToken == "" {
+			return nil, errors.New("the identity provider sent no access token (--apiserver-token access-token)")
+		}
+		sess.AccessToken = tok.AccessToken
+		if !tok.Expiry.IsZero() && tok.Expiry.Before(sess.Expiry) {
+			sess.Expiry = tok.Expiry
+		}
+	}
+	return sess, nil
 }
 
 // refresh gets a new ID token with the refresh token.
@@ -92,24 +105,64 @@ func (s *Server) refresh(ctx context.Context, sess *session) error {
 	if err != nil {
 		return err
 	}
-	sess.IDToken, sess.Expiry = fresh.IDToken, fresh.Expiry
+	sess.IDToken, sess.AccessToken, sess.Expiry = fresh.IDToken, fresh.AccessToken, fresh.Expiry
 	if fresh.RefreshToken != "" {
 		sess.RefreshToken = fresh.RefreshToken
 	}
 	return nil
 }
 
-// logout ends the session here and, when the provider supports it
-// (RP-initiated logout), there.
+// revokeTimeout bounds the revocation call of a sign-out.
+const revokeTimeout = 5 * time.Second
+
+// revoke asks the provider to revoke the session's refresh token (RFC
+// 7009, authenticated as the console's client), so that the token, which
+// outlives the cookie in the browser's history or a stolen copy, gets no
+// new ID token. Best effort: the sign-out goes on whatever the provider
+// says, and a failure is logged.
+func (s *Server) revoke(ctx context.Context, sess *session) {
+	if s.revocation == "" || sess.RefreshToken == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revokeTimeout)
+	defer cancel()
+	form := url.Values{"token": {sess.RefreshToken}, "token_type_hint": {"refresh_token"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.revocation, strings.NewReader(form.Encode()))
+	if err != nil {
+		s.opts.Log.Warn("revoking the refresh token", "error", err.Error())
+		return
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	// client_secret_basic: the client ID and secret form-encoded first
+	// (RFC 6749 section 2.3.1).
+	req.SetBasicAuth(url.QueryEscape(s.opts.ClientID), url.QueryEscape(s.opts.ClientSecret))
+	resp, err := s.idpClient.Do(req)
+	if err != nil {
+		s.opts.Log.Warn("revoking the refresh token", "error", err.Error())
+		return
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		s.opts.Log.Warn("revoking the refresh token", "status", resp.Status, "body", string(body))
+	}
+}
+
+// logout ends the session here, revokes its refresh token at the provider
+// (RFC 7009, when discovery names a revocation endpoint) and, when the
+// provider supports it (RP-initiated logout), ends the session there.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	sess := &session{}
-	err := s.getCookie(r, sessionCookie, sess)
+	err := s.getSession(r, sess)
 	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 	if err == nil && (r.ParseForm() != nil || !sameToken(r.PostForm.Get("csrf"), sess.CSRF)) {
 		s.renderError(w, r, http.StatusForbidden, "This form has expired or did not come from this console. Reload the page and try again.")
 		return
 	}
-	clearCookie(w, sessionCookie)
+	clearSession(w, r)
+	if err == nil {
+		s.revoke(r.Context(), sess)
+	}
 	if err != nil || s.endSession == "" {
 		http.Redirect(w, r, "/signed-out", http.StatusSeeOther)
 		return

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +17,8 @@ import (
 	"github.com/gorilla/securecookie"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
+
+	"github.com/kubepim/kubepim/test/oidcprovider"
 )
 
 func TestLocalPathKeepsRedirectsOnTheConsole(t *testing.T) {
@@ -183,4 +188,63 @@ func TestShortDuration(t *testing.T) {
 			t.Errorf("shortDuration(%s) = %q, want %q", d, got, want)
 		}
 	}
+}
+
+// With --apiserver-token=access-token the console asks for the extra
+// scopes and gives the API server the access token, not the ID token
+// (AKS-managed Entra ID); by default the ID token. Against the test
+// provider (its access tokens are opaque: which the API server accepts is
+// not tested here).
+func TestAccessTokenBearer(t *testing.T) {
+	p, err := oidcprovider.Start(oidcprovider.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	const aks = "6dae42f8-4368-4678-94ff-3960e28e3630/.default"
+	for _, access := range []bool{false, true} {
+		s, err := New(context.Background(), Options{URL: "https://console.example", IssuerURL: p.Issuer, IssuerCA: p.CA.Pool(),
+			ClientID: p.ClientID, ClientSecret: p.ClientSecret, SessionKeys: [][]byte{[]byte("a-test-key-of-at-least-32-bytes-long")},
+			Kube: &rest.Config{Host: "https://127.0.0.1:1"}, ExtraScopes: []string{aks}, AccessTokenBearer: access,
+			Log: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := url.Parse(s.oauth.AuthCodeURL("state"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if scopes := strings.Fields(u.Query().Get("scope")); !slices.Contains(scopes, aks) || !slices.Contains(scopes, "openid") {
+			t.Errorf("scopes %v lack %s", scopes, aks)
+		}
+		tok, err := p.SignIn(context.Background(), "bob", p.User("bob").Password, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sess, err := s.sessionFrom(context.Background(), tok, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := tok.Extra("id_token").(string)
+		if access {
+			want = tok.AccessToken
+		}
+		if sess.bearer() != want || want == "" {
+			t.Errorf("access-token mode %v: the bearer is not the expected token", access)
+		}
+	}
+	if !strings.Contains(discovery(p), "revocation_endpoint") {
+		t.Error("the provider's discovery names no revocation endpoint")
+	}
+}
+
+// discovery reads the provider's discovery document.
+func discovery(p *oidcprovider.Provider) string {
+	resp, err := p.HTTPClient().Get(p.Issuer + "/.well-known/openid-configuration")
+	if err != nil {
+		return ""
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

@@ -41,7 +41,7 @@ func (s *Server) requestEvents(q *request) {
 		http.Error(q.w, err.Error(), statusOf(err))
 		return
 	}
-	wc, err := s.kube.watchAs(q.sess.IDToken)
+	wc, err := s.kube.watchAs(q.sess.bearer())
 	if err != nil {
 		http.Error(q.w, err.Error(), http.StatusInternalServerError)
 		return

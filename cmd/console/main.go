@@ -28,13 +28,13 @@ import (
 
 func main() {
 	var (
-		listen, certFile, keyFile, consoleURL               string
-		issuerURL, issuerCAFile, clientID, clientSecretFile string
-		sessionKeyFile, kubeconfig, mfaClaim, mfaValues     string
-		namespace                                           string
-		reviewPageSize                                      int
-		apiserverURL, apiserverCAFile                       string
-		sessionMaxAge                                       time.Duration
+		listen, certFile, keyFile, consoleURL                string
+		issuerURL, issuerCAFile, clientID, clientSecretFile  string
+		sessionKeyFile, kubeconfig, mfaClaim, mfaValues      string
+		namespace, extraScopes, apiserverToken               string
+		reviewPageSize, assignmentPageSize, approvalPageSize int
+		apiserverURL, apiserverCAFile                        string
+		sessionMaxAge                                        time.Duration
 	)
 	flag.StringVar(&listen, "listen-address", ":8443", "Address to serve on.")
 	flag.StringVar(&certFile, "tls-cert-file", "", "Serving certificate (PEM). Without it the console serves plain HTTP, for a proxy or Ingress that terminates TLS: browsers must still reach it over https.")
@@ -53,13 +53,28 @@ func main() {
 	flag.StringVar(&mfaValues, "mfa-claim-values", "mfa,otp,hwk,swk", "The manager's --mfa-claim-values.")
 	flag.StringVar(&namespace, "kubepim-namespace", "kubepim-system", "kubepim's namespace, where the audit trail's anchor is (read as the user, to verify the chain).")
 	flag.IntVar(&reviewPageSize, "review-page-size", 50, "AccessReviewItems asked for per list call, and about how many a page of a review shows.")
+	flag.IntVar(&assignmentPageSize, "assignment-page-size", 100, "RoleAssignments per page of Assignments (the API's limit).")
+	flag.IntVar(&approvalPageSize, "approval-page-size", 50, "Requests per page of Approve requests.")
+	flag.StringVar(&extraScopes, "extra-scopes", "", "More OAuth scopes to ask for, comma-separated: with --apiserver-token=access-token, the API server's resource (AKS-managed Entra ID: 6dae42f8-4368-4678-94ff-3960e28e3630/.default).")
+	flag.StringVar(&apiserverToken, "apiserver-token", "id-token", "The user's token the API server is given: id-token (its audience is --client-id), or access-token (the access token of --extra-scopes, for AKS-managed Entra ID).")
 	flag.Parse()
+	if apiserverToken != "id-token" && apiserverToken != "access-token" {
+		fmt.Fprintln(os.Stderr, "--apiserver-token must be id-token or access-token")
+		os.Exit(2)
+	}
+	var extra []string
+	for sc := range strings.SplitSeq(extraScopes, ",") {
+		if sc = strings.TrimSpace(sc); sc != "" {
+			extra = append(extra, sc)
+		}
+	}
 
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	if err := run(log, listen, certFile, keyFile, Options{
 		URL: consoleURL, IssuerURL: issuerURL, ClientID: clientID, SessionMaxAge: sessionMaxAge,
 		MFAClaim: mfaClaim, MFAClaimValues: strings.Split(mfaValues, ","), Log: log,
-		Namespace: namespace, ReviewPageSize: reviewPageSize,
+		Namespace: namespace, ReviewPageSize: reviewPageSize, AssignmentPageSize: assignmentPageSize, ApprovalPageSize: approvalPageSize,
+		ExtraScopes: extra, AccessTokenBearer: apiserverToken == "access-token",
 	}, issuerCAFile, clientSecretFile, sessionKeyFile, kubeconfig, apiserverURL, apiserverCAFile); err != nil {
 		log.Error("console", "error", err.Error())
 		os.Exit(1)

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -57,18 +58,26 @@ type assignmentRow struct {
 // groups), what activating each requires, and the user's open requests.
 func (s *Server) myRoles(q *request) {
 	ctx := q.r.Context()
-	var assignments pimv1.RoleAssignmentList
+	// The user's own assignments and requests only (field selectors),
+	// and the RoleSettings (one per governed role), read at once.
+	var assignments []pimv1.RoleAssignment
+	var requests []pimv1.ActivationRequest
 	var settings pimv1.RoleSettingList
-	var requests pimv1.ActivationRequestList
-	for _, l := range []client.ObjectList{&assignments, &settings, &requests} {
-		if err := q.c.List(ctx, l); err != nil {
+	var errs [3]error
+	var wg sync.WaitGroup
+	wg.Go(func() { assignments, errs[0] = myAssignments(ctx, q.c, q.me) })
+	wg.Go(func() { requests, errs[1] = myRequestList(ctx, q.c, q.me) })
+	wg.Go(func() { errs[2] = q.c.List(ctx, &settings) })
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
 			s.apiError(q, err)
 			return
 		}
 	}
 	var eligible, active []assignmentRow
-	for i := range assignments.Items {
-		ra := &assignments.Items[i]
+	for i := range assignments {
+		ra := &assignments[i]
 		if !policy.SubjectMatches(ra.Spec.Subject, q.me) || ra.Status.State == pimv1.AssignmentStateExpired || !ra.DeletionTimestamp.IsZero() {
 			continue
 		}
@@ -91,7 +100,7 @@ func (s *Server) myRoles(q *request) {
 	}
 	sortRows(eligible)
 	sortRows(active)
-	open := mine(requests.Items, q.me, func(ar *pimv1.ActivationRequest) bool { return !policy.IsFinal(ar.Status.State) })
+	open := mine(requests, q.me, func(ar *pimv1.ActivationRequest) bool { return !policy.IsFinal(ar.Status.State) })
 	q.page(s, http.StatusOK, "roles", page{Title: "My roles", Nav: "roles", Data: struct {
 		Eligible, Active []assignmentRow
 		Requests         []*pimv1.ActivationRequest
@@ -150,17 +159,22 @@ func (s *Server) showActivate(q *request, status int, v activateView, errMsg str
 	if v.Kind == "" {
 		v.Kind = pimv1.RoleKindClusterRole
 	}
-	var assignments pimv1.RoleAssignmentList
+	var assignments []pimv1.RoleAssignment
 	var settings pimv1.RoleSettingList
-	for _, l := range []client.ObjectList{&assignments, &settings} {
-		if err := q.c.List(ctx, l); err != nil {
+	var errs [2]error
+	var wg sync.WaitGroup
+	wg.Go(func() { assignments, errs[0] = myAssignments(ctx, q.c, q.me) })
+	wg.Go(func() { errs[1] = q.c.List(ctx, &settings) })
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
 			s.apiError(q, err)
 			return
 		}
 	}
 	ref := pimv1.RoleRef{Kind: v.Kind, Name: v.Role}
-	for i := range assignments.Items {
-		ra := &assignments.Items[i]
+	for i := range assignments {
+		ra := &assignments[i]
 		if ra.Spec.Type != pimv1.AssignmentEligible || ra.Spec.RoleRef != ref || !policy.SubjectMatches(ra.Spec.Subject, q.me) ||
 			ra.Status.State == pimv1.AssignmentStateExpired {
 			continue
@@ -245,12 +259,12 @@ func (s *Server) activate(q *request) {
 }
 
 func (s *Server) myRequests(q *request) {
-	var requests pimv1.ActivationRequestList
-	if err := q.c.List(q.r.Context(), &requests); err != nil {
+	requests, err := myRequestList(q.r.Context(), q.c, q.me)
+	if err != nil {
 		s.apiError(q, err)
 		return
 	}
-	rows := mine(requests.Items, q.me, func(*pimv1.ActivationRequest) bool { return true })
+	rows := mine(requests, q.me, func(*pimv1.ActivationRequest) bool { return true })
 	q.page(s, http.StatusOK, "requests", page{Title: "My requests", Nav: "requests", Data: rows})
 }
 
@@ -306,27 +320,55 @@ func (s *Server) requestPage(q *request) {
 	q.page(s, http.StatusOK, "request", p)
 }
 
-// approvals: the requests waiting for the user's decision.
+// approvalsView is one page of the requests waiting for the user.
+type approvalsView struct {
+	Rows []requestView
+	// Next links to the next page ("" on the last); First says this is
+	// the first page, FirstURL links to it.
+	Next, FirstURL string
+	First          bool
+}
+
+// approvals: the requests waiting for the user's decision, a page at a
+// time: PendingApproval requests (the status.state selectable field), in
+// the API's order (by name), read with limit and continue until a page's
+// worth is the user's to decide or maxReviewListCalls calls were made.
 func (s *Server) approvals(q *request) {
 	ctx := q.r.Context()
-	var requests pimv1.ActivationRequestList
-	if err := q.c.List(ctx, &requests, client.MatchingFields{pimv1.FieldState: string(pimv1.ActivationStatePendingApproval)}); err != nil {
-		s.apiError(q, err)
-		return
-	}
 	var settings pimv1.RoleSettingList
 	if err := q.c.List(ctx, &settings); err != nil {
 		s.apiError(q, err)
 		return
 	}
-	var rows []requestView
-	for i := range requests.Items {
-		if v := s.viewRequest(q, &requests.Items[i], settings.Items); v.Approver {
-			rows = append(rows, v)
+	cont := q.r.URL.Query().Get("continue")
+	v := approvalsView{First: cont == "", FirstURL: "/approvals"}
+	for calls := 0; calls < maxReviewListCalls; calls++ {
+		var requests pimv1.ActivationRequestList
+		if err := q.c.List(ctx, &requests, client.MatchingFields{pimv1.FieldState: string(pimv1.ActivationStatePendingApproval)},
+			client.Limit(int64(s.opts.ApprovalPageSize-len(v.Rows))), client.Continue(cont)); err != nil {
+			if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+				q.page(s, http.StatusGone, "approvals", page{Title: "Approve requests", Nav: "approvals", Data: v,
+					Error: "The list has changed too much since the previous page was read (its continue token expired). Start again from the first page."})
+				return
+			}
+			s.apiError(q, err)
+			return
+		}
+		for i := range requests.Items {
+			if rv := s.viewRequest(q, &requests.Items[i], settings.Items); rv.Approver {
+				v.Rows = append(v.Rows, rv)
+			}
+		}
+		cont = requests.Continue
+		if cont == "" || len(v.Rows) >= s.opts.ApprovalPageSize {
+			break
 		}
 	}
-	slices.SortStableFunc(rows, func(a, b requestView) int { return a.AR.CreationTimestamp.Compare(b.AR.CreationTimestamp.Time) })
-	q.page(s, http.StatusOK, "approvals", page{Title: "Approve requests", Nav: "approvals", Data: rows})
+	if cont != "" {
+		v.Next = "/approvals?" + url.Values{"continue": {cont}}.Encode()
+	}
+	slices.SortStableFunc(v.Rows, func(a, b requestView) int { return a.AR.CreationTimestamp.Compare(b.AR.CreationTimestamp.Time) })
+	q.page(s, http.StatusOK, "approvals", page{Title: "Approve requests", Nav: "approvals", Data: v})
 }
 
 // requestAction cancels, deactivates, approves or denies a request by

@@ -46,6 +46,15 @@ type Options struct {
 	// Scopes to ask for besides openid; default profile, email, groups,
 	// offline_access.
 	Scopes []string
+	// ExtraScopes are asked for besides Scopes: with AccessTokenBearer,
+	// the API server's resource (AKS-managed Entra ID:
+	// 6dae42f8-4368-4678-94ff-3960e28e3630/.default).
+	ExtraScopes []string
+	// AccessTokenBearer sends the user's OAuth access token to the API
+	// server instead of the ID token: for an API server that accepts
+	// access tokens of another audience than the console's client (AKS
+	// with AKS-managed Entra ID). The ID token still proves the sign-in.
+	AccessTokenBearer bool
 	// SessionKeys seal the cookies; the first seals, all open.
 	SessionKeys [][]byte
 	// SessionMaxAge ends a session however often it was refreshed.
@@ -64,8 +73,14 @@ type Options struct {
 	// (the API's limit), and about how many a page of a review shows;
 	// default 50.
 	ReviewPageSize int
-	Clock          clock.PassiveClock
-	Log            *slog.Logger
+	// AssignmentPageSize is how many RoleAssignments a page of Assignments
+	// shows (one list call with the API's limit); default 100.
+	AssignmentPageSize int
+	// ApprovalPageSize is how many requests a page of Approve requests
+	// shows at most (the rest: next page); default 50.
+	ApprovalPageSize int
+	Clock            clock.PassiveClock
+	Log              *slog.Logger
 }
 
 // Server is the console: an http.Handler.
@@ -75,6 +90,9 @@ type Server struct {
 	oauth      *oauth2.Config
 	verifier   *oidc.IDTokenVerifier
 	endSession string
+	// revocation is the provider's RFC 7009 token revocation endpoint
+	// (discovery's revocation_endpoint), "" when it has none.
+	revocation string
 	idpClient  *http.Client
 	codecs     []securecookie.Codec
 	kube       *kube
@@ -105,6 +123,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.ReviewPageSize <= 0 {
 		o.ReviewPageSize = 50
 	}
+	if o.AssignmentPageSize <= 0 {
+		o.AssignmentPageSize = 100
+	}
+	if o.ApprovalPageSize <= 0 {
+		o.ApprovalPageSize = 50
+	}
 	if o.Scopes == nil {
 		o.Scopes = []string{"profile", "email", "groups", oidc.ScopeOfflineAccess}
 	}
@@ -123,12 +147,13 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	var extra struct {
 		EndSession string `json:"end_session_endpoint"`
+		Revocation string `json:"revocation_endpoint"`
 	}
 	if err := provider.Claims(&extra); err == nil {
-		s.endSession = extra.EndSession
+		s.endSession, s.revocation = extra.EndSession, extra.Revocation
 	}
 	s.oauth = &oauth2.Config{ClientID: o.ClientID, ClientSecret: o.ClientSecret, Endpoint: provider.Endpoint(),
-		RedirectURL: o.URL + "/auth/callback", Scopes: append([]string{oidc.ScopeOpenID}, o.Scopes...)}
+		RedirectURL: o.URL + "/auth/callback", Scopes: append(append([]string{oidc.ScopeOpenID}, o.Scopes...), o.ExtraScopes...)}
 	s.verifier = provider.VerifierContext(oidc.ClientContext(context.WithoutCancel(ctx), s.idpClient),
 		&oidc.Config{ClientID: o.ClientID, Now: o.Clock.Now})
 	if s.codecs, err = cookieCodecs(o.SessionKeys, o.SessionMaxAge); err != nil {
@@ -237,18 +262,18 @@ func (s *Server) user(h func(*request)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		sess := &session{}
-		if err := s.getCookie(r, sessionCookie, sess); err != nil {
+		if err := s.getSession(r, sess); err != nil {
 			if !errors.Is(err, http.ErrNoCookie) {
 				// Tampered, sealed with an unknown key, or too old.
 				s.opts.Log.Info("refused a session cookie", "error", err.Error(), "remote", r.RemoteAddr)
-				clearCookie(w, sessionCookie)
+				clearSession(w, r)
 			}
 			s.signIn(w, r, "")
 			return
 		}
 		now := s.opts.Clock.Now()
 		if now.Sub(sess.Started) > s.opts.SessionMaxAge {
-			clearCookie(w, sessionCookie)
+			clearSession(w, r)
 			s.signIn(w, r, "Your session has ended. Sign in again.")
 			return
 		}
@@ -263,20 +288,20 @@ func (s *Server) user(h func(*request)) http.HandlerFunc {
 		if sess.Expiry.Sub(now) < time.Minute {
 			if err := s.refresh(ctx, sess); err != nil {
 				s.opts.Log.Info("could not refresh a session", "error", err.Error())
-				clearCookie(w, sessionCookie)
+				clearSession(w, r)
 				s.signIn(w, r, "Your session has expired. Sign in again.")
 				return
 			}
 			dirty = true
 		}
-		c, err := s.kube.as(sess.IDToken)
+		c, err := s.kube.as(sess.bearer())
 		if err != nil {
 			s.renderError(w, r, http.StatusInternalServerError, err.Error())
 			return
 		}
 		me, err := whoami(ctx, c)
 		if apierrors.IsUnauthorized(err) {
-			clearCookie(w, sessionCookie)
+			clearSession(w, r)
 			s.signIn(w, r, "The Kubernetes API server did not accept your sign-in. Sign in again.")
 			return
 		}
@@ -291,7 +316,7 @@ func (s *Server) user(h func(*request)) http.HandlerFunc {
 			dirty = true
 		}
 		if dirty {
-			if err := s.saveSession(w, sess); err != nil {
+			if err := s.saveSession(w, r, sess); err != nil {
 				s.renderError(w, r, http.StatusInternalServerError, err.Error())
 				return
 			}
@@ -315,7 +340,7 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request, msg string) {
 // flashAndGo stores a message for the next page and redirects there.
 func (q *request) flashAndGo(s *Server, to, msg string, isError bool) {
 	q.sess.Flash, q.sess.FlashError = msg, isError
-	if err := s.saveSession(q.w, q.sess); err != nil {
+	if err := s.saveSession(q.w, q.r, q.sess); err != nil {
 		s.renderError(q.w, q.r, http.StatusInternalServerError, err.Error())
 		return
 	}

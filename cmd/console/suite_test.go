@@ -117,8 +117,9 @@ var _ = BeforeSuite(func() {
 		URL: consoleURL, IssuerURL: idp.Issuer, IssuerCA: idp.CA.Pool(), ClientID: idp.ClientID, ClientSecret: idp.ClientSecret,
 		SessionKeys: [][]byte{[]byte(oidcprovider.SampleUsers()[0].Password + "-a-key-of-at-least-32-bytes")},
 		Kube:        env.Config, MFAClaim: kubepimtest.MFAClaim, Clock: consoleClock,
-		// Two items a list call: a review of five has three pages.
-		Namespace: kubepimtest.Namespace, ReviewPageSize: 2,
+		// Two items a list call: a review of five has three pages; four
+		// assignments a page of Assignments.
+		Namespace: kubepimtest.Namespace, ReviewPageSize: 2, AssignmentPageSize: 4,
 		Log: slog.New(slog.NewTextHandler(GinkgoWriter, nil)),
 	})
 	Expect(err).NotTo(HaveOccurred())

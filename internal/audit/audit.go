@@ -30,6 +30,9 @@ import (
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -79,6 +82,67 @@ type Recorder struct {
 type head struct {
 	sequence int64
 	hash     string
+	// day is the head's LabelDay: no later event is labelled earlier.
+	day string
+}
+
+// Labels kubepim stamps on every AuditEvent it writes, so that readers can
+// have the API server select events (a label selector) instead of reading
+// the whole trail. Only kubepim writes AuditEvents (the validating
+// webhook refuses everyone else's create, update and delete), so nobody
+// else can set or change them. They are not covered by the chain's hash
+// (which covers the spec, as before): both are derived from the spec, and
+// Chain.Add reports an event whose labels do not match it.
+const (
+	// LabelDay is the UTC day of the event (2006-01-02): its spec.time's,
+	// or the day of the event before it in the chain when that is later
+	// (events are built before they are linked, and a few may cross
+	// midnight out of order), so that the labels never go back along the
+	// chain and a run of days is a run of sequence numbers. An event's
+	// label is its time's day or, at midnight, the next day.
+	LabelDay = "kubepim.io/day"
+	// LabelRole is RoleLabel of the event's spec.roleRef.name (events
+	// without a role have none).
+	LabelRole = "kubepim.io/role"
+	dayLayout = "2006-01-02"
+)
+
+// Day is the LabelDay value of a time.
+func Day(t time.Time) string { return t.UTC().Format(dayLayout) }
+
+// RoleLabel is the LabelRole value of a role name: the first 20 hex digits
+// of its SHA-256 (a role name may be longer than a label value, or hold a
+// ':'). The name itself is in the spec.
+func RoleLabel(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(sum[:10])
+}
+
+// Labels are the labels of an event of spec s labelled day.
+func Labels(s pimv1.AuditEventSpec, day string) map[string]string {
+	l := map[string]string{LabelDay: day}
+	if s.RoleRef != nil && s.RoleRef.Name != "" {
+		l[LabelRole] = RoleLabel(s.RoleRef.Name)
+	}
+	return l
+}
+
+// LabelsMatch reports whether an event's labels are those its spec
+// implies (the day may be the next, see LabelDay).
+func LabelsMatch(ev *pimv1.AuditEvent) bool {
+	day, ok := ev.Labels[LabelDay]
+	if !ok {
+		return true // written before kubepim labelled events
+	}
+	t := ev.Spec.Time.Time
+	if day != Day(t) && day != Day(t.Add(24*time.Hour)) {
+		return false
+	}
+	want := ""
+	if ev.Spec.RoleRef != nil && ev.Spec.RoleRef.Name != "" {
+		want = RoleLabel(ev.Spec.RoleRef.Name)
+	}
+	return ev.Labels[LabelRole] == want
 }
 
 // Name is the deterministic name of an entry's event.
@@ -130,6 +194,8 @@ func (r *Recorder) link(ctx context.Context, ev *pimv1.AuditEvent) (bool, error)
 	ev.Spec.Sequence = r.head.sequence + 1
 	ev.Spec.PreviousHash = r.head.hash
 	ev.Spec.Hash = Hash(ev.Spec)
+	day := max(Day(ev.Spec.Time.Time), r.head.day)
+	ev.Labels = Labels(ev.Spec, day)
 	if err := r.Client.Create(ctx, ev); err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			return false, nil
@@ -138,7 +204,7 @@ func (r *Recorder) link(ctx context.Context, ev *pimv1.AuditEvent) (bool, error)
 		r.head = nil
 		return false, fmt.Errorf("recording audit event %s: %w", ev.Spec.Action, err)
 	}
-	r.head = &head{sequence: ev.Spec.Sequence, hash: ev.Spec.Hash}
+	r.head = &head{sequence: ev.Spec.Sequence, hash: ev.Spec.Hash, day: day}
 	return true, nil
 }
 
@@ -218,6 +284,10 @@ func (r *Recorder) loadHead(ctx context.Context) (*head, error) {
 	err := Each(ctx, r.Client, func(ev *pimv1.AuditEvent) error {
 		if ev.Spec.Sequence > h.sequence {
 			h.sequence, h.hash = ev.Spec.Sequence, ev.Spec.Hash
+			h.day = ev.Labels[LabelDay]
+			if h.day == "" {
+				h.day = Day(ev.Spec.Time.Time)
+			}
 		}
 		return nil
 	})
@@ -247,10 +317,15 @@ const pageSize = 500
 // Each calls fn for every AuditEvent, a page at a time, so that no caller
 // holds the whole trail in memory twice.
 func Each(ctx context.Context, c client.Reader, fn func(*pimv1.AuditEvent) error) error {
-	opts := []client.ListOption{client.Limit(pageSize)}
+	return EachWhere(ctx, c, fn)
+}
+
+// EachWhere is Each over the events opts select (a label selector).
+func EachWhere(ctx context.Context, c client.Reader, fn func(*pimv1.AuditEvent) error, opts ...client.ListOption) error {
+	cont := ""
 	for {
 		var list pimv1.AuditEventList
-		if err := c.List(ctx, &list, opts...); err != nil {
+		if err := c.List(ctx, &list, append(slices.Clip(opts), client.Limit(pageSize), client.Continue(cont))...); err != nil {
 			return err
 		}
 		for i := range list.Items {
@@ -258,9 +333,115 @@ func Each(ctx context.Context, c client.Reader, fn func(*pimv1.AuditEvent) error
 				return err
 			}
 		}
-		if list.Continue == "" {
+		if cont = list.Continue; cont == "" {
 			return nil
 		}
-		opts = []client.ListOption{client.Limit(pageSize), client.Continue(list.Continue)}
 	}
+}
+
+// MaxRangeDays bounds the days a time range selects by LabelDay: a
+// longer range (or one without a start) reads the whole trail.
+const MaxRangeDays = 93
+
+// RangeDays are the LabelDay values of [since, until] and of the day after
+// until (an event built just before midnight and linked just after is
+// labelled with the next day), or nil when there are more than
+// MaxRangeDays or since is zero.
+func RangeDays(since, until time.Time) []string {
+	if since.IsZero() {
+		return nil
+	}
+	var days []string
+	for d := since.UTC().Truncate(24 * time.Hour); !d.After(until.UTC().Add(24 * time.Hour)); d = d.Add(24 * time.Hour) {
+		if len(days) == MaxRangeDays {
+			return nil
+		}
+		days = append(days, Day(d))
+	}
+	return days
+}
+
+// RangeSelector is the label selector of the events of [since, until]
+// (until zero: now), or nil when the whole trail must be read: no since,
+// too long a range, or events written before kubepim labelled them (one
+// list call of at most one event says). days describes the days selected.
+func RangeSelector(ctx context.Context, c client.Reader, since, until, now time.Time) (sel client.ListOption, days string, err error) {
+	if until.IsZero() {
+		until = now
+	}
+	d := RangeDays(since, until)
+	if d == nil {
+		return nil, "", nil
+	}
+	all, err := AllLabelled(ctx, c)
+	if err != nil || !all {
+		return nil, "", err
+	}
+	req, err := labels.NewRequirement(LabelDay, selection.In, d)
+	if err != nil {
+		return nil, "", err
+	}
+	return client.MatchingLabelsSelector{Selector: labels.NewSelector().Add(*req)}, d[0] + " to " + d[len(d)-1], nil
+}
+
+// Unlabelled selects the events written before kubepim labelled them.
+func Unlabelled() (client.ListOption, error) {
+	req, err := labels.NewRequirement(LabelDay, selection.DoesNotExist, nil)
+	if err != nil {
+		return nil, err
+	}
+	return client.MatchingLabelsSelector{Selector: labels.NewSelector().Add(*req)}, nil
+}
+
+// AllLabelled reports whether every event carries kubepim's labels (one
+// list call of at most one event).
+func AllLabelled(ctx context.Context, c client.Reader) (bool, error) {
+	sel, err := Unlabelled()
+	if err != nil {
+		return false, err
+	}
+	var list pimv1.AuditEventList
+	if err := c.List(ctx, &list, sel, client.Limit(1)); err != nil {
+		return false, err
+	}
+	return len(list.Items) == 0, nil
+}
+
+// LabelOld labels the events written before kubepim labelled them (an
+// upgrade), with their time's day and their role: a merge patch of the
+// labels alone, by the manager (the webhook lets only it write). It
+// returns how many it labelled.
+func (r *Recorder) LabelOld(ctx context.Context) (int, error) {
+	sel, err := Unlabelled()
+	if err != nil {
+		return 0, err
+	}
+	// Only each event's name and labels are kept: an old trail can be long.
+	type unlabelled struct {
+		name   string
+		labels map[string]string
+	}
+	var old []unlabelled
+	if err := EachWhere(ctx, r.Client, func(ev *pimv1.AuditEvent) error {
+		old = append(old, unlabelled{ev.Name, Labels(ev.Spec, Day(ev.Spec.Time.Time))})
+		return nil
+	}, sel); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, ev := range old {
+		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": ev.labels}})
+		if err != nil {
+			return n, err
+		}
+		obj := &pimv1.AuditEvent{ObjectMeta: metav1.ObjectMeta{Name: ev.name}}
+		if err := r.Client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue // pruned meanwhile
+			}
+			return n, fmt.Errorf("labelling audit event %s: %w", ev.name, err)
+		}
+		n++
+	}
+	return n, nil
 }

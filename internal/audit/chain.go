@@ -72,6 +72,9 @@ type Report struct {
 	// event, without the anchor (a reader who may not read it): events
 	// removed from the old end cannot be told from pruned ones.
 	FromOldest bool
+	// Segment says only a run of the chain was read and verified (the
+	// events of a range of days, NewSegment).
+	Segment bool
 }
 
 // OK reports whether the chain verified.
@@ -80,7 +83,10 @@ func (r Report) OK() bool { return r.Problem == "" }
 func (r Report) String() string {
 	if r.OK() {
 		s := fmt.Sprintf("audit trail verified: %d events, sequence %d to %d", r.Events, r.First, r.Last)
-		if r.FromOldest {
+		switch {
+		case r.Segment:
+			s += " (the events read: the links before the first of them were not)"
+		case r.FromOldest:
 			s += " (from the oldest retained event: the anchor was not read)"
 		}
 		return s
@@ -101,6 +107,7 @@ type link struct {
 type Chain struct {
 	anchor     Anchor
 	fromOldest bool
+	segment    bool
 	links      []link
 }
 
@@ -114,13 +121,17 @@ func NewChain(anchor Anchor) *Chain { return &Chain{anchor: anchor} }
 // events themselves looks like pruning.
 func NewChainFromOldest() *Chain { return &Chain{fromOldest: true} }
 
+// NewSegment verifies a run of the chain (the events of a range of days,
+// selected by LabelDay) from its first event, as NewChainFromOldest does.
+func NewSegment() *Chain { return &Chain{fromOldest: true, segment: true} }
+
 // Add takes one event into the chain.
 func (c *Chain) Add(ev *pimv1.AuditEvent) {
 	if !c.fromOldest && ev.Spec.Sequence <= c.anchor.Sequence {
 		return // pruned, or being pruned
 	}
 	c.links = append(c.links, link{name: ev.Name, sequence: ev.Spec.Sequence, previousHash: ev.Spec.PreviousHash,
-		hash: ev.Spec.Hash, intact: Hash(ev.Spec) == ev.Spec.Hash})
+		hash: ev.Spec.Hash, intact: Hash(ev.Spec) == ev.Spec.Hash && LabelsMatch(ev)})
 }
 
 // Report walks the links in sequence order and reports the first event
@@ -130,7 +141,7 @@ func (c *Chain) Add(ev *pimv1.AuditEvent) {
 func (c *Chain) Report() Report {
 	links := c.links
 	slices.SortFunc(links, func(a, b link) int { return cmpInt64(a.sequence, b.sequence) })
-	rep := Report{Events: len(links), FromOldest: c.fromOldest}
+	rep := Report{Events: len(links), FromOldest: c.fromOldest, Segment: c.segment}
 	if len(links) > 0 {
 		rep.First, rep.Last = links[0].sequence, links[len(links)-1].sequence
 	}
@@ -142,7 +153,7 @@ func (c *Chain) Report() Report {
 	for _, l := range links {
 		switch {
 		case !l.intact:
-			rep.Problem, rep.Event = fmt.Sprintf("event %d was edited: its hash does not match its content", l.sequence), l.name
+			rep.Problem, rep.Event = fmt.Sprintf("event %d was edited: its hash does not match its content (or its labels do not match its time and role)", l.sequence), l.name
 		case l.sequence == prev.Sequence:
 			rep.Problem, rep.Event = fmt.Sprintf("sequence %d appears twice: an event was inserted", l.sequence), l.name
 		case l.sequence > prev.Sequence+1:

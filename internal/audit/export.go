@@ -98,14 +98,25 @@ func CSVRow(ev *pimv1.AuditEvent) []string {
 // Export writes the events that match f, in chain order, as "csv" or
 // "json" (one JSON object a line). It pages through the API and keeps only
 // the matching events.
+//
+// With f.Since, only the events of the range's days are read
+// (RangeSelector), when every event is labelled.
 func Export(ctx context.Context, c client.Reader, f Filter, format string, w io.Writer) error {
+	var opts []client.ListOption
+	sel, _, err := RangeSelector(ctx, c, f.Since, f.Until, time.Now())
+	if err != nil {
+		return err
+	}
+	if sel != nil {
+		opts = append(opts, sel)
+	}
 	var events []*pimv1.AuditEvent
-	err := Each(ctx, c, func(ev *pimv1.AuditEvent) error {
+	err = EachWhere(ctx, c, func(ev *pimv1.AuditEvent) error {
 		if f.Matches(ev) {
 			events = append(events, ev)
 		}
 		return nil
-	})
+	}, opts...)
 	if err != nil {
 		return err
 	}

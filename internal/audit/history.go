@@ -202,14 +202,28 @@ func SubjectString(s pimv1.Subject) string {
 // History reads the trail page by page with c (as its user: an auditor)
 // and returns the grant intervals of the role named role. Only that
 // role's events are kept in memory.
+//
+// When every event carries kubepim's labels, the API server selects the
+// role's events (LabelRole) and only they are read; otherwise (events
+// from before an upgrade, not labelled yet) the whole trail is. Not by
+// time: who held a role in a window depends on grants that began before
+// it, however long before (a permanent assignment).
 func History(ctx context.Context, c client.Reader, role string) ([]Held, error) {
+	var opts []client.ListOption
+	all, err := AllLabelled(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if all {
+		opts = append(opts, client.MatchingLabels{LabelRole: RoleLabel(role)})
+	}
 	var events []pimv1.AuditEvent
-	err := Each(ctx, c, func(ev *pimv1.AuditEvent) error {
+	err = EachWhere(ctx, c, func(ev *pimv1.AuditEvent) error {
 		if ev.Spec.RoleRef != nil && ev.Spec.RoleRef.Name == role {
 			events = append(events, pimv1.AuditEvent{Spec: ev.Spec})
 		}
 		return nil
-	})
+	}, opts...)
 	if err != nil {
 		return nil, err
 	}

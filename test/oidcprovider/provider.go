@@ -29,6 +29,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pquerna/otp/totp"
@@ -81,7 +82,15 @@ type Provider struct {
 	mu       sync.Mutex
 	redirect []string
 	logout   []string
+	// jwtAccess: see JWTAccessTokens.
+	jwtAccess atomic.Bool
 }
+
+// JWTAccessTokens makes the provider issue access tokens as JWTs signed
+// with its key, carrying the user's preferred_username, email and groups
+// and the client ID as audience (as an API server's resource token would,
+// AKS-managed Entra ID's for instance), or opaque ones again.
+func (p *Provider) JWTAccessTokens(on bool) { p.jwtAccess.Store(on) }
 
 // signInRedirect is where SignIn's code lands; nothing listens there, the
 // flow stops at the redirect.
@@ -151,7 +160,7 @@ func Start(o Options) (*Provider, error) {
 		requests: map[string]*authRequest{}, codes: map[string]string{},
 		refresh: map[string]*refreshToken{}, access: map[string]accessToken{},
 		client: &client{id: o.ClientID, secret: o.ClientSecret, lifetime: o.TokenLifetime,
-			mu: &p.mu, redirects: &p.redirect, logouts: &p.logout},
+			mu: &p.mu, redirects: &p.redirect, logouts: &p.logout, jwtAccess: &p.jwtAccess},
 	}
 	for _, u := range o.Users {
 		p.store.users[u.Username] = u

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -317,8 +318,22 @@ func (s *storage) SetIntrospectionFromToken(_ context.Context, resp *oidc.Intros
 	return nil
 }
 
-func (s *storage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
-	return nil, nil
+// GetPrivateClaimsFromScopes puts the user's name, email and groups into a
+// JWT access token (Provider.JWTAccessTokens), as the ID token has them:
+// an API server that trusts the provider then takes the access token for
+// the same user.
+func (s *storage) GetPrivateClaimsFromScopes(_ context.Context, subject, _ string, _ []string) (map[string]any, error) {
+	s.mu.Lock()
+	u, ok := s.users[subject]
+	s.mu.Unlock()
+	if !ok {
+		return nil, errNotFound
+	}
+	groups := u.Groups
+	if groups == nil {
+		groups = []string{}
+	}
+	return map[string]any{"preferred_username": u.Username, "email": u.Email, "email_verified": true, "groups": groups}, nil
 }
 
 func (s *storage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
@@ -336,9 +351,12 @@ func (s *storage) Health(context.Context) error { return nil }
 type client struct {
 	id, secret string
 	lifetime   time.Duration
-	mu         *sync.Mutex
-	redirects  *[]string
-	logouts    *[]string
+	// jwtAccess: access tokens are JWTs (signed, with the user's claims),
+	// not opaque.
+	jwtAccess *atomic.Bool
+	mu        *sync.Mutex
+	redirects *[]string
+	logouts   *[]string
 }
 
 func (c *client) GetID() string { return c.id }
@@ -360,10 +378,15 @@ func (c *client) ResponseTypes() []oidc.ResponseType {
 func (c *client) GrantTypes() []oidc.GrantType {
 	return []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
 }
-func (c *client) LoginURL(id string) string           { return "/login?authRequestID=" + id }
-func (c *client) AccessTokenType() op.AccessTokenType { return op.AccessTokenTypeBearer }
-func (c *client) IDTokenLifetime() time.Duration      { return c.lifetime }
-func (c *client) DevMode() bool                       { return true }
+func (c *client) LoginURL(id string) string { return "/login?authRequestID=" + id }
+func (c *client) AccessTokenType() op.AccessTokenType {
+	if c.jwtAccess != nil && c.jwtAccess.Load() {
+		return op.AccessTokenTypeJWT
+	}
+	return op.AccessTokenTypeBearer
+}
+func (c *client) IDTokenLifetime() time.Duration { return c.lifetime }
+func (c *client) DevMode() bool                  { return true }
 func (c *client) RestrictAdditionalIdTokenScopes() func([]string) []string {
 	return func(s []string) []string { return s }
 }

@@ -3,6 +3,7 @@ package oidcprovider
 import (
 	"crypto/rand"
 	"encoding/base32"
+	"fmt"
 	"strings"
 	"time"
 
@@ -37,6 +38,11 @@ func (u User) Code(t time.Time) (string, error) {
 //	dave     sre, sre-leads                  password
 //	mallory  (no group)                      password
 //	auditor  auditors                        password
+//	erin     sre and 150 more (object IDs)    password
+//
+// erin is in as many groups as an Entra ID user of a large organisation
+// (groups named by object ID, as Entra ID names them): her ID token is
+// over 4 KB, larger than one cookie holds.
 func SampleUsers() []User {
 	users := []User{
 		{Username: "alice", Groups: []string{"developers"}, TOTPSecret: randomSecret()},
@@ -45,12 +51,22 @@ func SampleUsers() []User {
 		{Username: "dave", Groups: []string{"sre", "sre-leads"}},
 		{Username: "mallory"},
 		{Username: "auditor", Groups: []string{"auditors"}},
+		{Username: "erin", Groups: append([]string{"sre"}, ManyGroups(150)...)},
 	}
 	for i := range users {
 		users[i].Password = randomPassword()
 		users[i].Email = users[i].Username + "@example.com"
 	}
 	return users
+}
+
+// ManyGroups returns n group names shaped like Entra ID object IDs.
+func ManyGroups(n int) []string {
+	groups := make([]string, n)
+	for i := range groups {
+		groups[i] = fmt.Sprintf("%08x-7c1e-4d2a-9b3f-%012x", 0x5eed0000+i, 0xa11ce0000+i)
+	}
+	return groups
 }
 
 func randomSecret() string {
