@@ -145,6 +145,8 @@ type activateView struct {
 	Policy      policyView
 	// The values typed so far.
 	Duration, Start, Justification, TicketSystem, TicketNumber string
+	// A reduced scope, comma-separated (optional): one rule of the role.
+	Verbs, APIGroups, Resources, ResourceNames string
 }
 
 func (s *Server) activateForm(q *request) {
@@ -218,7 +220,8 @@ func (s *Server) activate(q *request) {
 	f := q.r.PostForm
 	v := activateView{Kind: f.Get("kind"), Role: f.Get("role"), Namespace: strings.TrimSpace(f.Get("namespace")),
 		Duration: strings.TrimSpace(f.Get("duration")), Start: strings.TrimSpace(f.Get("start")),
-		Justification: f.Get("justification"), TicketSystem: strings.TrimSpace(f.Get("ticketSystem")), TicketNumber: strings.TrimSpace(f.Get("ticketNumber"))}
+		Justification: f.Get("justification"), TicketSystem: strings.TrimSpace(f.Get("ticketSystem")), TicketNumber: strings.TrimSpace(f.Get("ticketNumber")),
+		Verbs: f.Get("verbs"), APIGroups: f.Get("apiGroups"), Resources: f.Get("resources"), ResourceNames: f.Get("resourceNames")}
 	if v.Kind != pimv1.RoleKindClusterRole && v.Kind != pimv1.RoleKindRole || v.Role == "" {
 		s.showActivate(q, http.StatusBadRequest, v, "Choose a role from My roles.")
 		return
@@ -244,6 +247,12 @@ func (s *Server) activate(q *request) {
 	if v.TicketSystem != "" || v.TicketNumber != "" {
 		ar.Spec.Ticket = &pimv1.Ticket{System: v.TicketSystem, Number: v.TicketNumber}
 	}
+	permissions, msg := reducedScope(v)
+	if msg != "" {
+		s.showActivate(q, http.StatusBadRequest, v, msg)
+		return
+	}
+	ar.Spec.Permissions = permissions
 	if code := strings.TrimSpace(f.Get("totp")); code != "" {
 		ar.Annotations = map[string]string{pimv1.AnnotationTOTP: code}
 	}
@@ -256,6 +265,39 @@ func (s *Server) activate(q *request) {
 		return
 	}
 	q.flashAndGo(s, "/requests/"+ar.Name, "Request "+ar.Name+" created.", false)
+}
+
+// reducedScope reads the form's optional narrowing into one rule of
+// spec.permissions (nil when the whole role is asked for). Whether the role
+// allows it is kubepim's admission webhook's to say; the page shows its
+// refusal as given.
+func reducedScope(v activateView) ([]pimv1.PermissionRule, string) {
+	verbs, resources, names := commaList(v.Verbs), commaList(v.Resources), commaList(v.ResourceNames)
+	if len(verbs) == 0 && len(resources) == 0 && len(names) == 0 && strings.TrimSpace(v.APIGroups) == "" {
+		return nil, ""
+	}
+	if len(verbs) == 0 || len(resources) == 0 {
+		return nil, "Reduced scope: give the verbs and the resources (for example get,list and pods,pods/log), or leave all four fields empty for the whole role."
+	}
+	groups := commaList(v.APIGroups)
+	if len(groups) == 0 {
+		groups = []string{""} // the core group, as kubectl pim activate
+	}
+	return []pimv1.PermissionRule{{Verbs: verbs, APIGroups: groups, Resources: resources, ResourceNames: names}}, ""
+}
+
+// commaList splits "a, b,,c" into [a b c]; "core" names the core API
+// group, which is otherwise the empty string and cannot be typed.
+func commaList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part == "core" {
+			out = append(out, "")
+		} else if part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }
 
 func (s *Server) myRequests(q *request) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/internal/policy"
 )
 
 // page is what every template gets.
@@ -49,6 +50,8 @@ var funcs = template.FuncMap{
 	"rel":   relative,
 	"dur":   shortDuration,
 	"scope": scope,
+	// permissions: a reduced scope in one line (policy.ScopeSummary).
+	"permissions": policy.ScopeSummary,
 	"join":  strings.Join,
 	"lower": strings.ToLower,
 	"list":  func(xs ...string) []string { return xs },
