@@ -52,9 +52,9 @@ var funcs = template.FuncMap{
 	"scope": scope,
 	// permissions: a reduced scope in one line (policy.ScopeSummary).
 	"permissions": policy.ScopeSummary,
-	"join":  strings.Join,
-	"lower": strings.ToLower,
-	"list":  func(xs ...string) []string { return xs },
+	"join":        strings.Join,
+	"lower":       strings.ToLower,
+	"list":        func(xs ...string) []string { return xs },
 	"decideData": func(name, csrf, back string) any {
 		return struct{ Name, CSRF, Back string }{name, csrf, back}
 	},

@@ -20,15 +20,15 @@ var _ = Describe("Reduced scope in a browser", Ordered, func() {
 	It("lets bob activate part of a role, shows it on the request, grants only that, and shows kubepim's refusal of more than the role", func() {
 		ctx := context.Background()
 		objs := []client.Object{
-			&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "log-reader"},
+			&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "crash-log-reader"},
 				Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods", "pods/log"}, Verbs: []string{"get", "list"}}}},
-			&pimv1.RoleSetting{ObjectMeta: metav1.ObjectMeta{Name: "log-reader"}, Spec: pimv1.RoleSettingSpec{
-				RoleRef:    pimv1.RoleSettingRoleRef{Kind: pimv1.RoleKindClusterRole, Name: "log-reader"},
+			&pimv1.RoleSetting{ObjectMeta: metav1.ObjectMeta{Name: "crash-log-reader"}, Spec: pimv1.RoleSettingSpec{
+				RoleRef:    pimv1.RoleSettingRoleRef{Kind: pimv1.RoleKindClusterRole, Name: "crash-log-reader"},
 				Activation: pimv1.ActivationPolicy{MaxDuration: metav1.Duration{Duration: time.Hour}, RequireJustification: ptr.To(true)},
 				Assignment: pimv1.AssignmentPolicy{Eligible: pimv1.EligibleAssignmentPolicy{AllowPermanent: ptr.To(true)}},
 			}},
-			&pimv1.RoleAssignment{ObjectMeta: metav1.ObjectMeta{Name: "bob-log-reader"}, Spec: pimv1.RoleAssignmentSpec{
-				Subject: pimv1.Subject{Kind: pimv1.SubjectKindUser, Name: "bob"}, RoleRef: pimv1.RoleRef{Kind: pimv1.RoleKindClusterRole, Name: "log-reader"},
+			&pimv1.RoleAssignment{ObjectMeta: metav1.ObjectMeta{Name: "bob-crash-log-reader"}, Spec: pimv1.RoleAssignmentSpec{
+				Subject: pimv1.Subject{Kind: pimv1.SubjectKindUser, Name: "bob"}, RoleRef: pimv1.RoleRef{Kind: pimv1.RoleKindClusterRole, Name: "crash-log-reader"},
 				Type: pimv1.AssignmentEligible}},
 		}
 		for _, obj := range objs {
@@ -36,13 +36,13 @@ var _ = Describe("Reduced scope in a browser", Ordered, func() {
 		}
 		Eventually(func() pimv1.AssignmentState {
 			ra := &pimv1.RoleAssignment{}
-			_ = env.Client.Get(ctx, client.ObjectKey{Name: "bob-log-reader"}, ra)
+			_ = env.Client.Get(ctx, client.ObjectKey{Name: "bob-crash-log-reader"}, ra)
 			return ra.Status.State
 		}).Should(Equal(pimv1.AssignmentStateEligible))
 
 		bob := newTab("bob")
 		bob.signIn()
-		form := consoleURL + "/activate?" + url.Values{"kind": {"ClusterRole"}, "role": {"log-reader"}}.Encode()
+		form := consoleURL + "/activate?" + url.Values{"kind": {"ClusterRole"}, "role": {"crash-log-reader"}}.Encode()
 		bob.do(chromedp.Navigate(form), chromedp.WaitVisible(chromedp.ID("activate")))
 
 		By("asking for a verb the role does not have: kubepim's webhook refuses, naming it, and the form keeps what was typed")

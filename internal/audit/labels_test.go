@@ -119,3 +119,28 @@ func TestRangeDays(t *testing.T) {
 		t.Errorf("no since: %v, want nil", got)
 	}
 }
+
+func TestLabelsMatch(t *testing.T) {
+	at := time.Date(2026, 11, 30, 23, 59, 59, 0, time.UTC)
+	role := &pimv1.RoleRef{Kind: pimv1.RoleKindClusterRole, Name: "db-admin"}
+	cases := []struct {
+		name   string
+		labels map[string]string
+		want   bool
+	}{
+		{"its day", map[string]string{LabelDay: "2026-11-30", LabelRole: RoleLabel("db-admin")}, true},
+		{"the next day (linked after midnight)", map[string]string{LabelDay: "2026-12-01", LabelRole: RoleLabel("db-admin")}, true},
+		{"a later day (the clock stepped back; labels stay monotonic)", map[string]string{LabelDay: "2027-03-09", LabelRole: RoleLabel("db-admin")}, true},
+		{"an earlier day", map[string]string{LabelDay: "2026-11-29", LabelRole: RoleLabel("db-admin")}, false},
+		{"another role", map[string]string{LabelDay: "2026-11-30", LabelRole: RoleLabel("viewer")}, false},
+		{"no role label", map[string]string{LabelDay: "2026-11-30"}, false},
+		{"unlabelled (written before labels)", nil, true},
+	}
+	for _, c := range cases {
+		ev := &pimv1.AuditEvent{Spec: pimv1.AuditEventSpec{Time: metav1.NewTime(at), RoleRef: role}}
+		ev.Labels = c.labels
+		if got := LabelsMatch(ev); got != c.want {
+			t.Errorf("%s: LabelsMatch = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
