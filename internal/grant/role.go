@@ -193,6 +193,11 @@ func (s *Syncer) EnsureRole(ctx context.Context, owner Owner, want client.Object
 	}
 	if !recorded {
 		if err := s.noForeignBindings(ctx, want, own, unsafe); err != nil {
+			// Deleted here, whatever its labels say by the time the
+			// request's end looks for it.
+			if _, derr := s.deleteRole(ctx, current); derr != nil {
+				return nil, derr
+			}
 			return nil, err
 		}
 	}
