@@ -50,6 +50,24 @@ func TestEnsureRoleNeverWidensUnderOthersBindings(t *testing.T) {
 		{name: "labelled, exact, unrecorded, but bound by another", objs: []client.Object{labelled(ForScope(ar).(*rbacv1.Role).Rules), malloryBinding}, unsafe: true},
 		{name: "recorded under another UID (replaced)", objs: []client.Object{labelled(wider)}, known: recorded, unsafe: true},
 	}
+	cluster := scopedRequest("")
+	aggregated := ForScope(cluster).(*rbacv1.ClusterRole)
+	aggregated.AggregationRule = &rbacv1.AggregationRule{ClusterRoleSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"x": "y"}}}}
+	aggregated.Rules = wider
+	{
+		scheme := runtime.NewScheme()
+		_ = rbacv1.AddToScheme(scheme)
+		c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(aggregated).Build()
+		s := &Syncer{Client: c, APIReader: c}
+		_, err := s.EnsureRole(ctx, OwnerOfActivation(cluster), ForScope(cluster), nil, ForActivation(cluster, nil))
+		var unsafe *ErrScopedRoleUnsafe
+		if !errors.As(err, &unsafe) {
+			t.Errorf("an aggregated ClusterRole of the generated name was kept: %v", err)
+		}
+		if err := c.Get(ctx, client.ObjectKey{Name: aggregated.Name}, &rbacv1.ClusterRole{}); !apierrors.IsNotFound(err) {
+			t.Errorf("the aggregated ClusterRole remains: %v", err)
+		}
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			scheme := runtime.NewScheme()

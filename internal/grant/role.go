@@ -183,6 +183,14 @@ func (s *Syncer) EnsureRole(ctx context.Context, owner Owner, want client.Object
 		}
 		return nil, unsafe("was replaced by another than kubepim (deleted it)")
 	}
+	if cr, ok := current.(*rbacv1.ClusterRole); ok && cr.AggregationRule != nil {
+		// Its rules are the aggregator's to write, not kubepim's: they
+		// could grow at any time under the request's binding.
+		if _, err := s.deleteRole(ctx, current); err != nil {
+			return nil, err
+		}
+		return nil, unsafe("carries an aggregationRule (deleted it)")
+	}
 	if covered, _ := rbacvalidation.Covers(rulesOf(current), rulesOf(want)); !covered {
 		// Restoring would widen the role under any binding made to it
 		// while it was narrower (RBAC let whoever may bind do so).
