@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -170,6 +171,29 @@ var _ = Describe("A reduced-scope ActivationRequest", func() {
 		err = as(alice, nil, nil).Create(ctx, ar)
 		Expect(err).To(HaveOccurred())
 		Expect(err.Error()).To(ContainSubstring("nonResourceURLs"))
+	})
+
+	It("is refused, at once, when its permissions break down into too many combinations", func() {
+		alice := uniq("alice")
+		role := podAdmin(alice)
+		sixteen := func(p string) []string {
+			out := make([]string, 16)
+			for i := range out {
+				out[i] = fmt.Sprintf("%s%d", p, i)
+			}
+			return out
+		}
+		wide := pimv1.PermissionRule{Verbs: sixteen("v"), APIGroups: sixteen("g"), Resources: sixteen("r"), ResourceNames: sixteen("n")}
+		ps := make([]pimv1.PermissionRule, 16)
+		for i := range ps {
+			ps[i] = wide
+		}
+		ar := scoped(role, "default", ps...)
+		start := time.Now()
+		err := as(alice, nil, nil).Create(ctx, ar)
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).To(ContainSubstring("combinations"))
+		Expect(time.Since(start)).To(BeNumerically("<", 3*time.Second))
 	})
 
 	It("ends, and revokes, when the role no longer covers the subset", func() {
