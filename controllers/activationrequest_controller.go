@@ -327,19 +327,29 @@ func (r *ActivationRequestReconciler) grant(ctx context.Context, ar *pimv1.Activ
 	}
 	var want client.Object
 	if r.AccessMode.BindsActivations() {
-		if role := grant.ForScope(ar); role != nil {
-			// The role first, then the binding to it.
-			ref, err := r.Bindings.EnsureRole(ctx, r.owner(ar), role, ar.Status.GeneratedRole)
-			if err != nil {
-				return time.Time{}, err
-			}
-			ar.Status.GeneratedRole = ref
-		}
 		key, err := r.Keys.Key(ctx)
 		if err != nil {
 			return time.Time{}, err
 		}
 		want = grant.ForActivation(ar, grant.TimingAnnotations(key, ar, ar.Status.ActivatedAt.Time, ar.Status.ExpiresAt.Time))
+		if role := grant.ForScope(ar); role != nil {
+			// The role first, then the binding to it.
+			known, err := r.knownGeneratedRole(ctx, ar)
+			if err != nil {
+				return time.Time{}, err
+			}
+			ref, err := r.Bindings.EnsureRole(ctx, r.owner(ar), role, known, want)
+			var unsafe *grant.ErrScopedRoleUnsafe
+			if errors.As(err, &unsafe) {
+				// Deny by default: a role others could have bound while
+				// narrower (or under its name) is never (re)written wider.
+				return r.end(ctx, ar, now, pimv1.ActivationStateFailed, ReasonGeneratedRoleUnsafe, unsafe.Error())
+			}
+			if err != nil {
+				return time.Time{}, err
+			}
+			ar.Status.GeneratedRole = ref
+		}
 	}
 	outcome, err := r.Bindings.Sync(ctx, r.owner(ar), want)
 	if err != nil {
@@ -380,6 +390,12 @@ func (r *ActivationRequestReconciler) grant(ctx context.Context, ar *pimv1.Activ
 // role).
 const ReasonScopeNotCovered = "ScopeNotCovered"
 
+// ReasonGeneratedRoleUnsafe: the role generated for a reduced scope was
+// deleted, replaced or narrowed by someone else, or a binding someone
+// else made already refers to its name; writing it would widen what
+// that binding grants (grant.ErrScopedRoleUnsafe), so the request ends.
+const ReasonGeneratedRoleUnsafe = "GeneratedRoleUnsafe"
+
 // scopeProblems checks a reduced-scope request against its role's
 // current rules (none for a request of the whole role).
 func (r *ActivationRequestReconciler) scopeProblems(ctx context.Context, ar *pimv1.ActivationRequest) ([]policy.ScopeProblem, error) {
@@ -393,6 +409,25 @@ func (r *ActivationRequestReconciler) scopeProblems(ctx context.Context, ar *pim
 	return policy.CheckScope(ar.Spec.RoleRef, ar.Spec.Namespace, rs, err == nil, ar.Spec.Permissions), nil
 }
 
+// knownGeneratedRole is the generated role ar's status records. When the
+// cached status records none, it is read again from the API server: the
+// pass after the one that created the role may see a cache behind that
+// status write, and an unrecorded role is judged strictly (any binding
+// others made to it ends the request; EnsureRole).
+func (r *ActivationRequestReconciler) knownGeneratedRole(ctx context.Context, ar *pimv1.ActivationRequest) (*pimv1.GeneratedRoleReference, error) {
+	if ar.Status.GeneratedRole != nil {
+		return ar.Status.GeneratedRole, nil
+	}
+	fresh := &pimv1.ActivationRequest{}
+	if err := r.Bindings.APIReader.Get(ctx, client.ObjectKeyFromObject(ar), fresh); err != nil {
+		return nil, err
+	}
+	if fresh.UID != ar.UID {
+		return nil, nil
+	}
+	return fresh.Status.GeneratedRole, nil
+}
+
 // revokeScopedRole deletes the role generated for a reduced-scope request
 // (after its binding: callers revoke that first), read from the API
 // server: always when the request ends or goes, otherwise only while its
@@ -402,7 +437,7 @@ func (r *ActivationRequestReconciler) revokeScopedRole(ctx context.Context, ar *
 	if role == nil || (!always && ar.Status.GeneratedRole == nil) {
 		return nil
 	}
-	if _, err := r.Bindings.RevokeRole(ctx, r.owner(ar), role); err != nil {
+	if _, err := r.Bindings.RevokeRole(ctx, r.owner(ar), role, ar.Status.GeneratedRole); err != nil {
 		return err
 	}
 	ar.Status.GeneratedRole = nil

@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -172,6 +173,29 @@ var _ = Describe("A reduced-scope ActivationRequest", func() {
 		Expect(err.Error()).To(ContainSubstring("nonResourceURLs"))
 	})
 
+	It("is refused, at once, when its permissions break down into too many combinations", func() {
+		alice := uniq("alice")
+		role := podAdmin(alice)
+		sixteen := func(p string) []string {
+			out := make([]string, 16)
+			for i := range out {
+				out[i] = fmt.Sprintf("%s%d", p, i)
+			}
+			return out
+		}
+		wide := pimv1.PermissionRule{Verbs: sixteen("v"), APIGroups: sixteen("g"), Resources: sixteen("r"), ResourceNames: sixteen("n")}
+		ps := make([]pimv1.PermissionRule, 16)
+		for i := range ps {
+			ps[i] = wide
+		}
+		ar := scoped(role, "default", ps...)
+		start := time.Now()
+		err := as(alice, nil, nil).Create(ctx, ar)
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).To(ContainSubstring("combinations"))
+		Expect(time.Since(start)).To(BeNumerically("<", 3*time.Second))
+	})
+
 	It("ends, and revokes, when the role no longer covers the subset", func() {
 		alice := uniq("alice")
 		role := podAdmin(alice)
@@ -269,6 +293,108 @@ var _ = Describe("A reduced-scope ActivationRequest", func() {
 		// The activation's own binding is kubepim's: it stays.
 		Consistently(func() bool { return canI(alice, nil, "get", "pods", "default") }, "500ms").Should(BeTrue())
 		Expect(activationState(ar)()).To(Equal(pimv1.ActivationStateActive))
+	})
+
+	// mallory may manage Roles and RoleBindings in default (a namespace
+	// admin, say) but may not read pods: RBAC lets her bind only roles
+	// whose rules she holds — an empty role, for one.
+	roleManager := func(mallory string) {
+		GinkgoHelper()
+		name := uniq("role-manager")
+		create(&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}, Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"roles", "rolebindings"}, Verbs: []string{"get", "create", "update", "delete"}}}})
+		create(&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: mallory}},
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name}})
+	}
+	bindTo := func(who, user, roleName string) *rbacv1.RoleBinding {
+		GinkgoHelper()
+		b := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: uniq("prebound"), Namespace: "default"},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: roleName}}
+		Expect(as(who, nil, nil).Create(ctx, b)).To(Succeed())
+		DeferCleanup(func() { _ = k8s.Delete(ctx, b) })
+		return b
+	}
+
+	It("never widens a role someone bound while it was narrower: a pre-made, empty, labelled role is refused", func() {
+		alice, mallory := uniq("alice"), uniq("mallory")
+		role := podAdmin(alice)
+		roleManager(mallory)
+		ar := scoped(role, "default", getPods)
+		ar.Spec.StartTime = &metav1.Time{Time: fakeClock.Now().Add(time.Hour)}
+		Expect(as(alice, nil, nil).Create(ctx, ar)).To(Succeed())
+		DeferCleanup(func() { _ = k8s.Delete(ctx, ar) })
+		Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStateScheduled))
+		got := getActivation(ar)
+
+		// While it waits, mallory makes "its" role with kubepim's labels
+		// and no rules, and binds it to herself (nothing to escalate).
+		forged := grant.ForScope(got).(*rbacv1.Role)
+		forged.Rules = nil
+		Expect(as(mallory, nil, nil).Create(ctx, forged)).To(Succeed())
+		DeferCleanup(func() { _ = k8s.Delete(ctx, forged) })
+		bindTo(mallory, mallory, forged.Name)
+
+		fakeClock.SetTime(got.Status.ActivatedAt.Time)
+		Eventually(activationState(ar)).ShouldNot(Equal(pimv1.ActivationStateScheduled))
+		Consistently(func() bool { return canI(mallory, nil, "get", "pods", "default") }, "2s").Should(BeFalse(), "mallory got alice's scope")
+		Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStateFailed))
+		Expect(getActivation(ar).Status.Message).To(ContainSubstring(forged.Name))
+		Expect(canI(mallory, nil, "get", "pods", "default")).To(BeFalse())
+		Expect(canI(alice, nil, "get", "pods", "default")).To(BeFalse())
+		Consistently(func() bool { return canI(mallory, nil, "get", "pods", "default") }, "500ms").Should(BeFalse())
+	})
+
+	It("never creates its role under a name a binding already refers to", func() {
+		alice, mallory := uniq("alice"), uniq("mallory")
+		role := podAdmin(alice)
+		roleManager(mallory)
+		ar := scoped(role, "default", getPods)
+		ar.Spec.StartTime = &metav1.Time{Time: fakeClock.Now().Add(time.Hour)}
+		Expect(as(alice, nil, nil).Create(ctx, ar)).To(Succeed())
+		DeferCleanup(func() { _ = k8s.Delete(ctx, ar) })
+		Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStateScheduled))
+		got := getActivation(ar)
+
+		// mallory makes an empty role of the generated name, binds it to
+		// herself, and deletes the role: her binding waits for the name.
+		empty := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: grant.ScopedRoleName(got), Namespace: "default"}}
+		Expect(as(mallory, nil, nil).Create(ctx, empty)).To(Succeed())
+		bindTo(mallory, mallory, empty.Name)
+		Expect(as(mallory, nil, nil).Delete(ctx, empty)).To(Succeed())
+
+		fakeClock.SetTime(got.Status.ActivatedAt.Time)
+		Eventually(activationState(ar)).ShouldNot(Equal(pimv1.ActivationStateScheduled))
+		Consistently(func() bool { return canI(mallory, nil, "get", "pods", "default") }, "2s").Should(BeFalse(), "mallory got alice's scope")
+		Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStateFailed))
+		Expect(getActivation(ar).Status.Message).To(ContainSubstring("already refer"))
+		Expect(canI(mallory, nil, "get", "pods", "default")).To(BeFalse())
+		Eventually(gone(generated(got))).Should(BeTrue())
+	})
+
+	It("ends, rather than restores, when its role is narrowed or deleted (a restore would widen what others bound)", func() {
+		alice, mallory := uniq("alice"), uniq("mallory")
+		role := podAdmin(alice)
+		roleManager(mallory)
+		for _, how := range []string{"narrow", "delete"} {
+			ar := scoped(role, "default", getPods)
+			Expect(as(alice, nil, nil).Create(ctx, ar)).To(Succeed())
+			DeferCleanup(func() { _ = k8s.Delete(ctx, ar) })
+			Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStateActive))
+			gen := generated(getActivation(ar))
+			Expect(k8s.Get(ctx, keyOf(gen), gen)).To(Succeed())
+			if how == "narrow" {
+				gen.Rules = nil
+				Expect(as(mallory, nil, nil).Update(ctx, gen)).To(Succeed())
+			} else {
+				Expect(as(mallory, nil, nil).Delete(ctx, gen)).To(Succeed())
+			}
+			Eventually(activationState(ar)).Should(Equal(pimv1.ActivationStateFailed), how)
+			Expect(getActivation(ar).Status.Message).To(ContainSubstring("generated"), how)
+			Eventually(gone(gen)).Should(BeTrue(), how)
+			Expect(canI(alice, nil, "get", "pods", "default")).To(BeFalse(), how)
+		}
 	})
 
 	It("never binds a generated-looking role it did not write as it stands", func() {

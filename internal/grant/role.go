@@ -3,10 +3,13 @@ package grant
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	rbacvalidation "k8s.io/component-helpers/auth/rbac/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
@@ -97,25 +100,72 @@ func setRules(obj client.Object, rules []rbacv1.PolicyRule) {
 	}
 }
 
+// ErrScopedRoleUnsafe is returned when the role generated for a request
+// cannot be created, adopted or restored without widening what some
+// binding made by someone else grants. RBAC checks a binding against its
+// role's rules only when the binding is made: anyone who may create
+// bindings may bind an empty role (or one narrower than the request's
+// permissions), and a binding outlives its role and names it only by
+// name. So kubepim never widens a role it did not just create, never
+// creates one under a name a binding already refers to, and never
+// re-creates one that went: the request is ended instead.
+type ErrScopedRoleUnsafe struct{ Kind, Namespace, Name, Why string }
+
+func (e *ErrScopedRoleUnsafe) Error() string {
+	where := ""
+	if e.Namespace != "" {
+		where = " in namespace " + e.Namespace
+	}
+	return fmt.Sprintf("the %s %s%s generated for this reduced scope %s: it is not granted (make a new request)", e.Kind, e.Name, where, e.Why)
+}
+
 // EnsureRole makes want, the role generated for owner, exist with exactly
 // its rules, and returns it as it now stands (with its UID). known is the
-// generated role the owner's status records (nil if none yet). The role
-// is read from the API server, never from a cache:
+// generated role the owner's status records (nil if none yet); own is the
+// binding the owner grants with (a binding of that name, subjects and
+// owner label to the role is not someone else's). The role is read from
+// the API server, never from a cache:
 //
-//   - missing, it is created;
+//   - missing and never recorded, it is created, unless a binding other
+//     than own already refers to its name (ErrScopedRoleUnsafe);
+//   - missing though recorded (someone deleted it), or recorded under
+//     another UID (someone replaced it): never made anew, since bindings
+//     made in between would come alive with it (ErrScopedRoleUnsafe;
+//     a replacement kubepim's labels claim is deleted);
 //   - a role of that name that kubepim does not manage is never taken
 //     over (ErrNameTaken);
-//   - a managed one whose UID is not the recorded one was replaced behind
-//     kubepim's back: it is deleted (that very version) and created anew;
-//   - otherwise its rules, labels and owner reference are made exactly
-//     the wanted ones (an edit by anyone is undone), so the binding never
-//     grants more than the request's permissions.
-func (s *Syncer) EnsureRole(ctx context.Context, owner Owner, want client.Object, known *pimv1.GeneratedRoleReference) (*pimv1.GeneratedRoleReference, error) {
+//   - otherwise, its rules are made exactly the wanted ones only if that
+//     narrows them (an edit that widened them is undone); an edit that
+//     narrowed them may have let someone bind it, so it is never undone
+//     (ErrScopedRoleUnsafe). A role adopted without a record (kubepim's
+//     own create, its status write lost) is checked for others'
+//     bindings as a created one is.
+func (s *Syncer) EnsureRole(ctx context.Context, owner Owner, want client.Object, known *pimv1.GeneratedRoleReference, own client.Object) (*pimv1.GeneratedRoleReference, error) {
+	kind := RoleReference(want).Kind
+	unsafe := func(why string) error {
+		return &ErrScopedRoleUnsafe{Kind: kind, Namespace: want.GetNamespace(), Name: want.GetName(), Why: why}
+	}
+	recorded := known != nil && known.UID != ""
 	current := want.DeepCopyObject().(client.Object)
 	err := s.APIReader.Get(ctx, client.ObjectKeyFromObject(want), current)
 	if apierrors.IsNotFound(err) {
+		if recorded {
+			return nil, unsafe("was deleted by another than kubepim")
+		}
+		// Checked before the create (so that a binding waiting for the
+		// name never gets even a moment of access) and after it (one made
+		// and its role deleted again in between is found, and revoked).
+		if err := s.noForeignBindings(ctx, want, own, unsafe); err != nil {
+			return nil, err
+		}
 		create := want.DeepCopyObject().(client.Object)
 		if err := s.Client.Create(ctx, create); err != nil {
+			return nil, err
+		}
+		if err := s.noForeignBindings(ctx, want, own, unsafe); err != nil {
+			if _, derr := s.deleteRole(ctx, create); derr != nil {
+				return nil, derr
+			}
 			return nil, err
 		}
 		return RoleReference(create), nil
@@ -123,15 +173,41 @@ func (s *Syncer) EnsureRole(ctx context.Context, owner Owner, want client.Object
 	if err != nil {
 		return nil, err
 	}
-	kind := RoleReference(want).Kind
-	if !isKubepims(current) || !ownedBy(current, owner) {
+	ours := recorded && known.UID == string(current.GetUID())
+	if !ours && (!isKubepims(current) || !ownedBy(current, owner)) {
 		return nil, &ErrNameTaken{Kind: kind, Namespace: want.GetNamespace(), Name: want.GetName()}
 	}
-	if known != nil && known.UID != "" && known.UID != string(current.GetUID()) {
+	if recorded && !ours {
 		if _, err := s.deleteRole(ctx, current); err != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%s %s was replaced by another than kubepim: deleted it, will create it anew", kind, want.GetName())
+		return nil, unsafe("was replaced by another than kubepim (deleted it)")
+	}
+	if cr, ok := current.(*rbacv1.ClusterRole); ok && cr.AggregationRule != nil {
+		// Its rules are the aggregator's to write, not kubepim's: they
+		// could grow at any time under the request's binding.
+		if _, err := s.deleteRole(ctx, current); err != nil {
+			return nil, err
+		}
+		return nil, unsafe("carries an aggregationRule (deleted it)")
+	}
+	if covered, _ := rbacvalidation.Covers(rulesOf(current), rulesOf(want)); !covered {
+		// Restoring would widen the role under any binding made to it
+		// while it was narrower (RBAC let whoever may bind do so).
+		if _, err := s.deleteRole(ctx, current); err != nil {
+			return nil, err
+		}
+		return nil, unsafe("was narrowed by another than kubepim (deleted it rather than widen it again)")
+	}
+	if !recorded {
+		if err := s.noForeignBindings(ctx, want, own, unsafe); err != nil {
+			// Deleted here, whatever its labels say by the time the
+			// request's end looks for it.
+			if _, derr := s.deleteRole(ctx, current); derr != nil {
+				return nil, derr
+			}
+			return nil, err
+		}
 	}
 	if equality.Semantic.DeepEqual(rulesOf(current), rulesOf(want)) && matches(current, want) {
 		return RoleReference(current), nil
@@ -161,15 +237,56 @@ func (s *Syncer) EnsureRole(ctx context.Context, owner Owner, want client.Object
 	return RoleReference(repaired), nil
 }
 
+// noForeignBindings fails (through unsafe) when a RoleBinding or
+// ClusterRoleBinding other than own refers to the role want, read from
+// the API server: a Role's in its namespace, a ClusterRole's anywhere.
+func (s *Syncer) noForeignBindings(ctx context.Context, want, own client.Object, unsafe func(string) error) error {
+	roleKind := RoleReference(want).Kind
+	var found []string
+	isOwn := func(b client.Object) bool {
+		return own != nil && SameBinding(b, own) && b.GetLabels()[pimv1.LabelOwnerUID] == own.GetLabels()[pimv1.LabelOwnerUID] &&
+			equality.Semantic.DeepEqual(subjectsOf(b), subjectsOf(own))
+	}
+	refers := func(b client.Object) {
+		ref := roleRefOf(b)
+		if ref.APIGroup == rbacv1.GroupName && ref.Kind == roleKind && ref.Name == want.GetName() && !isOwn(b) {
+			found = append(found, Key(b))
+		}
+	}
+	var rbs rbacv1.RoleBindingList
+	if err := s.APIReader.List(ctx, &rbs, client.InNamespace(want.GetNamespace())); err != nil {
+		return err
+	}
+	for i := range rbs.Items {
+		refers(&rbs.Items[i])
+	}
+	if roleKind == pimv1.RoleKindClusterRole {
+		var crbs rbacv1.ClusterRoleBindingList
+		if err := s.APIReader.List(ctx, &crbs); err != nil {
+			return err
+		}
+		for i := range crbs.Items {
+			refers(&crbs.Items[i])
+		}
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	slices.Sort(found)
+	return unsafe("has bindings that already refer to its name, made by others: " + strings.Join(found, ", "))
+}
+
 // RevokeRole deletes the role generated for owner under want's kind,
 // namespace and name, read from the API server, if kubepim manages it
-// for that owner. It reports whether a role was deleted.
-func (s *Syncer) RevokeRole(ctx context.Context, owner Owner, want client.Object) (bool, error) {
+// for that owner or it is the very role known records (whatever its
+// labels now say). It reports whether a role was deleted.
+func (s *Syncer) RevokeRole(ctx context.Context, owner Owner, want client.Object, known *pimv1.GeneratedRoleReference) (bool, error) {
 	current := want.DeepCopyObject().(client.Object)
 	if err := s.APIReader.Get(ctx, client.ObjectKeyFromObject(want), current); err != nil {
 		return false, client.IgnoreNotFound(err)
 	}
-	if !isKubepims(current) || !ownedBy(current, owner) {
+	ours := known != nil && known.UID != "" && known.UID == string(current.GetUID())
+	if !ours && (!isKubepims(current) || !ownedBy(current, owner)) {
 		return false, nil
 	}
 	return s.deleteRole(ctx, current)

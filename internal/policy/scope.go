@@ -68,6 +68,14 @@ type ScopeProblem struct {
 // (k8s.io/component-helpers/auth/rbac/validation.Covers): so the subset
 // never allows what the role does not. No problems means it may.
 func CheckScope(roleRef pimv1.RoleRef, namespace string, roleRules []rbacv1.PolicyRule, roleExists bool, permissions []pimv1.PermissionRule) []ScopeProblem {
+	// Covers breaks every rule down into one atom per verb, group,
+	// resource and name, and checks each against every rule of the role:
+	// the requester picks the size (16 rules of 16 of each make a million
+	// atoms, seconds of CPU per admission and per controller pass), so the
+	// breakdown is bounded before Covers runs.
+	if n := scopeAtoms(permissions); n > MaxScopeCombinations {
+		return []ScopeProblem{{Index: 0, Message: fmt.Sprintf("the permissions break down into %d combinations of verb, apiGroup, resource and name (or verb and URL), more than the %d allowed: use fewer rules, or \"*\"", n, MaxScopeCombinations)}}
+	}
 	var out []ScopeProblem
 	what := RoleDescription(roleRef, namespace)
 	for i, p := range permissions {
@@ -94,6 +102,23 @@ func CheckScope(roleRef pimv1.RoleRef, namespace string, roleRules []rbacv1.Poli
 			what, strings.Join(shown, ", "))})
 	}
 	return out
+}
+
+// MaxScopeCombinations bounds how many RBAC atoms (one verb, group,
+// resource and name; or one verb and URL) a request's permissions may
+// break down into.
+const MaxScopeCombinations = 4096
+
+func scopeAtoms(permissions []pimv1.PermissionRule) int {
+	total := 0
+	for _, p := range permissions {
+		if len(p.NonResourceURLs) > 0 {
+			total += len(p.Verbs) * len(p.NonResourceURLs)
+			continue
+		}
+		total += len(p.Verbs) * len(p.APIGroups) * len(p.Resources) * max(len(p.ResourceNames), 1)
+	}
+	return total
 }
 
 // ScopeError joins problems into one error ("" when none).
