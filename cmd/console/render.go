@@ -8,7 +8,6 @@ import (
 	"time"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/internal/policy"
 )
 
 // page is what every template gets.
@@ -50,11 +49,14 @@ var funcs = template.FuncMap{
 	"rel":   relative,
 	"dur":   shortDuration,
 	"scope": scope,
-	// permissions: a reduced scope in one line (policy.ScopeSummary).
-	"permissions": policy.ScopeSummary,
-	"join":        strings.Join,
-	"lower":       strings.ToLower,
-	"list":        func(xs ...string) []string { return xs },
+	// rule: one rule of a reduced scope, in full. Not policy.ScopeSummary,
+	// which cuts the whole at 1 KiB for notifications: a requester could
+	// pad early rules to push a later one past the cut, and approvers must
+	// see every rule they approve.
+	"rule":  ruleText,
+	"join":  strings.Join,
+	"lower": strings.ToLower,
+	"list":  func(xs ...string) []string { return xs },
 	"decideData": func(name, csrf, back string) any {
 		return struct{ Name, CSRF, Back string }{name, csrf, back}
 	},
@@ -151,4 +153,28 @@ func scope(namespace string) string {
 		return "all namespaces"
 	}
 	return namespace
+}
+
+// ruleText is one rule of a reduced scope in full, written as
+// policy.ScopeSummary writes it ("get,list pods,apps/deployments [web]").
+func ruleText(r pimv1.PermissionRule) string {
+	verbs := strings.Join(r.Verbs, ",")
+	if len(r.NonResourceURLs) > 0 {
+		return verbs + " " + strings.Join(r.NonResourceURLs, ",")
+	}
+	var res []string
+	for _, g := range r.APIGroups {
+		for _, name := range r.Resources {
+			if g == "" {
+				res = append(res, name)
+			} else {
+				res = append(res, g+"/"+name)
+			}
+		}
+	}
+	text := verbs + " " + strings.Join(res, ",")
+	if len(r.ResourceNames) > 0 {
+		text += " [" + strings.Join(r.ResourceNames, ",") + "]"
+	}
+	return text
 }
