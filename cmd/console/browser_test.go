@@ -332,3 +332,23 @@ var _ = Describe("The console in a browser", Ordered, func() {
 		Expect(eval[bool](alice, `document.getElementById("whoami") === null`)).To(BeTrue())
 	})
 })
+
+// createAll creates objs as the admin and waits until kubepim has put each
+// RoleAssignment among them in state (what a page then shows about it).
+func createAll(state pimv1.AssignmentState, objs ...client.Object) {
+	GinkgoHelper()
+	ctx := context.Background()
+	for _, obj := range objs {
+		Expect(env.Client.Create(ctx, obj)).To(Succeed())
+	}
+	for _, obj := range objs {
+		if _, ok := obj.(*pimv1.RoleAssignment); !ok {
+			continue
+		}
+		Eventually(func() pimv1.AssignmentState {
+			ra := &pimv1.RoleAssignment{}
+			_ = env.Client.Get(ctx, client.ObjectKeyFromObject(obj), ra)
+			return ra.Status.State
+		}).Should(Equal(state), "RoleAssignment %s", obj.GetName())
+	}
+}

@@ -31,14 +31,7 @@ var _ = Describe("Extend in a browser", Ordered, func() {
 				Subject: pimv1.Subject{Kind: pimv1.SubjectKindUser, Name: "bob"}, RoleRef: pimv1.RoleRef{Kind: pimv1.RoleKindClusterRole, Name: "queue-admin"},
 				Type: pimv1.AssignmentEligible}},
 		}
-		for _, obj := range objs {
-			Expect(env.Client.Create(ctx, obj)).To(Succeed())
-		}
-		Eventually(func() pimv1.AssignmentState {
-			ra := &pimv1.RoleAssignment{}
-			_ = env.Client.Get(ctx, client.ObjectKey{Name: "bob-queue-admin"}, ra)
-			return ra.Status.State
-		}).Should(Equal(pimv1.AssignmentStateEligible))
+		createAll(pimv1.AssignmentStateEligible, objs...)
 		asBob, err := client.New(env.ConfigAs("bob", []string{"sre"}, nil), client.Options{Scheme: env.Client.Scheme()})
 		Expect(err).NotTo(HaveOccurred())
 		old := &pimv1.ActivationRequest{ObjectMeta: metav1.ObjectMeta{GenerateName: policy.RequestGenerateName("bob", "queue-admin")},

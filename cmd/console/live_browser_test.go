@@ -36,14 +36,7 @@ var _ = Describe("A request's live state", Ordered, func() {
 				Subject: pimv1.Subject{Kind: pimv1.SubjectKindUser, Name: "mallory"}, RoleRef: pimv1.RoleRef{Kind: pimv1.RoleKindClusterRole, Name: "live-viewer"},
 				Type: pimv1.AssignmentEligible}},
 		}
-		for _, obj := range objs {
-			Expect(env.Client.Create(ctx, obj)).To(Succeed())
-		}
-		Eventually(func() pimv1.AssignmentState {
-			ra := &pimv1.RoleAssignment{}
-			_ = env.Client.Get(ctx, client.ObjectKey{Name: "mallory-live-viewer"}, ra)
-			return ra.Status.State
-		}).Should(Equal(pimv1.AssignmentStateEligible))
+		createAll(pimv1.AssignmentStateEligible, objs...)
 
 		mallory := newTab("mallory")
 		mallory.signIn()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"net/url"
 	"time"
 
@@ -18,7 +17,6 @@ import (
 
 var _ = Describe("Reduced scope in a browser", Ordered, func() {
 	It("lets bob activate part of a role, shows it on the request, grants only that, and shows kubepim's refusal of more than the role", func() {
-		ctx := context.Background()
 		objs := []client.Object{
 			&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "crash-log-reader"},
 				Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods", "pods/log"}, Verbs: []string{"get", "list"}}}},
@@ -31,14 +29,7 @@ var _ = Describe("Reduced scope in a browser", Ordered, func() {
 				Subject: pimv1.Subject{Kind: pimv1.SubjectKindUser, Name: "bob"}, RoleRef: pimv1.RoleRef{Kind: pimv1.RoleKindClusterRole, Name: "crash-log-reader"},
 				Type: pimv1.AssignmentEligible}},
 		}
-		for _, obj := range objs {
-			Expect(env.Client.Create(ctx, obj)).To(Succeed())
-		}
-		Eventually(func() pimv1.AssignmentState {
-			ra := &pimv1.RoleAssignment{}
-			_ = env.Client.Get(ctx, client.ObjectKey{Name: "bob-crash-log-reader"}, ra)
-			return ra.Status.State
-		}).Should(Equal(pimv1.AssignmentStateEligible))
+		createAll(pimv1.AssignmentStateEligible, objs...)
 
 		bob := newTab("bob")
 		bob.signIn()
