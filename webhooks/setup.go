@@ -93,7 +93,7 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 	server.Register("/mutate-kubepim-io-v1alpha1-rolesetting", mutating(decoder, stampSetting))
 	server.Register("/validate-kubepim-io-v1alpha1-rolesetting", validating(decoder, (&settingGuard{handlerBase: base}).validate))
 	// The audit download shares the webhook server's TLS listener.
-	server.Register("/audit", &audit.ExportHandler{Client: direct})
+	server.Register("/audit", &audit.ExportHandler{Client: direct, Clock: cfg.Clock})
 	self := &selfIdentity{client: direct}
 	server.Register("/mutate-kubepim-io-v1alpha1-accessreviewitem", mutating(decoder, (&itemDecider{handlerBase: base, keys: keys}).mutate))
 	server.Register("/validate-kubepim-io-v1alpha1-accessreviewitem", validating(decoder, (&itemGuard{handlerBase: base, keys: keys, self: self.username}).validate))

@@ -188,7 +188,7 @@ func (s *Server) auditExport(q *request) {
 	// Whole before a byte is sent, so that a refusal is a page, not a
 	// truncated file.
 	var buf bytes.Buffer
-	if err := audit.Export(q.r.Context(), q.c, f, format, &buf); err != nil {
+	if err := audit.Export(q.r.Context(), q.c, f, s.opts.Clock.Now(), format, &buf); err != nil {
 		s.auditRefused(q, err)
 		return
 	}

@@ -28,13 +28,13 @@ func (p *pim) auditCommand() *cobra.Command {
 			}
 			switch p.output {
 			case "csv", "json":
-				return audit.Export(cmd.Context(), p.c, f, p.output, p.Out)
+				return audit.Export(cmd.Context(), p.c, f, p.clock.Now(), p.output, p.Out)
 			case "", "table":
 			default:
 				return usage("-o must be table, csv or json")
 			}
 			var b strings.Builder
-			if err := audit.Export(cmd.Context(), p.c, f, "csv", &b); err != nil {
+			if err := audit.Export(cmd.Context(), p.c, f, p.clock.Now(), "csv", &b); err != nil {
 				return err
 			}
 			w := tabwriter.NewWriter(p.Out, 0, 4, 2, ' ', 0)

@@ -65,7 +65,7 @@ func auditCommand(args []string) int {
 			}
 			*b.into = t
 		}
-		if err := audit.Export(ctx, c, f, *format, os.Stdout); err != nil {
+		if err := audit.Export(ctx, c, f, time.Now(), *format, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}

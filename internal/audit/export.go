@@ -13,6 +13,7 @@ import (
 	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
@@ -100,10 +101,11 @@ func CSVRow(ev *pimv1.AuditEvent) []string {
 // the matching events.
 //
 // With f.Since, only the events of the range's days are read
-// (RangeSelector), when every event is labelled.
-func Export(ctx context.Context, c client.Reader, f Filter, format string, w io.Writer) error {
+// (RangeSelector), when every event is labelled; an open range ends at
+// now.
+func Export(ctx context.Context, c client.Reader, f Filter, now time.Time, format string, w io.Writer) error {
 	var opts []client.ListOption
-	sel, _, err := RangeSelector(ctx, c, f.Since, f.Until, time.Now())
+	sel, _, err := RangeSelector(ctx, c, f.Since, f.Until, now)
 	if err != nil {
 		return err
 	}
@@ -165,6 +167,8 @@ func cmpInt64(a, b int64) int {
 type ExportHandler struct {
 	// Client reads events and reviews tokens and access.
 	Client client.Client
+	// Clock ends an open range (nil: the real clock).
+	Clock clock.PassiveClock
 }
 
 func (h *ExportHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -202,7 +206,11 @@ func (h *ExportHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "format must be csv or json", http.StatusBadRequest)
 		return
 	}
-	if err := Export(ctx, h.Client, f, format, w); err != nil {
+	clk := h.Clock
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	if err := Export(ctx, h.Client, f, clk.Now(), format, w); err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 	}
 }

@@ -85,7 +85,7 @@ func BenchmarkExport10000(b *testing.B) {
 		b.Run(format, func(b *testing.B) {
 			for b.Loop() {
 				counter := &countingWriter{}
-				if err := audit.Export(ctx, reader, audit.Filter{}, format, counter); err != nil {
+				if err := audit.Export(ctx, reader, audit.Filter{}, time.Now(), format, counter); err != nil {
 					b.Fatal(err)
 				}
 				b.ReportMetric(float64(counter.n)/1e6, "MB")
