@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -19,8 +18,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 
-	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
-	"github.com/kubepim/kubepim/internal/policy"
 	"github.com/kubepim/kubepim/test/oidcprovider"
 )
 
@@ -250,26 +247,4 @@ func discovery(p *oidcprovider.Provider) string {
 	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
-}
-
-// A reduced scope's rules are shown in full, as policy.ScopeSummary writes
-// a short one, and never cut: approvers see every rule they approve.
-func TestRuleText(t *testing.T) {
-	short := []pimv1.PermissionRule{
-		{Verbs: []string{"get", "list"}, APIGroups: []string{"", "apps"}, Resources: []string{"pods", "deployments"}, ResourceNames: []string{"web"}},
-		{Verbs: []string{"get"}, NonResourceURLs: []string{"/healthz"}},
-	}
-	for _, r := range short {
-		if got, want := ruleText(r), policy.ScopeSummary([]pimv1.PermissionRule{r}); got != want {
-			t.Errorf("ruleText = %q, ScopeSummary = %q", got, want)
-		}
-	}
-	long := pimv1.PermissionRule{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"configmaps"}}
-	for i := range 16 {
-		long.ResourceNames = append(long.ResourceNames, fmt.Sprintf("%s-%02d", strings.Repeat("x", 200), i))
-	}
-	got := ruleText(long)
-	if !strings.HasSuffix(got, strings.Repeat("x", 200)+"-15]") || strings.Contains(got, "cut") {
-		t.Errorf("a long rule is cut: %q", got[len(got)-80:])
-	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	pimv1 "github.com/kubepim/kubepim/api/v1alpha1"
+	"github.com/kubepim/kubepim/internal/policy"
 )
 
 // page is what every template gets.
@@ -53,7 +54,7 @@ var funcs = template.FuncMap{
 	// which cuts the whole at 1 KiB for notifications: a requester could
 	// pad early rules to push a later one past the cut, and approvers must
 	// see every rule they approve.
-	"rule":  ruleText,
+	"rule":  policy.RuleSummary,
 	"join":  strings.Join,
 	"lower": strings.ToLower,
 	"list":  func(xs ...string) []string { return xs },
@@ -153,28 +154,4 @@ func scope(namespace string) string {
 		return "all namespaces"
 	}
 	return namespace
-}
-
-// ruleText is one rule of a reduced scope in full, written as
-// policy.ScopeSummary writes it ("get,list pods,apps/deployments [web]").
-func ruleText(r pimv1.PermissionRule) string {
-	verbs := strings.Join(r.Verbs, ",")
-	if len(r.NonResourceURLs) > 0 {
-		return verbs + " " + strings.Join(r.NonResourceURLs, ",")
-	}
-	var res []string
-	for _, g := range r.APIGroups {
-		for _, name := range r.Resources {
-			if g == "" {
-				res = append(res, name)
-			} else {
-				res = append(res, g+"/"+name)
-			}
-		}
-	}
-	text := verbs + " " + strings.Join(res, ",")
-	if len(r.ResourceNames) > 0 {
-		text += " [" + strings.Join(r.ResourceNames, ",") + "]"
-	}
-	return text
 }

@@ -170,33 +170,39 @@ func describeAtom(r rbacv1.PolicyRule) string {
 const maxScopeSummary = 1024
 
 // ScopeSummary says in one line what a reduced-scope request asks for:
-// "get,list pods,pods/log; delete apps/deployments [web]; get /healthz".
-// Empty for a request of the whole role.
+// "get,list pods,pods/log; delete apps/deployments [web]; get /healthz",
+// cut at maxScopeSummary (for notifications and records). Empty for a
+// request of the whole role.
 func ScopeSummary(permissions []pimv1.PermissionRule) string {
 	parts := make([]string, 0, len(permissions))
 	for _, p := range permissions {
-		verbs := strings.Join(p.Verbs, ",")
-		if len(p.NonResourceURLs) > 0 {
-			parts = append(parts, verbs+" "+strings.Join(p.NonResourceURLs, ","))
-			continue
-		}
-		res := make([]string, 0, len(p.Resources)*max(len(p.APIGroups), 1))
-		for _, g := range p.APIGroups {
-			for _, r := range p.Resources {
-				if g == "" {
-					res = append(res, r)
-				} else {
-					res = append(res, g+"/"+r)
-				}
-			}
-		}
-		s := verbs + " " + strings.Join(res, ",")
-		if len(p.ResourceNames) > 0 {
-			s += " [" + strings.Join(p.ResourceNames, ",") + "]"
-		}
-		parts = append(parts, s)
+		parts = append(parts, RuleSummary(p))
 	}
 	return Truncate(strings.Join(parts, "; "), maxScopeSummary)
+}
+
+// RuleSummary is one rule of a reduced scope, in full: "get,list
+// pods,apps/deployments [web]" or "get /healthz".
+func RuleSummary(p pimv1.PermissionRule) string {
+	verbs := strings.Join(p.Verbs, ",")
+	if len(p.NonResourceURLs) > 0 {
+		return verbs + " " + strings.Join(p.NonResourceURLs, ",")
+	}
+	res := make([]string, 0, len(p.Resources)*max(len(p.APIGroups), 1))
+	for _, g := range p.APIGroups {
+		for _, r := range p.Resources {
+			if g == "" {
+				res = append(res, r)
+			} else {
+				res = append(res, g+"/"+r)
+			}
+		}
+	}
+	s := verbs + " " + strings.Join(res, ",")
+	if len(p.ResourceNames) > 0 {
+		s += " [" + strings.Join(p.ResourceNames, ",") + "]"
+	}
+	return s
 }
 
 // ScopeAllows reports whether ar's scope allows a, granted in ar's

@@ -154,3 +154,25 @@ func TestCheckScopeBoundsTheBreakdown(t *testing.T) {
 		t.Errorf("a small scope covered by * was refused: %v", problems)
 	}
 }
+
+// A reduced scope's rules are shown in full, as ScopeSummary writes
+// a short one, and never cut: approvers see every rule they approve.
+func TestRuleSummary(t *testing.T) {
+	short := []pimv1.PermissionRule{
+		{Verbs: []string{"get", "list"}, APIGroups: []string{"", "apps"}, Resources: []string{"pods", "deployments"}, ResourceNames: []string{"web"}},
+		{Verbs: []string{"get"}, NonResourceURLs: []string{"/healthz"}},
+	}
+	for _, r := range short {
+		if got, want := RuleSummary(r), ScopeSummary([]pimv1.PermissionRule{r}); got != want {
+			t.Errorf("RuleSummary = %q, ScopeSummary = %q", got, want)
+		}
+	}
+	long := pimv1.PermissionRule{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"configmaps"}}
+	for i := range 16 {
+		long.ResourceNames = append(long.ResourceNames, fmt.Sprintf("%s-%02d", strings.Repeat("x", 200), i))
+	}
+	got := RuleSummary(long)
+	if !strings.HasSuffix(got, strings.Repeat("x", 200)+"-15]") || strings.Contains(got, "cut") {
+		t.Errorf("a long rule is cut: %q", got[len(got)-80:])
+	}
+}
